@@ -1,0 +1,283 @@
+/*
+ * common.c - the error channel, logging, time, identifiers and the
+ * out-of-memory policy shared by every module (see langop/common.h).
+ */
+#include "langop/common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+int lo_verbosity = 0;
+
+void lo_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fatal: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+void *lo_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        lo_fatal("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *lo_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        lo_fatal("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *lo_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        lo_fatal("out of memory (%zu bytes)", n);
+    return q;
+}
+
+char *lo_strdup(const char *s)
+{
+    return lo_strndup(s, strlen(s));
+}
+
+char *lo_strndup(const char *s, size_t n)
+{
+    char *p = lo_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *lo_sprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&out, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        lo_fatal("out of memory (lo_sprintf)");
+    return out;
+}
+
+void lo_err_clear(lo_err_t *err)
+{
+    if (err == NULL)
+        return;
+    json_decref(err->details);
+    memset(err, 0, sizeof(*err));
+}
+
+void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    err->code = code;
+    snprintf(err->reason, sizeof(err->reason), "%s", reason ? reason : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+}
+
+void lo_err_set_details(lo_err_t *err, json_t *details)
+{
+    if (err == NULL) {
+        json_decref(details);
+        return;
+    }
+    json_decref(err->details);
+    err->details = details;
+}
+
+void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, const char *field)
+{
+    if (err == NULL)
+        return;
+    if (err->details == NULL)
+        err->details = json_object();
+    json_t *causes = json_object_get(err->details, "causes");
+    if (!json_is_array(causes)) {
+        causes = json_array();
+        json_object_set_new(err->details, "causes", causes);
+    }
+    json_t *cause = json_object();
+    if (reason)
+        json_object_set_new(cause, "reason", json_string(reason));
+    if (message)
+        json_object_set_new(cause, "message", json_string(message));
+    if (field)
+        json_object_set_new(cause, "field", json_string(field));
+    json_array_append_new(causes, cause);
+}
+
+void lo_log(int level, const char *fmt, ...)
+{
+    if (level > lo_verbosity)
+        return;
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* one write per line so that lines from different threads do not interleave */
+    fprintf(stderr, "I%s.%06ld %s\n", stamp, ts.tv_nsec / 1000, line);
+}
+
+void lo_time_rfc3339(char *buf, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int lo_time_parse(const char *text, int64_t *unix_seconds)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL)
+        return -1;
+    if (*end == '.') { /* fractional seconds */
+        end++;
+        while (*end >= '0' && *end <= '9')
+            end++;
+    }
+    long offset = 0;
+    if (*end == 'Z' || *end == 'z') {
+        end++;
+    } else if (*end == '+' || *end == '-') {
+        int hh, mm;
+        if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2)
+            return -1;
+        offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
+        end += 6;
+    } else {
+        return -1;
+    }
+    if (*end != '\0')
+        return -1;
+    *unix_seconds = (int64_t)timegm(&tm) - offset;
+    return 0;
+}
+
+int64_t lo_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void random_bytes(unsigned char *buf, size_t n)
+{
+    if (RAND_bytes(buf, (int)n) != 1)
+        lo_fatal("no randomness available");
+}
+
+void lo_uuid4(char out[37])
+{
+    unsigned char b[16];
+    random_bytes(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+void lo_random_suffix(char *out, size_t n)
+{
+    /* apimachinery's util/rand alphabet: no vowels, no confusable digits */
+    static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+    unsigned char b[64];
+    size_t done = 0;
+    while (done < n) {
+        random_bytes(b, sizeof(b));
+        for (size_t i = 0; i < sizeof(b) && done < n; i++) {
+            if (b[i] >= 27 * 9) /* reject to keep the draw uniform */
+                continue;
+            out[done++] = alphabet[b[i] % 27];
+        }
+    }
+    out[n] = '\0';
+}
+
+void lo_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, digest);
+    for (size_t i = 0; i < sizeof(digest); i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
+char *lo_base64_encode(const void *data, size_t len)
+{
+    size_t out_len = 4 * ((len + 2) / 3);
+    char *out = lo_malloc(out_len + 1);
+    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    out[n] = '\0';
+    return out;
+}
+
+unsigned char *lo_base64_decode(const char *text, size_t *out_len)
+{
+    size_t len = strlen(text);
+    /* normalise: URL-safe alphabet to standard, restore padding */
+    char *norm = lo_malloc(len + 4);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (c == '=')
+            continue;
+        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                   c == '/')) {
+            free(norm);
+            return NULL;
+        }
+        norm[n++] = c;
+    }
+    if (n % 4 == 1) {
+        free(norm);
+        return NULL;
+    }
+    size_t pad = (4 - n % 4) % 4;
+    for (size_t i = 0; i < pad; i++)
+        norm[n++] = '=';
+    norm[n] = '\0';
+    unsigned char *out = lo_malloc(n / 4 * 3 + 1);
+    int got = EVP_DecodeBlock(out, (unsigned char *)norm, (int)n);
+    free(norm);
+    if (got < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)got - pad;
+    out[*out_len] = '\0';
+    return out;
+}

@@ -1,0 +1,81 @@
+/*
+ * common.h - what every module shares: the error channel, logging, time,
+ * identifiers and out-of-memory policy.
+ *
+ * Error channel: functions return 0 (or a non-negative value) on success and
+ * a negative value on failure, and fill an optional caller-owned lo_err_t.
+ * Only the apiserver turns an lo_err_t into a Kubernetes Status body; lower
+ * layers may leave `code` at 0 and let the caller pick the HTTP status.
+ *
+ * Out of memory is fatal by policy (lo_fatal): callers never NULL-check the
+ * lo_* allocators.
+ */
+#ifndef LANGOP_COMMON_H
+#define LANGOP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define LO_ERR_MESSAGE_MAX 1024
+
+typedef struct lo_err {
+    int code;                          /* HTTP status; 0 = unset */
+    char reason[40];                   /* Kubernetes StatusReason, e.g. "NotFound" */
+    char message[LO_ERR_MESSAGE_MAX];  /* human readable, one line */
+    json_t *details;                   /* owned (new reference) or NULL: Status.details */
+} lo_err_t;
+
+/** Resets err to "no error", releasing details. err may be NULL. */
+void lo_err_clear(lo_err_t *err);
+
+/** Fills err (may be NULL) with code, reason and a printf-style message. Keeps details. */
+void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Replaces err->details; the reference to details is stolen. */
+void lo_err_set_details(lo_err_t *err, json_t *details);
+
+/** Appends a cause {reason, message, field} to err->details.causes. */
+void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, const char *field);
+
+/** Prints a message and aborts. For broken invariants and out of memory. */
+void lo_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/** malloc/calloc/strdup/realloc that die rather than return NULL. */
+void *lo_malloc(size_t n);
+void *lo_calloc(size_t n, size_t size);
+void *lo_realloc(void *p, size_t n);
+char *lo_strdup(const char *s);
+char *lo_strndup(const char *s, size_t n);
+/** asprintf that dies on failure; caller frees. */
+char *lo_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Logging. lo_verbosity is set from -v once, before any thread starts. */
+extern int lo_verbosity;
+void lo_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define LO_INFO 0
+#define LO_DEBUG 2
+#define LO_TRACE 4
+
+/** Current time as RFC 3339 UTC with seconds ("2025-01-02T03:04:05Z"); buf >= 21 bytes. */
+void lo_time_rfc3339(char *buf, size_t size);
+/** Parses an RFC 3339 time; returns -1 if it is not one. */
+int lo_time_parse(const char *text, int64_t *unix_seconds);
+/** Monotonic clock in milliseconds. */
+int64_t lo_now_ms(void);
+
+/** A random RFC 4122 version-4 UUID, 36 characters + NUL. */
+void lo_uuid4(char out[37]);
+/** n random characters from Kubernetes' generateName alphabet; out needs n+1 bytes. */
+void lo_random_suffix(char *out, size_t n);
+
+/** Lower-case hex SHA-256 of data: 64 characters + NUL. */
+void lo_sha256_hex(const void *data, size_t len, char out[65]);
+
+/** Base64 (standard alphabet, padded). Caller frees. */
+char *lo_base64_encode(const void *data, size_t len);
+/** Decodes standard or URL-safe base64, padded or not; returns NULL on bad input. Caller frees; *out_len set. */
+unsigned char *lo_base64_decode(const char *text, size_t *out_len);
+
+#endif
