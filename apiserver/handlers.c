@@ -1,1 +1,720 @@
-/* placeholder: module not written yet */
+/*
+ * handlers.c - the resource verbs over the store, for every kind.
+ *
+ * Each write is one store_write(): the mutate callbacks below see the
+ * current object inside the write transaction, so checks such as the
+ * resourceVersion precondition and "delete once the finalizers are gone"
+ * are atomic with the write that follows them.
+ */
+#include "langop/handlers.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "langop/codec.h"
+#include "langop/continuetoken.h"
+#include "langop/negotiate.h"
+#include "langop/objmeta.h"
+#include "langop/selector.h"
+#include "langop/status.h"
+
+#define GENERATE_NAME_ATTEMPTS 8
+
+static const char *const supported_field_selectors[] = {"metadata.name", "metadata.namespace", NULL};
+
+static const char *url_ns(const handler_request_t *hr)
+{
+    return hr->info->ns ? hr->info->ns : "";
+}
+
+/* ---- encoding the answer ---- */
+
+/* Chooses the output encoding from Accept: 0 JSON, 1 YAML, -1 nothing acceptable. */
+static int choose_output(const char *accept)
+{
+    media_type_t types[NEGOTIATE_MAX_TYPES];
+    size_t n = negotiate_parse_accept(accept, types, NEGOTIATE_MAX_TYPES);
+    for (size_t i = 0; i < n; i++) {
+        /* as=Table and other transformations are not served yet: a client lists
+         * application/json after them, and kubectl prints a plain list itself */
+        if (negotiate_plain(&types[i], "json"))
+            return 0;
+        if (negotiate_plain(&types[i], "yaml"))
+            return 1;
+    }
+    return -1;
+}
+
+static void respond_error(api_response_t *resp, lo_err_t *err)
+{
+    api_response_set_error(resp, err);
+}
+
+static void respond_object(const handler_request_t *hr, api_response_t *resp, int status, const json_t *obj)
+{
+    int yaml = choose_output(hr->req->accept);
+    if (yaml < 0) {
+        lo_err_t err = {0};
+        lo_err_set(&err, 406, "NotAcceptable",
+                   "only the following media types are accepted: application/json, application/yaml");
+        respond_error(resp, &err);
+        lo_err_clear(&err);
+        return;
+    }
+    if (yaml) {
+        resp->status = status;
+        resp->content_type = lo_strdup("application/yaml");
+        resp->body = codec_encode_yaml(obj);
+        resp->body_len = strlen(resp->body);
+        return;
+    }
+    api_response_set_json(resp, status, "application/json", obj);
+}
+
+/* ---- decoding the request ---- */
+
+static json_t *decode_body(const handler_request_t *hr, lo_err_t *err)
+{
+    const api_request_t *req = hr->req;
+    if (req->body_len > API_MAX_BODY) {
+        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+        return NULL;
+    }
+    if (req->body == NULL || req->body_len == 0) {
+        status_bad_request(err, "the request body is empty: an object is required");
+        return NULL;
+    }
+    media_type_t ct;
+    if (req->content_type == NULL || negotiate_parse_one(req->content_type, &ct) != 0) {
+        lo_err_set(err, 415, "UnsupportedMediaType",
+                   "the body of the request was in an unknown format - accepted media types include: "
+                   "application/json, application/yaml");
+        return NULL;
+    }
+    if (strcmp(ct.type, "application") == 0 && strcmp(ct.subtype, "json") == 0)
+        return codec_decode_json(req->body, req->body_len, err);
+    if (strcmp(ct.type, "application") == 0 && strcmp(ct.subtype, "yaml") == 0)
+        return codec_decode_yaml(req->body, req->body_len, err);
+    lo_err_set(err, 415, "UnsupportedMediaType",
+               "the body of the request was in an unknown format - accepted media types include: "
+               "application/json, application/yaml");
+    return NULL;
+}
+
+/* dryRun=All or nothing; anything else is a 400, as in kube. Returns 1 for a dry run, 0, or -1. */
+static int parse_dry_run_value(const char *value, lo_err_t *err)
+{
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    if (strcmp(value, "All") == 0)
+        return 1;
+    status_bad_request(err, "Invalid dryRun value: \"%s\": supported values: \"All\"", value);
+    return -1;
+}
+
+static int query_dry_run(const handler_request_t *hr, lo_err_t *err)
+{
+    return parse_dry_run_value(reqinfo_query_get(hr->info, "dryRun"), err);
+}
+
+/* ---- get ---- */
+
+static void serve_get(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    json_t *obj = NULL;
+    int rc = store_get(hr->store, hr->kind->plural, url_ns(hr), hr->info->name, &obj, &err);
+    if (rc == STORE_NOT_FOUND)
+        status_not_found(&err, hr->kind->plural, SCHEMA_GROUP, hr->info->name);
+    if (rc != STORE_OK) {
+        respond_error(resp, &err);
+    } else {
+        respond_object(hr, resp, 200, obj);
+        json_decref(obj);
+    }
+    lo_err_clear(&err);
+}
+
+/* ---- list ---- */
+
+typedef struct list_filter {
+    label_selector_t *labels;
+    field_selector_t *fields;
+} list_filter_t;
+
+static int list_filter_keep(const json_t *obj, void *ctx)
+{
+    const list_filter_t *f = ctx;
+    const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+    return label_selector_matches(f->labels, labels) && field_selector_matches(f->fields, obj);
+}
+
+static void list_filter_free(list_filter_t *f)
+{
+    label_selector_free(f->labels);
+    field_selector_free(f->fields);
+}
+
+static int list_filter_parse(const handler_request_t *hr, list_filter_t *f, lo_err_t *err)
+{
+    memset(f, 0, sizeof(*f));
+    f->labels = label_selector_parse(reqinfo_query_get(hr->info, "labelSelector"), err);
+    if (f->labels == NULL)
+        return -1;
+    f->fields = field_selector_parse(reqinfo_query_get(hr->info, "fieldSelector"), supported_field_selectors, err);
+    if (f->fields == NULL)
+        return -1;
+    return 0;
+}
+
+static int parse_int64(const char *text, int64_t *out)
+{
+    if (text == NULL || text[0] == '\0')
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end != '\0' || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Resolves limit, continue and resourceVersion(+Match) into store options. */
+static int list_window(const handler_request_t *hr, store_list_opts_t *opts, char **after_ns, char **after_name,
+                       lo_err_t *err)
+{
+    const char *limit = reqinfo_query_get(hr->info, "limit");
+    const char *cont = reqinfo_query_get(hr->info, "continue");
+    const char *rv = reqinfo_query_get(hr->info, "resourceVersion");
+    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
+    int64_t n;
+    if (limit && limit[0]) {
+        if (parse_int64(limit, &n) != 0) {
+            status_bad_request(err, "limit must be a non-negative integer: \"%s\"", limit);
+            return -1;
+        }
+        opts->limit = (size_t)n;
+    }
+    if (match && match[0] && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
+        status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%s\": supported values: \"Exact\", "
+                                "\"NotOlderThan\"", match);
+        return -1;
+    }
+    if (match && match[0] && (rv == NULL || rv[0] == '\0')) {
+        status_bad_request(err, "resourceVersionMatch is forbidden unless resourceVersion is provided");
+        return -1;
+    }
+    if (cont && cont[0]) {
+        if (rv && rv[0] && strcmp(rv, "0") != 0) {
+            status_bad_request(err, "specifying resource version is not allowed when using continue");
+            return -1;
+        }
+        if (continue_token_decode(cont, &opts->at_rv, after_ns, after_name, err) != 0)
+            return -1;
+        opts->after_ns = *after_ns;
+        opts->after_name = *after_name;
+        return 0;
+    }
+    if (rv && rv[0]) {
+        if (parse_int64(rv, &n) != 0) {
+            status_bad_request(err, "resourceVersion: Invalid value: \"%s\": must be a non-negative integer", rv);
+            return -1;
+        }
+        if (match && strcmp(match, "Exact") == 0) {
+            if (n == 0) {
+                status_bad_request(err, "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"");
+                return -1;
+            }
+            opts->at_rv = n;
+        } else if (n > 0) {
+            /* NotOlderThan: the newest state qualifies if it is at least n */
+            int64_t current = 0;
+            if (store_current_rv(hr->store, &current, err) != STORE_OK)
+                return -1;
+            if (n > current) {
+                lo_err_set(err, 504, "Timeout", "Too large resource version: %lld, current: %lld", (long long)n,
+                           (long long)current);
+                lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void list_store_error(const handler_request_t *hr, int rc, lo_err_t *err)
+{
+    if (rc == STORE_EXPIRED) {
+        if (reqinfo_query_get(hr->info, "continue"))
+            lo_err_set(err, 410, "Expired",
+                       "The provided continue parameter is too old to display a consistent list result. You can "
+                       "start a new list without the continue parameter.");
+        else
+            lo_err_set(err, 410, "Expired", "too old resource version");
+    } else if (rc == STORE_FUTURE_RV) {
+        lo_err_set(err, 504, "Timeout", "Too large resource version");
+        lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
+    }
+}
+
+static json_t *list_envelope(const schema_kind_t *k, store_list_result_t *res /* items stolen */)
+{
+    json_t *meta = json_object();
+    char rv[32];
+    snprintf(rv, sizeof(rv), "%lld", (long long)res->rv);
+    json_object_set_new(meta, "resourceVersion", json_string(rv));
+    if (res->more) {
+        char *token = continue_token_encode(res->rv, res->last_ns, res->last_name);
+        json_object_set_new(meta, "continue", json_string(token));
+        free(token);
+        if (res->remaining >= 0)
+            json_object_set_new(meta, "remainingItemCount", json_integer(res->remaining));
+    }
+    json_t *list = json_pack("{s:s, s:s, s:o, s:o}", "apiVersion", SCHEMA_GROUP_VERSION, "kind", k->list_kind,
+                             "metadata", meta, "items", res->items);
+    res->items = NULL;
+    return list;
+}
+
+static void serve_list(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    list_filter_t filter;
+    store_list_opts_t opts = {0};
+    store_list_result_t res = {0};
+    char *after_ns = NULL, *after_name = NULL;
+    if (list_filter_parse(hr, &filter, &err) != 0 || list_window(hr, &opts, &after_ns, &after_name, &err) != 0) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    opts.resource = hr->kind->plural;
+    opts.ns = hr->info->ns;   /* NULL: every namespace */
+    if (!hr->kind->namespaced)
+        opts.ns = "";
+    opts.filter = list_filter_keep;
+    opts.filter_ctx = &filter;
+    int rc = store_list(hr->store, &opts, &res, &err);
+    if (rc != STORE_OK) {
+        list_store_error(hr, rc, &err);
+        respond_error(resp, &err);
+        goto exit;
+    }
+    json_t *list = list_envelope(hr->kind, &res);
+    respond_object(hr, resp, 200, list);
+    json_decref(list);
+exit:
+    store_list_result_free(&res);
+    list_filter_free(&filter);
+    free(after_ns);
+    free(after_name);
+    lo_err_clear(&err);
+}
+
+/* ---- writes ---- */
+
+typedef struct write_ctx {
+    const handler_request_t *hr;
+    json_t *body;        /* borrowed: the prepared request object */
+    const char *name;
+} write_ctx_t;
+
+static int mutate_create(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn;
+    write_ctx_t *w = ctx;
+    if (current != NULL) {
+        status_already_exists(err, w->hr->kind->plural, SCHEMA_GROUP, w->name);
+        return -1;
+    }
+    *next = json_incref(w->body);
+    return STORE_WRITE_PUT;
+}
+
+/* After an update, an object being deleted whose finalizers are all gone is deleted. */
+static int put_or_finish_delete(json_t *next)
+{
+    if (objmeta_is_deleting(next) && !objmeta_has_finalizers(next))
+        return STORE_WRITE_DELETE;
+    return STORE_WRITE_PUT;
+}
+
+static int mutate_update(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn;
+    write_ctx_t *w = ctx;
+    const schema_kind_t *k = w->hr->kind;
+    if (current == NULL) {
+        status_not_found(err, k->plural, SCHEMA_GROUP, w->name);
+        return -1;
+    }
+    if (objmeta_check_preconditions(k, current, w->body, err) != 0)
+        return -1;
+    *next = objmeta_merge_update(k, current, w->body, err);
+    if (*next == NULL)
+        return -1;
+    return put_or_finish_delete(*next);
+}
+
+static int mutate_status(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn;
+    write_ctx_t *w = ctx;
+    const schema_kind_t *k = w->hr->kind;
+    if (current == NULL) {
+        status_not_found(err, k->plural, SCHEMA_GROUP, w->name);
+        return -1;
+    }
+    if (objmeta_check_preconditions(k, current, w->body, err) != 0)
+        return -1;
+    *next = objmeta_merge_status(current, w->body);
+    return STORE_WRITE_PUT;
+}
+
+static int run_write(const handler_request_t *hr, store_mutate_fn fn, write_ctx_t *w, int dry_run,
+                     store_write_result_t *res, lo_err_t *err)
+{
+    store_write_t op = {
+        .resource = hr->kind->plural,
+        .ns = hr->kind->namespaced ? url_ns(hr) : "",
+        .name = w->name,
+        .mutate = fn,
+        .ctx = w,
+        .dry_run = dry_run,
+    };
+    int rc = store_write(hr->store, &op, res, err);
+    if (rc == STORE_NOT_FOUND)
+        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, w->name);
+    return rc;
+}
+
+/* Decodes and checks the body of a create or update. New reference or NULL with err. */
+static json_t *write_body(const handler_request_t *hr, lo_err_t *err)
+{
+    json_t *body = decode_body(hr, err);
+    if (body == NULL)
+        return NULL;
+    if (objmeta_check_envelope(hr->kind, body, err) != 0) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+static void serve_create(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    store_write_result_t res = {0};
+    int dry_run = query_dry_run(hr, &err);
+    json_t *body = dry_run < 0 ? NULL : write_body(hr, &err);
+    if (body == NULL || objmeta_prepare_create(hr->kind, url_ns(hr), body, &err) != 0) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    int generate = objmeta_needs_generated_name(body);
+    int rc = STORE_ABORTED;
+    for (int attempt = 0; attempt < (generate ? GENERATE_NAME_ATTEMPTS : 1); attempt++) {
+        if (generate && objmeta_generate_name(hr->kind, body, &err) != 0)
+            break;
+        write_ctx_t w = {.hr = hr, .body = body, .name = objmeta_get_string(body, "name")};
+        lo_err_clear(&err);
+        rc = run_write(hr, mutate_create, &w, dry_run, &res, &err);
+        if (rc == STORE_OK || !generate || err.code != 409)
+            break;
+    }
+    if (rc != STORE_OK) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    respond_object(hr, resp, 201, res.object);
+exit:
+    store_write_result_free(&res);
+    json_decref(body);
+    lo_err_clear(&err);
+}
+
+static void serve_update(const handler_request_t *hr, api_response_t *resp, int status_subresource)
+{
+    lo_err_t err = {0};
+    store_write_result_t res = {0};
+    int dry_run = query_dry_run(hr, &err);
+    json_t *body = dry_run < 0 ? NULL : write_body(hr, &err);
+    if (body == NULL || objmeta_check_target(hr->kind, url_ns(hr), hr->info->name, body, &err) != 0) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    write_ctx_t w = {.hr = hr, .body = body, .name = hr->info->name};
+    int rc = run_write(hr, status_subresource ? mutate_status : mutate_update, &w, dry_run, &res, &err);
+    if (rc != STORE_OK) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    /* also when the update removed the last finalizer of an object being deleted, and it is gone */
+    respond_object(hr, resp, 200, res.object);
+exit:
+    store_write_result_free(&res);
+    json_decref(body);
+    lo_err_clear(&err);
+}
+
+/* ---- delete ---- */
+
+typedef struct delete_options {
+    int dry_run;
+    char *precondition_uid;
+    char *precondition_rv;
+} delete_options_t;
+
+static void delete_options_free(delete_options_t *o)
+{
+    free(o->precondition_uid);
+    free(o->precondition_rv);
+}
+
+static int parse_propagation(const json_t *value, lo_err_t *err)
+{
+    if (value == NULL || json_is_null(value))
+        return 0;
+    const char *p = json_string_value(value);
+    /* no owner references are followed here: every policy deletes the object alone */
+    if (p && (strcmp(p, "Orphan") == 0 || strcmp(p, "Background") == 0 || strcmp(p, "Foreground") == 0))
+        return 0;
+    status_bad_request(err, "propagationPolicy: Unsupported value: \"%s\": supported values: \"Foreground\", "
+                            "\"Background\", \"Orphan\"",
+                       p ? p : "");
+    return -1;
+}
+
+static int parse_body_dry_run(const json_t *value, lo_err_t *err)
+{
+    if (value == NULL || json_is_null(value))
+        return 0;
+    if (!json_is_array(value)) {
+        status_bad_request(err, "dryRun must be a list of strings");
+        return -1;
+    }
+    int dry = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(value, i, v) {
+        int r = parse_dry_run_value(json_string_value(v) ? json_string_value(v) : "?", err);
+        if (r < 0)
+            return -1;
+        dry |= r;
+    }
+    return dry;
+}
+
+/* DeleteOptions come from the body (kubectl) and the query (dryRun). */
+static int parse_delete_options(const handler_request_t *hr, delete_options_t *o, lo_err_t *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->dry_run = query_dry_run(hr, err);
+    if (o->dry_run < 0)
+        return -1;
+    const api_request_t *req = hr->req;
+    if (req->body == NULL || req->body_len == 0)
+        return 0;
+    if (req->body_len > API_MAX_BODY) {
+        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+        return -1;
+    }
+    json_t *opts = codec_decode_auto(req->body, req->body_len, err);
+    if (opts == NULL)
+        return -1;
+    int ret = -1;
+    if (!json_is_object(opts)) {
+        status_bad_request(err, "the body of a delete must be a DeleteOptions object");
+        goto exit;
+    }
+    if (parse_propagation(json_object_get(opts, "propagationPolicy"), err) != 0)
+        goto exit;
+    int dry = parse_body_dry_run(json_object_get(opts, "dryRun"), err);
+    if (dry < 0)
+        goto exit;
+    o->dry_run |= dry;
+    json_t *pre = json_object_get(opts, "preconditions");
+    const char *uid = json_string_value(json_object_get(pre, "uid"));
+    const char *rv = json_string_value(json_object_get(pre, "resourceVersion"));
+    if (uid && uid[0])
+        o->precondition_uid = lo_strdup(uid);
+    if (rv && rv[0])
+        o->precondition_rv = lo_strdup(rv);
+    ret = 0;
+exit:
+    json_decref(opts);
+    return ret;
+}
+
+typedef struct delete_ctx {
+    const handler_request_t *hr;
+    const delete_options_t *opts;
+    const char *name;
+} delete_ctx_t;
+
+static int check_delete_preconditions(const delete_ctx_t *d, const json_t *current, lo_err_t *err)
+{
+    const char *uid = objmeta_get_string(current, "uid");
+    const char *rv = objmeta_get_string(current, "resourceVersion");
+    char why[256];
+    if (d->opts->precondition_uid && (uid == NULL || strcmp(uid, d->opts->precondition_uid) != 0)) {
+        snprintf(why, sizeof(why), "Precondition failed: UID in precondition: %s, UID in object meta: %s",
+                 d->opts->precondition_uid, uid ? uid : "");
+        status_conflict(err, d->hr->kind->plural, SCHEMA_GROUP, d->name, why);
+        return -1;
+    }
+    if (d->opts->precondition_rv && (rv == NULL || strcmp(rv, d->opts->precondition_rv) != 0)) {
+        snprintf(why, sizeof(why),
+                 "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s",
+                 d->opts->precondition_rv, rv ? rv : "");
+        status_conflict(err, d->hr->kind->plural, SCHEMA_GROUP, d->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int mutate_delete(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn;
+    delete_ctx_t *d = ctx;
+    if (current == NULL) {
+        status_not_found(err, d->hr->kind->plural, SCHEMA_GROUP, d->name);
+        return -1;
+    }
+    if (check_delete_preconditions(d, current, err) != 0)
+        return -1;
+    if (!objmeta_has_finalizers(current))
+        return STORE_WRITE_DELETE;
+    /* finalizers pending: mark it; it goes when an update empties them */
+    if (objmeta_is_deleting(current))
+        return STORE_WRITE_NOOP;
+    *next = json_deep_copy(current);
+    objmeta_mark_deleting(*next);
+    return STORE_WRITE_PUT;
+}
+
+/* Deletes one object; on success *result is the object (new ref) and *gone says whether it was removed. */
+static int delete_one(const handler_request_t *hr, const delete_options_t *opts, const char *ns, const char *name,
+                      json_t **result, int *gone, lo_err_t *err)
+{
+    delete_ctx_t d = {.hr = hr, .opts = opts, .name = name};
+    store_write_t op = {.resource = hr->kind->plural, .ns = ns, .name = name, .mutate = mutate_delete, .ctx = &d,
+                        .dry_run = opts->dry_run};
+    store_write_result_t res = {0};
+    int rc = store_write(hr->store, &op, &res, err);
+    if (rc == STORE_NOT_FOUND)
+        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, name);
+    if (rc != STORE_OK)
+        return rc;
+    *gone = res.kind == STORE_WRITE_DELETE;
+    *result = res.object;
+    res.object = NULL;
+    store_write_result_free(&res);
+    return STORE_OK;
+}
+
+static void serve_delete(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    delete_options_t opts;
+    json_t *obj = NULL;
+    int gone = 0;
+    if (parse_delete_options(hr, &opts, &err) != 0 ||
+        delete_one(hr, &opts, hr->kind->namespaced ? url_ns(hr) : "", hr->info->name, &obj, &gone, &err) != 0) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    if (gone) {
+        json_t *st = status_success(hr->info->name, SCHEMA_GROUP, hr->kind->plural, objmeta_get_string(obj, "uid"));
+        respond_object(hr, resp, 200, st);
+        json_decref(st);
+    } else {
+        respond_object(hr, resp, 200, obj); /* still there, with deletionTimestamp */
+    }
+exit:
+    json_decref(obj);
+    delete_options_free(&opts);
+    lo_err_clear(&err);
+}
+
+static void serve_deletecollection(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    delete_options_t opts;
+    list_filter_t filter;
+    store_list_result_t res = {0};
+    json_t *deleted = json_array();
+    memset(&filter, 0, sizeof(filter));
+    if (parse_delete_options(hr, &opts, &err) != 0 || list_filter_parse(hr, &filter, &err) != 0) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    store_list_opts_t lo = {.resource = hr->kind->plural, .ns = hr->kind->namespaced ? hr->info->ns : "",
+                            .filter = list_filter_keep, .filter_ctx = &filter};
+    if (store_list(hr->store, &lo, &res, &err) != STORE_OK) {
+        respond_error(resp, &err);
+        goto exit;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(res.items, i, item) {
+        json_t *obj = NULL;
+        int gone = 0;
+        lo_err_t one = {0};
+        /* an item deleted meanwhile by someone else is simply skipped, as kube does */
+        if (delete_one(hr, &opts, objmeta_get_string(item, "namespace") ? objmeta_get_string(item, "namespace") : "",
+                       objmeta_get_string(item, "name"), &obj, &gone, &one) == STORE_OK)
+            json_array_append_new(deleted, obj);
+        lo_err_clear(&one);
+    }
+    json_t *list = json_pack("{s:s, s:s, s:{}, s:O}", "apiVersion", SCHEMA_GROUP_VERSION, "kind",
+                             hr->kind->list_kind, "metadata", "items", deleted);
+    respond_object(hr, resp, 200, list);
+    json_decref(list);
+exit:
+    json_decref(deleted);
+    store_list_result_free(&res);
+    list_filter_free(&filter);
+    delete_options_free(&opts);
+    lo_err_clear(&err);
+}
+
+/* ---- dispatch ---- */
+
+static void method_not_allowed(api_response_t *resp)
+{
+    lo_err_t err = {0};
+    lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+    respond_error(resp, &err);
+    lo_err_clear(&err);
+}
+
+void handlers_serve(const handler_request_t *hr, api_response_t *resp)
+{
+    const char *verb = hr->info->verb;
+    int status = hr->info->subresource != NULL;
+    if (status) {
+        if (strcmp(verb, "get") == 0)
+            serve_get(hr, resp);
+        else if (strcmp(verb, "update") == 0)
+            serve_update(hr, resp, 1);
+        else
+            method_not_allowed(resp);
+        return;
+    }
+    if (strcmp(verb, "get") == 0)
+        serve_get(hr, resp);
+    else if (strcmp(verb, "list") == 0)
+        serve_list(hr, resp);
+    else if (strcmp(verb, "create") == 0)
+        serve_create(hr, resp);
+    else if (strcmp(verb, "update") == 0)
+        serve_update(hr, resp, 0);
+    else if (strcmp(verb, "delete") == 0)
+        serve_delete(hr, resp);
+    else if (strcmp(verb, "deletecollection") == 0)
+        serve_deletecollection(hr, resp);
+    else
+        method_not_allowed(resp);
+}

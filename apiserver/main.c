@@ -1,1 +1,183 @@
-int main(void) { return 0; }
+/*
+ * main.c - langop-apiserver: flags, start-up order, shutdown.
+ *
+ * Start-up order matters: the schema registry and jansson's hash seed are
+ * set before any thread starts (both are then read-only), the store is
+ * opened before the listener, and the server reports ready only once it
+ * accepts connections.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "langop/api.h"
+#include "langop/auth.h"
+#include "langop/schema.h"
+#include "langop/server.h"
+#include "langop/store.h"
+
+typedef struct flags {
+    const char *bind_address;
+    int secure_port;
+    const char *cert_file;
+    const char *key_file;
+    const char *cert_dir;
+    const char *storage_path;
+    int storage_fsync;
+    const char *token_auth_file;
+    int workers;
+} flags_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "langop-apiserver serves the langop.io/v1alpha1 API (LanguageCluster, LanguageModel,\n"
+            "LanguageAgent, LanguageTool, LanguagePersona) over HTTPS, stored in SQLite.\n"
+            "\n"
+            "Usage: langop-apiserver [flags]\n"
+            "\n"
+            "Secure serving flags:\n"
+            "      --bind-address ip            The IP address on which to listen (default 0.0.0.0)\n"
+            "      --secure-port int            The port on which to serve HTTPS (default 6443)\n"
+            "      --tls-cert-file string       File containing the x509 serving certificate (chain), PEM\n"
+            "      --tls-private-key-file string  File containing the x509 private key matching --tls-cert-file\n"
+            "      --cert-dir string            Where a self-signed certificate is generated when --tls-cert-file\n"
+            "                                   and --tls-private-key-file are not given\n"
+            "                                   (default apiserver.local.config/certificates)\n"
+            "\n"
+            "Storage flags:\n"
+            "      --storage-path string        SQLite database file (default langop.db)\n"
+            "      --storage-fsync              Sync every commit to disk, to survive power loss; without it a\n"
+            "                                   commit survives a crash of the process (default false)\n"
+            "\n"
+            "Authentication flags:\n"
+            "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
+            "\n"
+            "Other flags:\n"
+            "      --workers int                Worker threads serving requests (default 4)\n"
+            "  -v, --v int                      Log verbosity (default 0: one line per request)\n"
+            "  -h, --help                       Show this help\n");
+}
+
+static int parse_int(const char *name, const char *value, int min, int max, int *out)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "invalid value \"%s\" for --%s: must be an integer in [%d, %d]\n", value, name, min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+enum { OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS };
+
+static int parse_flags(int argc, char **argv, flags_t *f)
+{
+    static const struct option options[] = {
+        {"bind-address", required_argument, NULL, OPT_BIND},
+        {"secure-port", required_argument, NULL, OPT_PORT},
+        {"tls-cert-file", required_argument, NULL, OPT_CERT},
+        {"tls-private-key-file", required_argument, NULL, OPT_KEY},
+        {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
+        {"storage-path", required_argument, NULL, OPT_STORAGE},
+        {"storage-fsync", no_argument, NULL, OPT_FSYNC},
+        {"token-auth-file", required_argument, NULL, OPT_TOKENS},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"v", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "v:h", options, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case OPT_BIND: f->bind_address = optarg; break;
+        case OPT_PORT: rc = parse_int("secure-port", optarg, 1, 65535, &f->secure_port); break;
+        case OPT_CERT: f->cert_file = optarg; break;
+        case OPT_KEY: f->key_file = optarg; break;
+        case OPT_CERT_DIR: f->cert_dir = optarg; break;
+        case OPT_STORAGE: f->storage_path = optarg; break;
+        case OPT_FSYNC: f->storage_fsync = 1; break;
+        case OPT_TOKENS: f->token_auth_file = optarg; break;
+        case OPT_WORKERS: rc = parse_int("workers", optarg, 1, 256, &f->workers); break;
+        case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    if ((f->cert_file == NULL) != (f->key_file == NULL)) {
+        fprintf(stderr, "--tls-cert-file and --tls-private-key-file must be given together\n");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
+                 .storage_path = "langop.db", .workers = 4};
+    if (parse_flags(argc, argv, &f) != 0)
+        return 2;
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    json_object_seed(0);
+
+    int status = 1;
+    lo_err_t err = {0};
+    store_t *store = NULL;
+    auth_t *auth = NULL;
+    api_t *api = NULL;
+    char *cert = NULL, *key = NULL;
+    if (schema_registry_load(&err) != 0) {
+        fprintf(stderr, "error: schema: %s\n", err.message);
+        goto exit;
+    }
+    if (f.cert_file == NULL) {
+        if (server_ensure_self_signed(f.cert_dir, &cert, &key, &err) != 0) {
+            fprintf(stderr, "error: %s\n", err.message);
+            goto exit;
+        }
+        f.cert_file = cert;
+        f.key_file = key;
+    }
+    auth = auth_new(f.token_auth_file, &err);
+    if (auth == NULL) {
+        fprintf(stderr, "error: %s\n", err.message);
+        goto exit;
+    }
+    store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync};
+    store = store_open(&so, &err);
+    if (store == NULL) {
+        fprintf(stderr, "error: cannot open storage %s: %s\n", f.storage_path, err.message);
+        goto exit;
+    }
+    char address[300];
+    snprintf(address, sizeof(address), "%s:%d", strcmp(f.bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : f.bind_address,
+             f.secure_port);
+    api_options_t ao = {.server_address = address};
+    api = api_new(store, &ao);
+    server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
+                             .key_file = f.key_file, .workers = f.workers};
+    if (server_run(api, auth, &opts, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.message);
+        goto exit;
+    }
+    status = 0;
+exit:
+    api_free(api);
+    store_close(store);
+    auth_free(auth);
+    schema_registry_free();
+    free(cert);
+    free(key);
+    lo_err_clear(&err);
+    return status;
+}
