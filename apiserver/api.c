@@ -12,6 +12,7 @@
 
 #include "langop/discovery.h"
 #include "langop/handlers.h"
+#include "langop/objmeta.h"
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
 #include "langop/status.h"
@@ -217,9 +218,49 @@ static void not_found_path(api_response_t *resp)
     lo_err_clear(&err);
 }
 
+/*
+ * GET /api/v1/namespaces/<name>. Standalone, the namespaces are those that
+ * LanguageClusters own (a LanguageCluster owns the namespace of its name).
+ * kubectl asks for the namespace after a NotFound to word its error; behind
+ * kube-apiserver this path never reaches us.
+ */
+static int serve_namespace(api_t *api, const api_request_t *req, const reqinfo_t *info, api_response_t *resp)
+{
+    static const char prefix[] = "/api/v1/namespaces/";
+    if (strcmp(req->method, "GET") != 0 || strncmp(info->path, prefix, sizeof(prefix) - 1) != 0)
+        return 0;
+    const char *name = info->path + sizeof(prefix) - 1;
+    if (name[0] == '\0' || strchr(name, '/') != NULL)
+        return 0;
+    lo_err_t err = {0};
+    json_t *cluster = NULL;
+    int rc = store_get(api->store, "languageclusters", "", name, &cluster, &err);
+    if (rc == STORE_OK) {
+        json_t *meta = json_object_get(cluster, "metadata");
+        json_t *ns = json_pack("{s:s, s:s, s:{s:s, s:O*, s:O*}, s:{s:s}}", "kind", "Namespace", "apiVersion", "v1",
+                               "metadata", "name", name, "uid", json_object_get(meta, "uid"), "creationTimestamp",
+                               json_object_get(meta, "creationTimestamp"), "status", "phase",
+                               objmeta_is_deleting(cluster) ? "Terminating" : "Active");
+        api_response_set_json(resp, 200, "application/json", ns);
+        json_decref(ns);
+    } else {
+        if (rc == STORE_NOT_FOUND) {
+            lo_err_clear(&err);
+            lo_err_set(&err, 404, "NotFound", "namespaces \"%s\" not found", name);
+            lo_err_set_details(&err, json_pack("{s:s, s:s}", "name", name, "kind", "namespaces"));
+        }
+        api_response_set_error(resp, &err);
+    }
+    json_decref(cluster);
+    lo_err_clear(&err);
+    return 1;
+}
+
 static void serve_non_resource(api_t *api, const api_request_t *req, const reqinfo_t *info, api_response_t *resp)
 {
     if (serve_health(api, info, resp))
+        return;
+    if (serve_namespace(api, req, info, resp))
         return;
     if (strcmp(info->path, "/version") == 0 || strcmp(info->path, "/version/") == 0) {
         serve_version(resp);
@@ -287,6 +328,17 @@ static void serve_resource(api_t *api, const api_request_t *req, const reqinfo_t
     handlers_serve(&hr, resp);
 }
 
+/* The verb of the request log, as kube-apiserver's httplog writes it: LIST, WATCH, GET, POST ... */
+static void log_verb(const reqinfo_t *info, const api_request_t *req, api_response_t *resp)
+{
+    const char *verb = req->method;
+    if (info->is_resource && strcmp(info->verb, "list") == 0)
+        verb = "LIST";
+    else if (info->is_resource && strcmp(info->verb, "watch") == 0)
+        verb = "WATCH";
+    snprintf(resp->verb, sizeof(resp->verb), "%s", verb);
+}
+
 void api_handle(api_t *api, const api_request_t *req, api_response_t *resp)
 {
     reqinfo_t info;
@@ -298,7 +350,7 @@ void api_handle(api_t *api, const api_request_t *req, api_response_t *resp)
         api_response_set_error(resp, &err);
         snprintf(resp->verb, sizeof(resp->verb), "%s", req->method);
     } else {
-        snprintf(resp->verb, sizeof(resp->verb), "%s", info.verb[0] ? info.verb : req->method);
+        log_verb(&info, req, resp);
         if (info.is_resource)
             serve_resource(api, req, &info, resp);
         else

@@ -170,9 +170,14 @@ int lo_time_parse(const char *text, int64_t *unix_seconds)
     if (*end == 'Z' || *end == 'z') {
         end++;
     } else if (*end == '+' || *end == '-') {
-        int hh, mm;
-        if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2)
-            return -1;
+        /* exactly "+hh:mm": check every byte before reading it, never past the NUL */
+        for (int i = 1; i <= 5; i++) {
+            int want_colon = i == 3;
+            if (want_colon ? end[i] != ':' : !(end[i] >= '0' && end[i] <= '9'))
+                return -1;
+        }
+        int hh = (end[1] - '0') * 10 + (end[2] - '0');
+        int mm = (end[4] - '0') * 10 + (end[5] - '0');
         offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
         end += 6;
     } else {

@@ -150,6 +150,13 @@ static int list_filter_keep(const json_t *obj, void *ctx)
     return label_selector_matches(f->labels, labels) && field_selector_matches(f->fields, obj);
 }
 
+static int has_selectors(const handler_request_t *hr)
+{
+    const char *labels = reqinfo_query_get(hr->info, "labelSelector");
+    const char *fields = reqinfo_query_get(hr->info, "fieldSelector");
+    return (labels && labels[0]) || (fields && fields[0]);
+}
+
 static void list_filter_free(list_filter_t *f)
 {
     label_selector_free(f->labels);
@@ -293,14 +300,19 @@ static void serve_list(const handler_request_t *hr, api_response_t *resp)
     opts.ns = hr->info->ns;   /* NULL: every namespace */
     if (!hr->kind->namespaced)
         opts.ns = "";
-    opts.filter = list_filter_keep;
-    opts.filter_ctx = &filter;
+    int selecting = has_selectors(hr);
+    if (selecting) {
+        opts.filter = list_filter_keep;
+        opts.filter_ctx = &filter;
+    }
     int rc = store_list(hr->store, &opts, &res, &err);
     if (rc != STORE_OK) {
         list_store_error(hr, rc, &err);
         respond_error(resp, &err);
         goto exit;
     }
+    if (selecting)
+        res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
     json_t *list = list_envelope(hr->kind, &res);
     respond_object(hr, resp, 200, list);
     json_decref(list);

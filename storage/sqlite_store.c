@@ -42,6 +42,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
@@ -72,9 +73,9 @@ static const char schema_sql[] =
  * namespace, bit 2 = continue after a key.
  */
 enum stmt_id {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_SEQ, /* both roles */
-    ST_COUNT, ST_EVENT_INSERT, ST_UPSERT, ST_DELETE,  /* writer */
-    ST_COMPACTED, ST_NEWER, ST_EVENT_BY_ID,          /* reader */
+    ST_BEGIN, ST_ROLLBACK, ST_GET, ST_SEQ,                      /* both roles */
+    ST_COMMIT, ST_COUNT, ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, /* writer */
+    ST_COMPACTED, ST_NEWER, ST_EVENT_BY_ID,                     /* reader */
     ST_LIST, /* ... ST_LIST + 7 */
     ST_COUNT_ALL = ST_LIST + 8,
 };
@@ -91,7 +92,7 @@ static const struct {
     int roles;
 } stmt_defs[ST_LIST] = {
     [ST_BEGIN] = {"BEGIN", ROLE_R},
-    [ST_COMMIT] = {"COMMIT", ROLE_W | ROLE_R},
+    [ST_COMMIT] = {"COMMIT", ROLE_W},
     [ST_ROLLBACK] = {"ROLLBACK", ROLE_W | ROLE_R},
     [ST_GET] = {"SELECT rv, body FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
                 ROLE_W | ROLE_R},
@@ -109,7 +110,8 @@ static const struct {
     [ST_EVENT_BY_ID] = {"SELECT type, body FROM events WHERE id = ?1", ROLE_R},
 };
 
-/* The writer's BEGIN differs from the readers' (deferred) one. */
+/* The writer's BEGIN takes the write lock at once, so a transaction never
+ * has to upgrade from read to write (and fail with SQLITE_BUSY). */
 static const char writer_begin_sql[] = "BEGIN IMMEDIATE";
 
 /* One connection and its statements; used by one thread at a time. */
@@ -442,6 +444,7 @@ static int enable_wal(conn_t *w, lo_err_t *err)
 
 store_t *store_open(const store_options_t *opts, lo_err_t *err)
 {
+    assert(opts);
     if (opts->path == NULL || opts->path[0] == '\0' || strcmp(opts->path, ":memory:") == 0) {
         lo_err_set(err, 500, "InternalError", "the store needs a database file");
         return NULL;
@@ -539,6 +542,7 @@ int store_compacted_rv(store_t *store, int64_t *rv, lo_err_t *err)
 int store_get(store_t *store, const char *resource, const char *ns, const char *name, json_t **out,
               lo_err_t *err)
 {
+    assert(store && resource && name && out);
     *out = NULL;
     reader_t *r = reader_get(store, err);
     if (r == NULL)
@@ -748,6 +752,7 @@ int store_write(store_t *store, const store_write_t *w, store_write_result_t *ou
     json_t *next = NULL;
     int ret = STORE_IO;
 
+    assert(store && w && w->resource && w->name && w->mutate && out);
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&store->write_mu);
     if (stmt_run(c, ST_BEGIN, err) != STORE_OK)
@@ -951,9 +956,10 @@ static int list_scan(conn_t *c, sqlite3_stmt *st, int history, const store_list_
 int store_list(store_t *store, const store_list_opts_t *opts, store_list_result_t *out, lo_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int64_t cur;
+    int64_t cur = 0;
     int ret = STORE_IO;
 
+    assert(store && opts && opts->resource && out);
     memset(out, 0, sizeof(*out));
     out->remaining = -1;
     reader_t *r = reader_get(store, err);

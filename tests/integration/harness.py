@@ -349,7 +349,7 @@ class ServerTestCase(unittest.TestCase):
     def get(self, kind, name, namespace=None, expect=200):
         return self.api("GET", item_path(kind, name, namespace), expect=expect).json()
 
-    def kubectl(self, *args, input=None, ok=True, timeout=90):
+    def kubectl(self, *args, input=None, ok=True, timeout=45):
         """Run the installed kubectl against this class's server. ok=True asserts
         exit 0, ok=False asserts a non-zero exit, ok=None asserts nothing."""
         cmd = [KUBECTL, f"--kubeconfig={self.server.kubeconfig}",

@@ -41,6 +41,20 @@ class LineResult(unittest.TestResult):
     def startTest(self, test):
         super().startTest(test)
         self._t0 = time.monotonic()
+        self._reported = False
+        self._sub_errors = []
+
+    def stopTest(self, test):
+        # a test whose subtests failed gets neither addSuccess nor addFailure
+        if self._sub_errors and not self._reported:
+            self._bad("FAIL", test, None)
+        super().stopTest(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._sub_errors.append(f"[{subtest._subDescription()}]\n"
+                                    + self._exc_info_to_string(err, test))
 
     def _line(self, word, test):
         dt = time.monotonic() - self._t0
@@ -49,12 +63,16 @@ class LineResult(unittest.TestResult):
 
     def addSuccess(self, test):
         super().addSuccess(test)
+        self._reported = True
         self.passed += 1
         self._line("PASS", test)
 
     def _bad(self, word, test, err):
         self.failed += 1
-        text = self._exc_info_to_string(err, test)
+        self._reported = True
+        text = "".join(self._sub_errors)
+        if err is not None:
+            text += self._exc_info_to_string(err, test)
         server = getattr(test, "server", None)
         if server is not None and server.log_path.exists():
             text += "\n-- server log (tail) --\n" + server.log_tail(15) + "\n"

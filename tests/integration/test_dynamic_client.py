@@ -3,6 +3,7 @@ CRUD, the status subresource, generation rules, consistent paging while the
 store changes, finalizers, deletecollection, preconditions, field selectors."""
 
 import copy
+import json
 
 from kubernetes.dynamic import exceptions as dynerr
 
@@ -51,7 +52,9 @@ class DynamicClientTest(ServerTestCase):
         with self.assertRaises(dynerr.ConflictError) as cm:
             self.lm.create(body=model("py", ns), namespace=ns)
         self.assertEqual(cm.exception.status, 409)
-        self.assertIn('languagemodels.langop.io "py" already exists', cm.exception.body.decode())
+        st = json.loads(cm.exception.body)
+        self.assertEqual((st["reason"], st["message"]),
+                         ("AlreadyExists", 'languagemodels.langop.io "py" already exists'))
 
     def test_status_subresource_and_generation(self):
         ns = self.new_namespace()
@@ -110,7 +113,9 @@ class DynamicClientTest(ServerTestCase):
         stale["spec"]["modelName"] = "two"
         with self.assertRaises(dynerr.ConflictError) as cm:
             self.lm.replace(body=stale, namespace=ns)
-        self.assertIn("the object has been modified", cm.exception.body.decode())
+        st = json.loads(cm.exception.body)
+        self.assertEqual(st["reason"], "Conflict")
+        self.assertIn("the object has been modified", st["message"])
         self.assertEqual(self.lm.get(name="cf", namespace=ns).spec.modelName, "one")
 
     def test_paging_is_consistent_while_objects_change(self):
@@ -121,34 +126,44 @@ class DynamicClientTest(ServerTestCase):
         rv = first["metadata"]["resourceVersion"]
         token = first["metadata"].get("continue")
         self.assertTrue(token, first["metadata"])
-        self.assertEqual(len(first["items"]), 2)
+        self.assertEqual(names(first), ["p0", "p1"])
 
+        def update_p4():
+            o = self.lm.get(name="p4", namespace=ns).to_dict()
+            o["spec"]["modelName"] = "changed-after-first-page"
+            self.lm.replace(body=o, namespace=ns)
+
+        # change the store before each later page; none of it may show
+        changes = [
+            [lambda: self.lm.create(body=model("p6", ns), namespace=ns),
+             lambda: self.lm.create(body=model("p35", ns), namespace=ns)],  # sorts into page 3
+            [lambda: self.lm.delete(name="p5", namespace=ns), update_p4],
+        ]
         pages = [first]
-        # change the store between every two pages
-        changes = iter([
-            lambda: self.lm.create(body=model("p6", ns), namespace=ns),
-            lambda: self.lm.delete(name="p5", namespace=ns),
-            lambda: self.lm.create(body=model("p00", ns), namespace=ns),
-            lambda: self.lm.create(body=model("p7", ns), namespace=ns),
-        ])
         while token:
-            next(changes, lambda: None)()
+            for change in (changes.pop(0) if changes else []):
+                change()
             page = self.lm.get(namespace=ns, limit=2, _continue=token).to_dict()
             self.assertLessEqual(len(page["items"]), 2, page["metadata"])
             pages.append(page)
             token = page["metadata"].get("continue")
             self.assertLess(len(pages), 10, "continue never ends")
+        self.assertEqual(changes, [], "fewer pages than expected")
 
         seen = [n for p in pages for n in names(p)]
         self.assertEqual(seen, ["p0", "p1", "p2", "p3", "p4", "p5"],
                          "every page must show the store as of the first page")
+        p4 = [i for p in pages for i in p["items"] if i["metadata"]["name"] == "p4"][0]
+        self.assertEqual(p4["spec"]["modelName"], "gpt-4o")
         for p in pages:
             self.assertEqual(p["metadata"]["resourceVersion"], rv, p["metadata"])
             for i in p["items"]:
                 self.assertLessEqual(int(i["metadata"]["resourceVersion"]), int(rv))
-        # a fresh list shows the changes
-        self.assertEqual(sorted(names(self.lm.get(namespace=ns).to_dict())),
-                         ["p0", "p00", "p1", "p2", "p3", "p4", "p6", "p7"])
+        # a fresh list shows every change
+        now = self.lm.get(namespace=ns).to_dict()
+        self.assertEqual(names(now), ["p0", "p1", "p2", "p3", "p35", "p4", "p6"])
+        self.assertEqual([i["spec"]["modelName"] for i in now["items"] if i["metadata"]["name"] == "p4"],
+                         ["changed-after-first-page"])
 
     def test_cluster_wide_list_and_field_selectors(self):
         ns1, ns2 = self.new_namespace("fs-a"), self.new_namespace("fs-b")

@@ -188,7 +188,7 @@ class KubectlTest(ServerTestCase):
     def test_delete(self):
         ns = self.new_namespace()
         self.create_with_kubectl(model("gone", ns), model("stays", ns))
-        r = self.kubectl("delete", "lmodel", "gone", "-n", ns)
+        r = self.kubectl("delete", "lmodel", "gone", "-n", ns, "--timeout=20s")
         self.assertEqual(r.out.strip(), f'{MODEL} "gone" deleted')
         r = self.kubectl("get", "lmodel", "gone", "-n", ns, ok=False)
         self.assertIn('Error from server (NotFound): languagemodels.langop.io "gone" not found', r.err)
@@ -288,9 +288,12 @@ class KubectlTest(ServerTestCase):
         self.create_with_kubectl(model("cat-m", ns), agent("cat-a", ns), tool("cat-t", ns),
                                  persona("cat-p", ns))
         r = self.kubectl("get", "langop", "-n", ns, "-o", "name")
-        self.assertEqual(sorted(r.lines()), sorted([
+        # LanguageCluster is in the category too; being cluster-scoped, all of them show
+        lines = r.lines()
+        self.assertIn(f"languagecluster.langop.io/{ns}", lines, r)
+        self.assertEqual(sorted(l for l in lines if not l.startswith("languagecluster.")), [
             "languageagent.langop.io/cat-a", "languagemodel.langop.io/cat-m",
-            "languagepersona.langop.io/cat-p", "languagetool.langop.io/cat-t"]), r)
+            "languagepersona.langop.io/cat-p", "languagetool.langop.io/cat-t"], r)
         # the default output works too and shows each kind's rows
         r = self.kubectl("get", "langop", "-n", ns)
         for n in ("cat-a", "cat-m", "cat-p", "cat-t"):

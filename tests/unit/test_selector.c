@@ -291,12 +291,48 @@ static void test_field_errors(void **state)
     lo_err_clear(&err);
 }
 
+/* Hostile selectors: a selector or a 400, never a crash or a leak. */
+static void test_fuzz(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "ab=!(),  in notin/.-_\\\xff";
+    json_t *labels = json_pack("{s:s,s:s}", "a", "b", "ab", "");
+    json_t *obj = json_pack("{s:{s:s}}", "metadata", "name", "a");
+    unsigned int rnd = 4242;
+    char buf[40];
+    for (int round = 0; round < 5000; round++) {
+        size_t len = (size_t)round % (sizeof(buf) - 1);
+        for (size_t i = 0; i < len; i++) {
+            rnd = rnd * 1103515245u + 12345u;
+            buf[i] = alphabet[(rnd >> 16) % (sizeof(alphabet) - 1)];
+        }
+        buf[len] = '\0';
+        lo_err_t err = {0};
+        label_selector_t *ls = label_selector_parse(buf, &err);
+        if (ls != NULL)
+            (void)label_selector_matches(ls, labels);
+        else
+            assert_int_equal(err.code, 400);
+        label_selector_free(ls);
+        field_selector_t *fs = field_selector_parse(buf, supported, &err);
+        if (fs != NULL)
+            (void)field_selector_matches(fs, obj);
+        else
+            assert_int_equal(err.code, 400);
+        field_selector_free(fs);
+        lo_err_clear(&err);
+    }
+    json_decref(labels);
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_match_table), cmocka_unit_test(test_label_null_labels),
         cmocka_unit_test(test_label_errors),      cmocka_unit_test(test_field_match_table),
         cmocka_unit_test(test_field_escapes_and_exact), cmocka_unit_test(test_field_errors),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
