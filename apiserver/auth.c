@@ -73,7 +73,11 @@ static void parse_groups(const char *text, api_user_t *user)
             break;
         p = end + 1;
     }
-    user->groups[g++] = lo_strdup("system:authenticated");
+    int listed = 0;
+    for (size_t i = 0; i < g; i++)
+        listed |= strcmp(user->groups[i], "system:authenticated") == 0;
+    if (!listed) /* kube adds it only when it is missing */
+        user->groups[g++] = lo_strdup("system:authenticated");
     user->groups[g] = NULL;
 }
 

@@ -352,18 +352,24 @@ static int put_or_finish_delete(json_t *next)
     return STORE_WRITE_PUT;
 }
 
-static int mutate_update(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+/* What every update checks inside the transaction: the object exists, the body's preconditions hold. */
+static int check_update_target(const write_ctx_t *w, const json_t *current, lo_err_t *err)
 {
-    (void)txn;
-    write_ctx_t *w = ctx;
     const schema_kind_t *k = w->hr->kind;
     if (current == NULL) {
         status_not_found(err, k->plural, SCHEMA_GROUP, w->name);
         return -1;
     }
-    if (objmeta_check_preconditions(k, current, w->body, err) != 0)
+    return objmeta_check_preconditions(k, current, w->body, err);
+}
+
+static int mutate_update(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn;
+    write_ctx_t *w = ctx;
+    if (check_update_target(w, current, err) != 0)
         return -1;
-    *next = objmeta_merge_update(k, current, w->body, err);
+    *next = objmeta_merge_update(w->hr->kind, current, w->body, err);
     if (*next == NULL)
         return -1;
     return put_or_finish_delete(*next);
@@ -373,12 +379,7 @@ static int mutate_status(store_txn_t *txn, const json_t *current, json_t **next,
 {
     (void)txn;
     write_ctx_t *w = ctx;
-    const schema_kind_t *k = w->hr->kind;
-    if (current == NULL) {
-        status_not_found(err, k->plural, SCHEMA_GROUP, w->name);
-        return -1;
-    }
-    if (objmeta_check_preconditions(k, current, w->body, err) != 0)
+    if (check_update_target(w, current, err) != 0)
         return -1;
     *next = objmeta_merge_status(current, w->body);
     return STORE_WRITE_PUT;

@@ -30,10 +30,11 @@ static int is_alnum(char c)
     return isalnum((unsigned char)c) != 0;
 }
 
-/* A DNS-1123 label of len bytes at s: [a-z0-9]([-a-z0-9]*[a-z0-9])? */
-static int valid_dns_label(const char *s, size_t len)
+/* One dot-separated part of a DNS-1123 subdomain: [a-z0-9]([-a-z0-9]*[a-z0-9])?
+ * (apimachinery's IsDNS1123Subdomain bounds only the whole name, not each part) */
+static int valid_subdomain_part(const char *s, size_t len)
 {
-    if (len == 0 || len > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
+    if (len == 0 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
         return 0;
     for (size_t i = 0; i < len; i++)
         if (!is_lower_alnum(s[i]) && s[i] != '-')
@@ -48,7 +49,7 @@ static int valid_subdomain(const char *s, size_t len)
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || s[i] == '.') {
-            if (!valid_dns_label(s + start, i - start))
+            if (!valid_subdomain_part(s + start, i - start))
                 return 0;
             start = i + 1;
         }
@@ -242,7 +243,32 @@ static const char *display_name(json_t *meta)
     return gen ? gen : "";
 }
 
+/* Moves local (an error being built) into err, which may be NULL. */
+static void hand_over(lo_err_t *local, lo_err_t *err)
+{
+    if (err == NULL) {
+        lo_err_clear(local);
+        return;
+    }
+    lo_err_clear(err);
+    *err = *local;
+    memset(local, 0, sizeof(*local));
+}
+
+static int prepare_create(const schema_kind_t *k, const char *url_ns, json_t *obj, lo_err_t *err);
+
 int objmeta_prepare_create(const schema_kind_t *k, const char *url_ns, json_t *obj, lo_err_t *err)
+{
+    /* causes are counted in a local error, so the checks hold when err is NULL */
+    lo_err_t local = {0};
+    int rc = prepare_create(k, url_ns, obj, &local);
+    if (rc != 0)
+        hand_over(&local, err);
+    lo_err_clear(&local);
+    return rc;
+}
+
+static int prepare_create(const schema_kind_t *k, const char *url_ns, json_t *obj, lo_err_t *err)
 {
     json_t *meta = objmeta_metadata(obj);
     if (settle_namespace(k, url_ns, meta, err) != 0)
@@ -396,7 +422,19 @@ static void check_no_new_finalizers(const json_t *current, const json_t *next, l
     }
 }
 
+static json_t *merge_update(const schema_kind_t *k, const json_t *current, const json_t *body, lo_err_t *err);
+
 json_t *objmeta_merge_update(const schema_kind_t *k, const json_t *current, const json_t *body, lo_err_t *err)
+{
+    lo_err_t local = {0};
+    json_t *next = merge_update(k, current, body, &local);
+    if (next == NULL)
+        hand_over(&local, err);
+    lo_err_clear(&local);
+    return next;
+}
+
+static json_t *merge_update(const schema_kind_t *k, const json_t *current, const json_t *body, lo_err_t *err)
 {
     json_t *next = json_deep_copy(body);
     json_t *meta = objmeta_metadata(next);

@@ -78,8 +78,10 @@ void status_invalid(lo_err_t *err, const char *kind, const char *group, const ch
     }
     if (n > 1)
         lo_err_set(err, 422, "Invalid", "%s.%s \"%s\" is invalid: [%s]", kind, group, name, list);
-    else
+    else if (n == 1)
         lo_err_set(err, 422, "Invalid", "%s.%s \"%s\" is invalid: %s", kind, group, name, list);
+    else
+        lo_err_set(err, 422, "Invalid", "%s.%s \"%s\" is invalid", kind, group, name);
     if (err->details == NULL)
         err->details = json_object();
     json_object_set_new(err->details, "name", json_string(name));

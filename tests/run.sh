@@ -11,7 +11,7 @@
 # the integration suite, default 420).
 set -uo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 # shellcheck source=deploy/lib.sh
 . deploy/lib.sh
 builddir=${LANGOP_BUILDDIR:-build}

@@ -5,11 +5,13 @@ finalizer), NotFound, generateName, invalid names, server dry run, discovery
 
 import datetime
 import json
+import os
 import re
+import subprocess
 
 import yaml
 
-from harness import (RFC3339_RE, RV_RE, UUID_RE, ServerTestCase, agent, model,
+from harness import (KUBECTL, RFC3339_RE, RV_RE, UUID_RE, ServerTestCase, agent, model,
                      persona, table, tool)
 
 MODEL = "languagemodel.langop.io"
@@ -301,3 +303,26 @@ class KubectlTest(ServerTestCase):
         # the cluster-scoped kind
         r = self.kubectl("get", "lcluster", ns, "-o", "name")
         self.assertEqual(r.out.strip(), f"languagecluster.langop.io/{ns}")
+
+    def test_older_and_newer_kubectl_versions(self):
+        """kubectl 1.27-1.29 ask only for v2beta1 discovery, 1.32+ for v2 first.
+        Uses the versioned kubectl binaries installed beside the dispatcher."""
+        base = os.path.dirname(os.path.realpath(KUBECTL))
+        found = [v for v in ("1.27", "1.29", "1.33")
+                 if os.access(os.path.join(base, f"kubectl.{v}"), os.X_OK)]
+        if not found:
+            self.skipTest(f"no versioned kubectl binaries in {base}")
+        ns = self.new_namespace()
+        self.create_with_kubectl(model("ver", ns))
+        for v in found:
+            with self.subTest(kubectl=v):
+                exe = os.path.join(base, f"kubectl.{v}")
+                cache = self.tmp / f"cache-{v}"
+                for args, want in ((["get", "lmodel", "-n", ns, "-o", "name"], f"{MODEL}/ver"),
+                                   (["get", "languagemodels.langop.io", "ver", "-n", ns,
+                                     "-o", "jsonpath={.spec.modelName}"], "gpt-4o")):
+                    p = subprocess.run([exe, f"--kubeconfig={self.server.kubeconfig}",
+                                        f"--cache-dir={cache}", *args],
+                                       capture_output=True, text=True, timeout=45,
+                                       stdin=subprocess.DEVNULL)
+                    self.assertEqual((p.returncode, p.stdout.strip()), (0, want), p.stderr)
