@@ -13,6 +13,7 @@
 #include "langop/discovery.h"
 #include "langop/handlers.h"
 #include "langop/objmeta.h"
+#include "langop/openapi.h"
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
 #include "langop/status.h"
@@ -20,6 +21,7 @@
 struct api {
     store_t *store;          /* borrowed */
     discovery_t *discovery;
+    openapi_t *openapi;
     atomic_int ready;
 };
 
@@ -112,6 +114,7 @@ api_t *api_new(store_t *store, const api_options_t *opts)
     api_t *api = lo_calloc(1, sizeof(*api));
     api->store = store;
     api->discovery = discovery_new(opts && opts->server_address ? opts->server_address : "127.0.0.1:6443");
+    api->openapi = openapi_new();
     atomic_init(&api->ready, 0);
     return api;
 }
@@ -121,6 +124,7 @@ void api_free(api_t *api)
     if (api == NULL)
         return;
     discovery_free(api->discovery);
+    openapi_free(api->openapi);
     free(api);
 }
 
@@ -267,7 +271,8 @@ static void serve_non_resource(api_t *api, const api_request_t *req, const reqin
         return;
     }
     if (strcmp(req->method, "GET") == 0 &&
-        discovery_handle(api->discovery, info->path, req->accept, req->if_none_match, resp))
+        (discovery_handle(api->discovery, info->path, req->accept, req->if_none_match, resp) ||
+         openapi_handle(api->openapi, info, req->accept, req->if_none_match, resp)))
         return;
     not_found_path(resp);
 }

@@ -11,13 +11,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "langop/admission.h"
 #include "langop/codec.h"
+#include "langop/decode.h"
+#include "langop/encode.h"
 #include "langop/continuetoken.h"
 #include "langop/negotiate.h"
 #include "langop/objmeta.h"
 #include "langop/selector.h"
 #include "langop/status.h"
+#include "langop/table.h"
+#include "langop/validate.h"
 
 #define GENERATE_NAME_ATTEMPTS 8
 
@@ -30,77 +36,52 @@ static const char *url_ns(const handler_request_t *hr)
 
 /* ---- encoding the answer ---- */
 
-/* Chooses the output encoding from Accept: 0 JSON, 1 YAML, -1 nothing acceptable. */
-static int choose_output(const char *accept)
-{
-    media_type_t types[NEGOTIATE_MAX_TYPES];
-    size_t n = negotiate_parse_accept(accept, types, NEGOTIATE_MAX_TYPES);
-    for (size_t i = 0; i < n; i++) {
-        /* as=Table and other transformations are not served yet: a client lists
-         * application/json after them, and kubectl prints a plain list itself */
-        if (negotiate_plain(&types[i], "json"))
-            return 0;
-        if (negotiate_plain(&types[i], "yaml"))
-            return 1;
-    }
-    return -1;
-}
-
 static void respond_error(api_response_t *resp, lo_err_t *err)
 {
     api_response_set_error(resp, err);
 }
 
+/* The answer to a write: the object, as JSON or YAML. */
 static void respond_object(const handler_request_t *hr, api_response_t *resp, int status, const json_t *obj)
 {
-    int yaml = choose_output(hr->req->accept);
-    if (yaml < 0) {
-        lo_err_t err = {0};
-        lo_err_set(&err, 406, "NotAcceptable",
-                   "only the following media types are accepted: application/json, application/yaml");
+    lo_err_t err = {0};
+    encode_format_t format;
+    if (encode_choose(hr->req->accept, 0, &format, &err) != 0)
         respond_error(resp, &err);
-        lo_err_clear(&err);
-        return;
+    else
+        encode_object(resp, status, format, obj);
+    lo_err_clear(&err);
+}
+
+/*
+ * The answer to a read: JSON, YAML, or a Table when the client asks for
+ * one. objects is the list's items (or the one object of a get, as a
+ * one-element array); list is what JSON/YAML clients get.
+ */
+static void respond_read(const handler_request_t *hr, api_response_t *resp, const json_t *list, const json_t *objects,
+                         const json_t *table_meta)
+{
+    lo_err_t err = {0};
+    encode_format_t format;
+    table_include_t include;
+    if (encode_choose(hr->req->accept, 1, &format, &err) != 0) {
+        respond_error(resp, &err);
+    } else if (format != ENCODE_TABLE) {
+        encode_object(resp, 200, format, list);
+    } else if (table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err) != 0) {
+        respond_error(resp, &err);
+    } else {
+        json_t *table = table_render(hr->kind, objects, table_meta, include, 1, (int64_t)time(NULL));
+        if (table)
+            encode_object(resp, 200, ENCODE_TABLE, table);
+        else /* a client that accepts a Table also accepts the plain list (kubectl prints it) */
+            encode_object(resp, 200, ENCODE_JSON, list);
+        json_decref(table);
     }
-    if (yaml) {
-        resp->status = status;
-        resp->content_type = lo_strdup("application/yaml");
-        resp->body = codec_encode_yaml(obj);
-        resp->body_len = strlen(resp->body);
-        return;
-    }
-    api_response_set_json(resp, status, "application/json", obj);
+    lo_err_clear(&err);
 }
 
 /* ---- decoding the request ---- */
-
-static json_t *decode_body(const handler_request_t *hr, lo_err_t *err)
-{
-    const api_request_t *req = hr->req;
-    if (req->body_len > API_MAX_BODY) {
-        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
-        return NULL;
-    }
-    if (req->body == NULL || req->body_len == 0) {
-        status_bad_request(err, "the request body is empty: an object is required");
-        return NULL;
-    }
-    media_type_t ct;
-    if (req->content_type == NULL || negotiate_parse_one(req->content_type, &ct) != 0) {
-        lo_err_set(err, 415, "UnsupportedMediaType",
-                   "the body of the request was in an unknown format - accepted media types include: "
-                   "application/json, application/yaml");
-        return NULL;
-    }
-    if (strcmp(ct.type, "application") == 0 && strcmp(ct.subtype, "json") == 0)
-        return codec_decode_json(req->body, req->body_len, err);
-    if (strcmp(ct.type, "application") == 0 && strcmp(ct.subtype, "yaml") == 0)
-        return codec_decode_yaml(req->body, req->body_len, err);
-    lo_err_set(err, 415, "UnsupportedMediaType",
-               "the body of the request was in an unknown format - accepted media types include: "
-               "application/json, application/yaml");
-    return NULL;
-}
 
 /* dryRun=All or nothing; anything else is a 400, as in kube. Returns 1 for a dry run, 0, or -1. */
 static int parse_dry_run_value(const char *value, lo_err_t *err)
@@ -130,7 +111,12 @@ static void serve_get(const handler_request_t *hr, api_response_t *resp)
     if (rc != STORE_OK) {
         respond_error(resp, &err);
     } else {
-        respond_object(hr, resp, 200, obj);
+        json_t *one = json_pack("[O]", obj);
+        json_t *meta = json_pack("{s:O*}", "resourceVersion",
+                                 json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        respond_read(hr, resp, obj, one, meta);
+        json_decref(one);
+        json_decref(meta);
         json_decref(obj);
     }
     lo_err_clear(&err);
@@ -314,7 +300,7 @@ static void serve_list(const handler_request_t *hr, api_response_t *resp)
     if (selecting)
         res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
     json_t *list = list_envelope(hr->kind, &res);
-    respond_object(hr, resp, 200, list);
+    respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
     json_decref(list);
 exit:
     store_list_result_free(&res);
@@ -334,12 +320,13 @@ typedef struct write_ctx {
 
 static int mutate_create(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
 {
-    (void)txn;
     write_ctx_t *w = ctx;
     if (current != NULL) {
         status_already_exists(err, w->hr->kind->plural, SCHEMA_GROUP, w->name);
         return -1;
     }
+    if (admission_check(txn, w->hr->kind, ADMISSION_CREATE, NULL, w->body, err) != 0)
+        return -1;
     *next = json_incref(w->body);
     return STORE_WRITE_PUT;
 }
@@ -363,26 +350,36 @@ static int check_update_target(const write_ctx_t *w, const json_t *current, lo_e
     return objmeta_check_preconditions(k, current, w->body, err);
 }
 
+/* Schema and admission checks of the object an update is about to store (stolen; NULL on failure). */
+static json_t *admit_update(store_txn_t *txn, const write_ctx_t *w, const json_t *current, json_t *next,
+                            lo_err_t *err)
+{
+    if (validate_object(w->hr->kind, next, err) != 0 ||
+        admission_check(txn, w->hr->kind, ADMISSION_UPDATE, current, next, err) != 0) {
+        json_decref(next);
+        return NULL;
+    }
+    return next;
+}
+
 static int mutate_update(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
 {
-    (void)txn;
     write_ctx_t *w = ctx;
     if (check_update_target(w, current, err) != 0)
         return -1;
-    *next = objmeta_merge_update(w->hr->kind, current, w->body, err);
-    if (*next == NULL)
+    json_t *merged = objmeta_merge_update(w->hr->kind, current, w->body, err);
+    if (merged == NULL || (*next = admit_update(txn, w, current, merged, err)) == NULL)
         return -1;
     return put_or_finish_delete(*next);
 }
 
 static int mutate_status(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
 {
-    (void)txn;
     write_ctx_t *w = ctx;
     if (check_update_target(w, current, err) != 0)
         return -1;
-    *next = objmeta_merge_status(current, w->body);
-    return STORE_WRITE_PUT;
+    *next = admit_update(txn, w, current, objmeta_merge_status(current, w->body), err);
+    return *next ? STORE_WRITE_PUT : -1;
 }
 
 static int run_write(const handler_request_t *hr, store_mutate_fn fn, write_ctx_t *w, int dry_run,
@@ -402,48 +399,59 @@ static int run_write(const handler_request_t *hr, store_mutate_fn fn, write_ctx_
     return rc;
 }
 
-/* Decodes and checks the body of a create or update. New reference or NULL with err. */
-static json_t *write_body(const handler_request_t *hr, lo_err_t *err)
+/* The query parameters every write shares. */
+typedef struct write_params {
+    int dry_run;
+    field_validation_t field_validation;
+} write_params_t;
+
+static int parse_write_params(const handler_request_t *hr, write_params_t *p, lo_err_t *err)
 {
-    json_t *body = decode_body(hr, err);
-    if (body == NULL)
-        return NULL;
-    if (objmeta_check_envelope(hr->kind, body, err) != 0) {
-        json_decref(body);
-        return NULL;
+    p->dry_run = query_dry_run(hr, err);
+    if (p->dry_run < 0)
+        return -1;
+    return decode_field_validation(reqinfo_query_get(hr->info, "fieldValidation"), &p->field_validation, err);
+}
+
+/* Creates body (prepared), picking a generated name, retried on a collision as kube does. */
+static int create_with_name(const handler_request_t *hr, json_t *body, int dry_run, store_write_result_t *res,
+                            lo_err_t *err)
+{
+    int generate = objmeta_needs_generated_name(body);
+    int rc = STORE_ABORTED;
+    for (int attempt = 0; attempt < (generate ? GENERATE_NAME_ATTEMPTS : 1); attempt++) {
+        if (generate && objmeta_generate_name(hr->kind, body, err) != 0)
+            break;
+        write_ctx_t w = {.hr = hr, .body = body, .name = objmeta_get_string(body, "name")};
+        lo_err_clear(err);
+        rc = run_write(hr, mutate_create, &w, dry_run, res, err);
+        if (rc == STORE_OK || !generate || err->code != 409)
+            break;
     }
-    return body;
+    return rc;
 }
 
 static void serve_create(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
     store_write_result_t res = {0};
-    int dry_run = query_dry_run(hr, &err);
-    json_t *body = dry_run < 0 ? NULL : write_body(hr, &err);
-    if (body == NULL || objmeta_prepare_create(hr->kind, url_ns(hr), body, &err) != 0) {
-        respond_error(resp, &err);
-        goto exit;
-    }
-    int generate = objmeta_needs_generated_name(body);
-    int rc = STORE_ABORTED;
-    for (int attempt = 0; attempt < (generate ? GENERATE_NAME_ATTEMPTS : 1); attempt++) {
-        if (generate && objmeta_generate_name(hr->kind, body, &err) != 0)
-            break;
-        write_ctx_t w = {.hr = hr, .body = body, .name = objmeta_get_string(body, "name")};
-        lo_err_clear(&err);
-        rc = run_write(hr, mutate_create, &w, dry_run, &res, &err);
-        if (rc == STORE_OK || !generate || err.code != 409)
-            break;
-    }
-    if (rc != STORE_OK) {
+    write_params_t params;
+    json_t *warnings = json_array();
+    json_t *body = NULL;
+    if (parse_write_params(hr, &params, &err) != 0 ||
+        (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
+        objmeta_prepare_create(hr->kind, url_ns(hr), body, &err) != 0 ||
+        validate_object(hr->kind, body, &err) != 0 ||
+        create_with_name(hr, body, params.dry_run, &res, &err) != STORE_OK) {
         respond_error(resp, &err);
         goto exit;
     }
     respond_object(hr, resp, 201, res.object);
+    decode_add_warnings(resp, warnings);
 exit:
     store_write_result_free(&res);
     json_decref(body);
+    json_decref(warnings);
     lo_err_clear(&err);
 }
 
@@ -451,23 +459,27 @@ static void serve_update(const handler_request_t *hr, api_response_t *resp, int 
 {
     lo_err_t err = {0};
     store_write_result_t res = {0};
-    int dry_run = query_dry_run(hr, &err);
-    json_t *body = dry_run < 0 ? NULL : write_body(hr, &err);
-    if (body == NULL || objmeta_check_target(hr->kind, url_ns(hr), hr->info->name, body, &err) != 0) {
+    write_params_t params;
+    json_t *warnings = json_array();
+    json_t *body = NULL;
+    if (parse_write_params(hr, &params, &err) != 0 ||
+        (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
+        objmeta_check_target(hr->kind, url_ns(hr), hr->info->name, body, &err) != 0) {
         respond_error(resp, &err);
         goto exit;
     }
     write_ctx_t w = {.hr = hr, .body = body, .name = hr->info->name};
-    int rc = run_write(hr, status_subresource ? mutate_status : mutate_update, &w, dry_run, &res, &err);
-    if (rc != STORE_OK) {
+    if (run_write(hr, status_subresource ? mutate_status : mutate_update, &w, params.dry_run, &res, &err) != 0) {
         respond_error(resp, &err);
         goto exit;
     }
     /* also when the update removed the last finalizer of an object being deleted, and it is gone */
     respond_object(hr, resp, 200, res.object);
+    decode_add_warnings(resp, warnings);
 exit:
     store_write_result_free(&res);
     json_decref(body);
+    json_decref(warnings);
     lo_err_clear(&err);
 }
 

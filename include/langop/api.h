@@ -45,7 +45,7 @@ typedef struct api_request {
 
 void api_request_free(api_request_t *req);
 
-#define API_MAX_HEADERS 8
+#define API_MAX_HEADERS 16
 
 typedef struct api_response {
     int status;                        /* HTTP status */

@@ -1,0 +1,150 @@
+/*
+ * decode.c - request body -> object of a kind (see langop/decode.h).
+ */
+#include "langop/decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "langop/codec.h"
+#include "langop/negotiate.h"
+#include "langop/objmeta.h"
+#include "langop/status.h"
+#include "langop/validate.h"
+
+int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err)
+{
+    if (value == NULL || value[0] == '\0' || strcmp(value, "Warn") == 0)
+        *out = FIELD_VALIDATION_WARN;
+    else if (strcmp(value, "Strict") == 0)
+        *out = FIELD_VALIDATION_STRICT;
+    else if (strcmp(value, "Ignore") == 0)
+        *out = FIELD_VALIDATION_IGNORE;
+    else {
+        status_bad_request(err, "fieldValidation: Unsupported value: \"%s\": supported values: \"Ignore\", "
+                                "\"Strict\", \"Warn\"",
+                           value);
+        return -1;
+    }
+    return 0;
+}
+
+static void unsupported_media_type(lo_err_t *err)
+{
+    lo_err_set(err, 415, "UnsupportedMediaType",
+               "the body of the request was in an unknown format - accepted media types include: "
+               "application/json, application/yaml");
+}
+
+json_t *decode_body(const api_request_t *req, json_t **duplicates, lo_err_t *err)
+{
+    if (duplicates)
+        *duplicates = NULL;
+    if (req->body_len > API_MAX_BODY) {
+        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+        return NULL;
+    }
+    if (req->body == NULL || req->body_len == 0) {
+        status_bad_request(err, "the request body is empty: an object is required");
+        return NULL;
+    }
+    media_type_t ct;
+    if (req->content_type == NULL || negotiate_parse_one(req->content_type, &ct) != 0 ||
+        strcmp(ct.type, "application") != 0) {
+        unsupported_media_type(err);
+        return NULL;
+    }
+    if (strcmp(ct.subtype, "json") == 0)
+        return codec_decode_json_checked(req->body, req->body_len, duplicates, err);
+    if (strcmp(ct.subtype, "yaml") == 0)
+        return codec_decode_yaml(req->body, req->body_len, err);
+    unsupported_media_type(err);
+    return NULL;
+}
+
+/* "unknown field \"spec.foo\"" style texts for each path of paths (borrowed). */
+static void describe_fields(const char *what, const json_t *paths, json_t *texts)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(paths, i, p) {
+        char *t = lo_sprintf("%s field \"%s\"", what, json_string_value(p));
+        json_array_append_new(texts, json_string(t));
+        free(t);
+    }
+}
+
+static void strict_error(const schema_kind_t *k, const json_t *problems, lo_err_t *err)
+{
+    char list[LO_ERR_MESSAGE_MAX];
+    size_t used = 0;
+    list[0] = '\0';
+    size_t i;
+    json_t *p;
+    json_array_foreach(problems, i, p) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", json_string_value(p));
+        if (w < 0 || (size_t)w >= sizeof(list) - used)
+            break;
+        used += (size_t)w;
+    }
+    status_bad_request(err, "%s in version \"%s\" cannot be handled as a %s: strict decoding error: %s", k->kind,
+                       SCHEMA_VERSION, k->kind, list);
+}
+
+json_t *decode_object(const schema_kind_t *k, const api_request_t *req, field_validation_t fv, json_t *warnings,
+                      lo_err_t *err)
+{
+    json_t *duplicates = NULL;
+    json_t *obj = decode_body(req, &duplicates, err);
+    json_t *unknown = json_array();
+    json_t *problems = json_array();
+    if (obj == NULL)
+        goto fail;
+    if (objmeta_check_envelope(k, obj, err) != 0)
+        goto fail;
+    validate_prune(k, obj, unknown);
+    describe_fields("unknown", unknown, problems);
+    describe_fields("duplicate", duplicates, problems);
+    if (json_array_size(problems) > 0) {
+        if (fv == FIELD_VALIDATION_STRICT) {
+            strict_error(k, problems, err);
+            goto fail;
+        }
+        if (fv == FIELD_VALIDATION_WARN && warnings)
+            json_array_extend(warnings, problems);
+    }
+    validate_default(k, obj);
+    json_decref(duplicates);
+    json_decref(unknown);
+    json_decref(problems);
+    return obj;
+fail:
+    json_decref(obj);
+    json_decref(duplicates);
+    json_decref(unknown);
+    json_decref(problems);
+    return NULL;
+}
+
+void decode_add_warnings(api_response_t *resp, const json_t *warnings)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(warnings, i, w) {
+        const char *text = json_string_value(w);
+        /* the text is a quoted-string of RFC 7234's warn-text: escape '"' and '\' */
+        size_t len = strlen(text), o = 0;
+        char *quoted = lo_malloc(2 * len + 1);
+        for (size_t j = 0; j < len; j++) {
+            if (text[j] == '"' || text[j] == '\\')
+                quoted[o++] = '\\';
+            quoted[o++] = text[j];
+        }
+        quoted[o] = '\0';
+        char *value = lo_sprintf("299 - \"%s\"", quoted);
+        api_response_add_header(resp, "warning", value);
+        free(value);
+        free(quoted);
+    }
+}

@@ -1,0 +1,45 @@
+/*
+ * admission.h - the rules a structural schema cannot say, as C functions
+ * registered per kind, run inside the write transaction of a create or an
+ * update (so a rule that counts or looks up other objects is atomic with
+ * the write).
+ *
+ * Rules (each with its own tests):
+ *  - LanguageModel: exactly one of spec.provider and spec.litellmProvider;
+ *    spec.params must not carry credentials (api_key, aws_secret_access_key,
+ *    vertex_credentials, ...): those belong in Secrets.
+ *  - LanguageAgent: spec.execution.schedule is valid cron syntax, and is
+ *    only allowed with spec.execution.mode task.
+ *  - Every namespaced kind: on create, a LanguageCluster named after the
+ *    namespace must exist (403 Forbidden otherwise: a LanguageCluster owns
+ *    the namespace of its name).
+ *  - Every namespaced kind: on create, the LanguageCluster's
+ *    spec.capacity.max<Kind>s (maxModels, maxAgents, maxTools, maxPersonas)
+ *    is enforced by counting in the same transaction (403 Forbidden,
+ *    message naming the limit).
+ * Field rules give 422 Invalid with one cause per field; policy rules give
+ * 403 Forbidden in kube's admission wording:
+ *   languagemodels.langop.io "x" is forbidden: <why>
+ */
+#ifndef LANGOP_ADMISSION_H
+#define LANGOP_ADMISSION_H
+
+#include <jansson.h>
+#include "langop/common.h"
+#include "langop/schema.h"
+#include "langop/store.h"
+
+typedef enum admission_operation {
+    ADMISSION_CREATE = 1,
+    ADMISSION_UPDATE = 2,
+} admission_operation_t;
+
+/**
+ * Runs every rule registered for k on obj (the object about to be stored,
+ * borrowed). old is the stored object on update, NULL on create. txn reads
+ * other objects in the same transaction. Returns 0 or -1 with err.
+ */
+int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                    const json_t *obj, lo_err_t *err);
+
+#endif
