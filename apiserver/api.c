@@ -17,6 +17,7 @@
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
 #include "langop/status.h"
+#include "langop/watch.h"
 
 struct api {
     store_t *store;          /* borrowed */
@@ -52,6 +53,7 @@ void api_request_free(api_request_t *req)
     free(req->accept);
     free(req->content_type);
     free(req->if_none_match);
+    free(req->user_agent);
     free(req->body);
     api_user_free(&req->user);
     memset(req, 0, sizeof(*req));
@@ -59,6 +61,10 @@ void api_request_free(api_request_t *req)
 
 void api_response_free(api_response_t *resp)
 {
+    if (resp->watch) {
+        watch_spec_free(resp->watch);
+        free(resp->watch);
+    }
     free(resp->content_type);
     free(resp->body);
     for (size_t i = 0; i < resp->header_count; i++) {
@@ -126,6 +132,11 @@ void api_free(api_t *api)
     discovery_free(api->discovery);
     openapi_free(api->openapi);
     free(api);
+}
+
+store_t *api_store(api_t *api)
+{
+    return api->store;
 }
 
 void api_set_ready(api_t *api, int ready)

@@ -92,38 +92,44 @@ static void strict_error(const schema_kind_t *k, const json_t *problems, lo_err_
                        SCHEMA_VERSION, k->kind, list);
 }
 
+int decode_unknown_fields(const schema_kind_t *k, const json_t *unknown, const json_t *duplicates,
+                          field_validation_t fv, json_t *warnings, lo_err_t *err)
+{
+    json_t *problems = json_array();
+    int ret = 0;
+    describe_fields("unknown", unknown, problems);
+    describe_fields("duplicate", duplicates, problems);
+    if (json_array_size(problems) > 0) {
+        if (fv == FIELD_VALIDATION_STRICT) {
+            strict_error(k, problems, err);
+            ret = -1;
+        } else if (fv == FIELD_VALIDATION_WARN && warnings) {
+            json_array_extend(warnings, problems);
+        }
+    }
+    json_decref(problems);
+    return ret;
+}
+
 json_t *decode_object(const schema_kind_t *k, const api_request_t *req, field_validation_t fv, json_t *warnings,
                       lo_err_t *err)
 {
     json_t *duplicates = NULL;
     json_t *obj = decode_body(req, &duplicates, err);
     json_t *unknown = json_array();
-    json_t *problems = json_array();
-    if (obj == NULL)
-        goto fail;
-    if (objmeta_check_envelope(k, obj, err) != 0)
+    if (obj == NULL || objmeta_check_envelope(k, obj, err) != 0)
         goto fail;
     validate_prune(k, obj, unknown);
-    describe_fields("unknown", unknown, problems);
-    describe_fields("duplicate", duplicates, problems);
-    if (json_array_size(problems) > 0) {
-        if (fv == FIELD_VALIDATION_STRICT) {
-            strict_error(k, problems, err);
-            goto fail;
-        }
-        if (fv == FIELD_VALIDATION_WARN && warnings)
-            json_array_extend(warnings, problems);
-    }
+    if (decode_unknown_fields(k, unknown, duplicates, fv, warnings, err) != 0)
+        goto fail;
     validate_default(k, obj);
     json_decref(duplicates);
     json_decref(unknown);
-    json_decref(problems);
     return obj;
 fail:
     json_decref(obj);
     json_decref(duplicates);
     json_decref(unknown);
-    json_decref(problems);
     return NULL;
 }
 

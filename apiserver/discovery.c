@@ -15,10 +15,10 @@
 #include "langop/schema.h"
 #include "langop/status.h"
 
-/* Verbs served today; patch and watch join when their handlers land. */
-const char *const discovery_resource_verbs[] = {"create", "delete", "deletecollection", "get", "list", "update",
+/* The verbs served on every main resource, and on its status subresource. */
+const char *const discovery_resource_verbs[] = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
                                                 NULL};
-static const char *const status_verbs[] = {"get", "update", NULL};
+static const char *const status_verbs[] = {"get", "patch", "update", NULL};
 
 enum doc_form { FORM_LEGACY, FORM_V2, FORM_V2BETA1, FORM_COUNT };
 

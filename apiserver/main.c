@@ -13,6 +13,7 @@
 
 #include "langop/api.h"
 #include "langop/auth.h"
+#include "langop/compactor.h"
 #include "langop/schema.h"
 #include "langop/server.h"
 #include "langop/store.h"
@@ -27,6 +28,9 @@ typedef struct flags {
     int storage_fsync;
     const char *token_auth_file;
     int workers;
+    int64_t compaction_interval_s;
+    int64_t history_min_revisions;
+    int64_t history_min_age_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -50,6 +54,9 @@ static void usage(FILE *out)
             "      --storage-path string        SQLite database file (default langop.db)\n"
             "      --storage-fsync              Sync every commit to disk, to survive power loss; without it a\n"
             "                                   commit survives a crash of the process (default false)\n"
+            "      --compaction-interval duration  How often the event log is compacted; 0 never (default 1m)\n"
+            "      --history-min-revisions int  Compaction keeps at least this many revisions (default 1000)\n"
+            "      --history-min-age duration   Compaction keeps at least this much history (default 5m)\n"
             "\n"
             "Authentication flags:\n"
             "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
@@ -58,6 +65,38 @@ static void usage(FILE *out)
             "      --workers int                Worker threads serving requests (default 4)\n"
             "  -v, --v int                      Log verbosity (default 0: one line per request)\n"
             "  -h, --help                       Show this help\n");
+}
+
+/* "90", "90s", "5m", "1h" -> seconds */
+static int parse_duration(const char *name, const char *value, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    long long unit = 1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        unit = 60, end++;
+    else if (*end == 'h')
+        unit = 3600, end++;
+    if (*value == '\0' || *end != '\0' || v < 0 || v > 100LL * 365 * 24 * 3600 / unit) {
+        fprintf(stderr, "invalid value \"%s\" for --%s: a duration such as 30s, 5m or 1h\n", value, name);
+        return -1;
+    }
+    *out = v * unit;
+    return 0;
+}
+
+static int parse_int64(const char *name, const char *value, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || v < 0) {
+        fprintf(stderr, "invalid value \"%s\" for --%s: must be a non-negative integer\n", value, name);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 static int parse_int(const char *name, const char *value, int min, int max, int *out)
@@ -72,7 +111,10 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
     return 0;
 }
 
-enum { OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS };
+enum {
+    OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
+    OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE,
+};
 
 static int parse_flags(int argc, char **argv, flags_t *f)
 {
@@ -86,6 +128,9 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"storage-fsync", no_argument, NULL, OPT_FSYNC},
         {"token-auth-file", required_argument, NULL, OPT_TOKENS},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"compaction-interval", required_argument, NULL, OPT_COMPACTION},
+        {"history-min-revisions", required_argument, NULL, OPT_MIN_REVISIONS},
+        {"history-min-age", required_argument, NULL, OPT_MIN_AGE},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -103,6 +148,9 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_FSYNC: f->storage_fsync = 1; break;
         case OPT_TOKENS: f->token_auth_file = optarg; break;
         case OPT_WORKERS: rc = parse_int("workers", optarg, 1, 256, &f->workers); break;
+        case OPT_COMPACTION: rc = parse_duration("compaction-interval", optarg, &f->compaction_interval_s); break;
+        case OPT_MIN_REVISIONS: rc = parse_int64("history-min-revisions", optarg, &f->history_min_revisions); break;
+        case OPT_MIN_AGE: rc = parse_duration("history-min-age", optarg, &f->history_min_age_s); break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -124,7 +172,8 @@ static int parse_flags(int argc, char **argv, flags_t *f)
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
-                 .storage_path = "langop.db", .workers = 4};
+                 .storage_path = "langop.db", .workers = 4, .compaction_interval_s = 60,
+                 .history_min_revisions = 1000, .history_min_age_s = 300};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -135,6 +184,7 @@ int main(int argc, char **argv)
     store_t *store = NULL;
     auth_t *auth = NULL;
     api_t *api = NULL;
+    compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
     if (schema_registry_load(&err) != 0) {
         fprintf(stderr, "error: schema: %s\n", err.message);
@@ -159,6 +209,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: cannot open storage %s: %s\n", f.storage_path, err.message);
         goto exit;
     }
+    compactor = compactor_start(store, f.compaction_interval_s * 1000, f.history_min_revisions, f.history_min_age_s);
     char address[300];
     snprintf(address, sizeof(address), "%s:%d", strcmp(f.bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : f.bind_address,
              f.secure_port);
@@ -172,6 +223,7 @@ int main(int argc, char **argv)
     }
     status = 0;
 exit:
+    compactor_stop(compactor);
     api_free(api);
     store_close(store);
     auth_free(auth);

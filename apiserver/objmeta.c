@@ -20,6 +20,8 @@
 
 #define ANNOTATIONS_MAX_BYTES (256 * 1024)
 
+const char *const objmeta_field_labels[] = {"metadata.name", "metadata.namespace", NULL};
+
 static int is_lower_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@
 #include <openssl/x509v3.h>
 
 #include "langop/status.h"
+#include "langop/stream.h"
 
 /* h2o itself refuses bodies above this with its own plain 413; up to it,
  * the API answers with a Status (its limit is API_MAX_BODY) */
@@ -49,8 +51,15 @@ typedef struct job_slot {
     job_t *job;        /* NULL once the response was sent */
 } job_slot_t;
 
+/*
+ * A job is a request for api_handle(), or a piece of work another module
+ * offloads from the loop (work() on a worker, then done() on the loop).
+ */
 struct job {
     h2o_multithread_message_t message;   /* must stay first: the queue links it */
+    void (*work)(void *arg);             /* set: an offloaded piece of work, not a request */
+    void (*done)(void *arg);
+    void *arg;
     h2o_req_t *req;                      /* NULL if the request went away (loop thread only) */
     job_slot_t *slot;
     api_request_t request;
@@ -75,6 +84,7 @@ typedef struct server {
     int stopping;
     pthread_t *workers;
     int worker_count;
+    stream_hub_t *hub;                   /* open watches */
 } server_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -134,7 +144,10 @@ static void *worker_main(void *arg)
     server_t *srv = arg;
     job_t *job;
     while ((job = take_job(srv)) != NULL) {
-        api_handle(srv->api, &job->request, &job->response);
+        if (job->work)
+            job->work(job->arg);
+        else
+            api_handle(srv->api, &job->request, &job->response);
         h2o_multithread_send_message(&srv->done_receiver, &job->message);
     }
     return NULL;
@@ -195,24 +208,48 @@ static void send_response(h2o_req_t *req, const api_response_t *resp)
     if (resp->content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, resp->content_type,
                        strlen(resp->content_type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
-    for (size_t i = 0; i < resp->header_count; i++)
+    int cache_control = 0;
+    for (size_t i = 0; i < resp->header_count; i++) {
         add_header(req, resp->header_names[i], resp->header_values[i]);
+        cache_control |= strcasecmp(resp->header_names[i], "cache-control") == 0;
+    }
+    if (!cache_control) /* API answers are per user and change: never cached unless they say so */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
     req->res.content_length = resp->body_len;
     h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
 }
 
+/* stream_offload_fn: runs work on a worker, then done on the loop. */
+static void offload(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg)
+{
+    job_t *job = lo_calloc(1, sizeof(*job));
+    job->work = work;
+    job->done = done;
+    job->arg = arg;
+    queue_job(ctx, job);
+}
+
 static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    (void)receiver;
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
         job_t *job = (job_t *)m;
+        if (job->work) {
+            job->done(job->arg);
+            free(job);
+            continue;
+        }
+        server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, done_receiver, receiver);
         log_request(job->req, &job->request, &job->response, job->started_ms);
         if (job->req != NULL) {
             job->slot->job = NULL; /* the request no longer refers to this job */
-            send_response(job->req, &job->response);
+            if (job->response.watch) {
+                stream_watch_start(srv->hub, job->req, job->response.watch, job->response.content_type);
+                job->response.watch = NULL; /* stolen by the stream */
+            } else {
+                send_response(job->req, &job->response);
+            }
         }
         job_free(job);
     }
@@ -250,6 +287,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     areq->accept = header_copy(req, H2O_TOKEN_ACCEPT);
     areq->content_type = header_copy(req, H2O_TOKEN_CONTENT_TYPE);
     areq->if_none_match = header_copy(req, H2O_TOKEN_IF_NONE_MATCH);
+    areq->user_agent = header_copy(req, H2O_TOKEN_USER_AGENT);
     char *authorization = header_copy(req, H2O_TOKEN_AUTHORIZATION);
     size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     char *path = lo_strndup(req->input.path.base, plen);
@@ -393,6 +431,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     listener->data = &srv;
     h2o_socket_read_start(listener, on_accept);
     start_workers(&srv, opts->workers > 0 ? opts->workers : 4);
+    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), offload, &srv);
 
     api_set_ready(api, 1);
     lo_log(LO_INFO, "Serving securely on %s:%d", opts->bind_address, opts->port);
@@ -403,6 +442,8 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     h2o_socket_read_stop(listener);
     h2o_socket_close(listener);
     stop_workers(&srv);
+    /* watches end with the process; the hub stops following the store */
+    store_set_commit_hook(api_store(api), NULL, NULL);
     /* deliver what the workers finished so that no job is left behind */
     h2o_evloop_run(srv.ctx.loop, 0);
     SSL_CTX_free(srv.ssl_ctx);

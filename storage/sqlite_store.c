@@ -7,10 +7,14 @@
  *       The current state: one row per live object. body is the object as
  *       compact JSON with metadata.resourceVersion = rv.
  *
- *   events(id INTEGER PRIMARY KEY AUTOINCREMENT, resource, namespace, name, type, body)
+ *   events(id INTEGER PRIMARY KEY AUTOINCREMENT, resource, namespace, name, type, body,
+ *          prev_rv, created)
  *       The change log. id IS the resourceVersion of the change. type is
  *       ADDED, MODIFIED or DELETED; body is the object at that rv (for
- *       DELETED, its last state carrying the deletion rv).
+ *       DELETED, its last state carrying the deletion rv). prev_rv is the id
+ *       of the key's previous event (0 for ADDED): a watch with selectors
+ *       needs the state before a change. created is the commit time (unix
+ *       seconds), for time-based retention.
  *       Indexes: (resource, namespace, name, id) for lists at an older rv,
  *                (resource, id) for "did anything change after rv" and watch replay.
  *
@@ -29,7 +33,8 @@
  *     id <= N unless that event is DELETED. Compaction to horizon H may
  *     therefore delete only events superseded by a newer event of the same
  *     key with id <= H, and DELETED events with id <= H; it then raises
- *     meta.compacted_rv to H. (Compaction itself is not written yet.)
+ *     meta.compacted_rv to H (store_compact). A superseded event is exactly
+ *     one that a later event names as its prev_rv.
  *
  * Connections: one writer connection guarded by write_mu (its statements are
  * used only with write_mu held), and one read connection per reading thread,
@@ -45,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 
 #define STORE_SCHEMA_VERSION 1
@@ -61,7 +67,7 @@ static const char schema_sql[] =
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
     "  type TEXT NOT NULL CHECK (type IN ('ADDED','MODIFIED','DELETED')),"
-    "  body TEXT NOT NULL);"
+    "  body TEXT NOT NULL, prev_rv INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS events_key ON events(resource, namespace, name, id);"
     "CREATE INDEX IF NOT EXISTS events_res_rv ON events(resource, id);"
     "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema_version', 1), ('compacted_rv', 0);";
@@ -75,7 +81,7 @@ static const char schema_sql[] =
 enum stmt_id {
     ST_BEGIN, ST_ROLLBACK, ST_GET, ST_SEQ,                      /* both roles */
     ST_COMMIT, ST_COUNT, ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, /* writer */
-    ST_COMPACTED, ST_NEWER, ST_EVENT_BY_ID,                     /* reader */
+    ST_COMPACTED, ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER,    /* reader */
     ST_LIST, /* ... ST_LIST + 7 */
     ST_COUNT_ALL = ST_LIST + 8,
 };
@@ -98,8 +104,8 @@ static const struct {
                 ROLE_W | ROLE_R},
     [ST_SEQ] = {"SELECT seq FROM sqlite_sequence WHERE name = 'events'", ROLE_W | ROLE_R},
     [ST_COUNT] = {"SELECT COUNT(*) FROM objects WHERE resource = ?1 AND namespace = ?2", ROLE_W},
-    [ST_EVENT_INSERT] = {"INSERT INTO events(id, resource, namespace, name, type, body)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_EVENT_INSERT] = {"INSERT INTO events(id, resource, namespace, name, type, body, prev_rv, created)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                          ROLE_W},
     [ST_UPSERT] = {"INSERT INTO objects(resource, namespace, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)"
                    " ON CONFLICT (resource, namespace, name) DO UPDATE SET rv = excluded.rv, body = excluded.body",
@@ -108,6 +114,9 @@ static const struct {
     [ST_COMPACTED] = {"SELECT v FROM meta WHERE k = 'compacted_rv'", ROLE_R},
     [ST_NEWER] = {"SELECT 1 FROM events WHERE resource = ?1 AND id > ?2 LIMIT 1", ROLE_R},
     [ST_EVENT_BY_ID] = {"SELECT type, body FROM events WHERE id = ?1", ROLE_R},
+    [ST_EVENTS_AFTER] = {"SELECT id, namespace, name, type, body, prev_rv FROM events"
+                         " WHERE resource = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
+                         ROLE_R},
 };
 
 /* The writer's BEGIN takes the write lock at once, so a transaction never
@@ -629,6 +638,8 @@ static int commit_change(write_state_t *ws, store_event_type_t type, json_t *obj
     bind_key(ev, 2, w->resource, ws->ns, w->name);
     sqlite3_bind_text(ev, 5, store_event_type_name(type), -1, SQLITE_STATIC);
     sqlite3_bind_text(ev, 6, body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ev, 7, type == STORE_EVENT_ADDED ? 0 : ws->cur_rv);
+    sqlite3_bind_int64(ev, 8, (int64_t)time(NULL));
     int rc = stmt_run(c, ST_EVENT_INSERT, err);
     sqlite3_clear_bindings(ev);
     if (rc != STORE_OK)
@@ -657,10 +668,14 @@ Exit:
     return ret;
 }
 
-static void call_hook(write_state_t *ws, int64_t rv, store_event_type_t type, const json_t *obj)
+static void call_hook(write_state_t *ws, int64_t rv, store_event_type_t type, const json_t *obj,
+                      const json_t *prev)
 {
-    if (ws->s->hook)
-        ws->s->hook(ws->s->hook_ctx, rv, type, ws->w->resource, ws->ns, ws->w->name, obj);
+    if (ws->s->hook == NULL)
+        return;
+    store_event_t ev = {.rv = rv, .type = type, .resource = ws->w->resource, .ns = ws->ns, .name = ws->w->name,
+                        .object = obj, .prev = type == STORE_EVENT_MODIFIED ? prev : NULL};
+    ws->s->hook(ws->s->hook_ctx, &ev);
 }
 
 /* Fills out as a no-op: the current object (stolen from ws) and its rv. */
@@ -701,7 +716,7 @@ static int write_put(write_state_t *ws, json_t *next, store_write_result_t *out,
             json_decref(next);
             return STORE_IO;
         }
-        call_hook(ws, rv, type, next);
+        call_hook(ws, rv, type, next, ws->current);
     }
     out->kind = STORE_WRITE_PUT;
     out->object = next;
@@ -736,7 +751,7 @@ static int write_delete(write_state_t *ws, json_t *last, store_write_result_t *o
             json_decref(last);
             return STORE_IO;
         }
-        call_hook(ws, rv, STORE_EVENT_DELETED, last);
+        call_hook(ws, rv, STORE_EVENT_DELETED, last, NULL);
     }
     out->kind = STORE_WRITE_DELETE;
     out->object = last;
@@ -1002,4 +1017,170 @@ void store_list_result_free(store_list_result_t *res)
     free(res->last_name);
     res->items = NULL;
     res->last_ns = res->last_name = NULL;
+}
+
+/* ---- change feed ---- */
+
+/* Decodes the event with id prev_rv (the state before a MODIFIED event): new reference or NULL. */
+static json_t *load_prev(conn_t *c, int64_t prev_rv)
+{
+    sqlite3_stmt *ev = c->st[ST_EVENT_BY_ID];
+    json_t *prev = NULL;
+    sqlite3_reset(ev);
+    sqlite3_bind_int64(ev, 1, prev_rv);
+    if (sqlite3_step(ev) == SQLITE_ROW)
+        decode_body(sqlite3_column_blob(ev, 1), sqlite3_column_bytes(ev, 1), &prev);
+    sqlite3_reset(ev);
+    return prev;
+}
+
+static store_event_type_t parse_event_type(const char *t)
+{
+    if (t && strcmp(t, "ADDED") == 0)
+        return STORE_EVENT_ADDED;
+    if (t && strcmp(t, "DELETED") == 0)
+        return STORE_EVENT_DELETED;
+    return STORE_EVENT_MODIFIED;
+}
+
+/* Walks the rows of the bound ST_EVENTS_AFTER statement, calling fn for each event of ns (NULL = all). */
+static int events_scan(conn_t *c, const char *resource, const char *ns, int with_prev, store_event_fn fn, void *ctx,
+                       lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[ST_EVENTS_AFTER];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *row_ns = (const char *)sqlite3_column_text(st, 1);
+        if (ns && strcmp(ns, row_ns) != 0)
+            continue;
+        store_event_t ev = {.rv = sqlite3_column_int64(st, 0), .resource = resource, .ns = row_ns,
+                            .name = (const char *)sqlite3_column_text(st, 2),
+                            .type = parse_event_type((const char *)sqlite3_column_text(st, 3))};
+        json_t *obj = NULL, *prev = NULL;
+        if (decode_body(sqlite3_column_blob(st, 4), sqlite3_column_bytes(st, 4), &obj) != 0)
+            return corrupt_error(err, resource, ev.ns, ev.name);
+        if (with_prev && ev.type == STORE_EVENT_MODIFIED && sqlite3_column_int64(st, 5) > 0)
+            prev = load_prev(c, sqlite3_column_int64(st, 5));
+        ev.object = obj;
+        ev.prev = prev;
+        int stop = fn(ctx, &ev);
+        json_decref(obj);
+        json_decref(prev);
+        if (stop)
+            return STORE_OK;
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(err, c->db, "events");
+    return STORE_OK;
+}
+
+int store_events(store_t *store, const char *resource, const char *ns, int64_t after_rv, int with_prev,
+                 store_event_fn fn, void *ctx, int64_t *up_to, lo_err_t *err)
+{
+    int64_t cur = 0, compacted = 0;
+    int ret = STORE_IO;
+    reader_t *r = reader_get(store, err);
+    if (r == NULL)
+        return STORE_IO;
+    conn_t *c = &r->conn;
+    sqlite3_stmt *st = c->st[ST_EVENTS_AFTER];
+    /* one read transaction: the horizon, the newest rv and the rows come from one snapshot */
+    if (stmt_run(c, ST_BEGIN, err) != STORE_OK)
+        return STORE_IO;
+    if (stmt_int(c, ST_SEQ, 0, &cur, err) != STORE_OK || stmt_int(c, ST_COMPACTED, 0, &compacted, err) != STORE_OK)
+        goto Exit;
+    if (after_rv < compacted) {
+        lo_err_set(err, 410, "Expired", "too old resource version: %" PRId64 " (%" PRId64 ")", after_rv, compacted);
+        ret = STORE_EXPIRED;
+        goto Exit;
+    }
+    if (after_rv > cur) {
+        lo_err_set(err, 504, "Timeout", "Too large resource version: %" PRId64 ", current: %" PRId64, after_rv, cur);
+        ret = STORE_FUTURE_RV;
+        goto Exit;
+    }
+    sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after_rv);
+    sqlite3_bind_int64(st, 3, cur);
+    ret = events_scan(c, resource, ns, with_prev, fn, ctx, err);
+    if (ret == STORE_OK && up_to)
+        *up_to = cur;
+Exit:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    conn_rollback(c);
+    return ret;
+}
+
+/* ---- compaction ---- */
+
+static int query_int(conn_t *w, const char *sql, int64_t bound, int64_t *out, lo_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(w->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_error(err, w->db, sql);
+    if (sqlite3_bind_parameter_count(st) > 0)
+        sqlite3_bind_int64(st, 1, bound);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(err, w->db, sql);
+    return STORE_OK;
+}
+
+static int exec_bound(conn_t *w, const char *sql, int64_t bound, lo_err_t *err)
+{
+    int64_t unused = 0;
+    return query_int(w, sql, bound, &unused, err);
+}
+
+/* The horizon the retention rules allow: >= keep_revisions newer revisions and >= keep_seconds of history. */
+static int compaction_target(conn_t *w, int64_t keep_revisions, int64_t keep_seconds, int64_t *target,
+                             lo_err_t *err)
+{
+    int64_t seq = 0, by_time = 0;
+    if (stmt_int(w, ST_SEQ, 0, &seq, err) != STORE_OK ||
+        query_int(w, "SELECT COALESCE(MAX(id), 0) FROM events WHERE created <= ?1", (int64_t)time(NULL) - keep_seconds,
+                  &by_time, err) != STORE_OK)
+        return STORE_IO;
+    *target = seq - keep_revisions;
+    if (by_time < *target)
+        *target = by_time;
+    return STORE_OK;
+}
+
+int store_compact(store_t *store, int64_t keep_revisions, int64_t keep_seconds, int64_t *compacted, lo_err_t *err)
+{
+    conn_t *w = &store->writer;
+    int64_t target = 0, horizon = 0;
+    int ret = STORE_IO;
+    pthread_mutex_lock(&store->write_mu);
+    if (conn_exec(w, "BEGIN IMMEDIATE", err) != STORE_OK)
+        goto Unlock;
+    if (compaction_target(w, keep_revisions, keep_seconds, &target, err) != STORE_OK ||
+        query_int(w, "SELECT v FROM meta WHERE k = 'compacted_rv'", 0, &horizon, err) != STORE_OK)
+        goto Exit;
+    if (target > horizon) {
+        /* superseded events (a later event inside the horizon names them as prev_rv) and tombstones */
+        if (exec_bound(w,
+                       "DELETE FROM events WHERE id <= ?1 AND (type = 'DELETED' OR id IN"
+                       " (SELECT prev_rv FROM events WHERE id <= ?1 AND prev_rv > 0))",
+                       target, err) != STORE_OK ||
+            exec_bound(w, "UPDATE meta SET v = ?1 WHERE k = 'compacted_rv'", target, err) != STORE_OK)
+            goto Exit;
+        horizon = target;
+    }
+    ret = conn_exec(w, "COMMIT", err);
+Exit:
+    if (ret != STORE_OK)
+        conn_rollback(w);
+    else
+        sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+Unlock:
+    pthread_mutex_unlock(&store->write_mu);
+    if (ret == STORE_OK && compacted)
+        *compacted = horizon;
+    return ret;
 }

@@ -38,6 +38,7 @@ typedef struct api_request {
     char *accept;          /* NULL when absent */
     char *content_type;
     char *if_none_match;
+    char *user_agent;      /* the default field manager is its product name */
     char *body;            /* may be NULL */
     size_t body_len;
     api_user_t user;
@@ -46,6 +47,8 @@ typedef struct api_request {
 void api_request_free(api_request_t *req);
 
 #define API_MAX_HEADERS 16
+
+struct watch_spec;
 
 typedef struct api_response {
     int status;                        /* HTTP status */
@@ -56,6 +59,7 @@ typedef struct api_response {
     char *header_names[API_MAX_HEADERS];   /* owned, lower-case */
     char *header_values[API_MAX_HEADERS];  /* owned */
     char verb[20];                     /* for the request log */
+    struct watch_spec *watch;          /* owned; set: answer with a watch stream of this spec (status 200) */
 } api_response_t;
 
 void api_response_free(api_response_t *resp);
@@ -77,6 +81,9 @@ typedef struct api api_t;
 /** Creates the API over an open store (borrowed; must outlive the api). Builds discovery once. */
 api_t *api_new(store_t *store, const api_options_t *opts);
 void api_free(api_t *api);
+
+/** The store the api serves (borrowed): the transport follows its changes for watches. */
+store_t *api_store(api_t *api);
 
 /** Marks the server ready (readyz) or not. Thread-safe. */
 void api_set_ready(api_t *api, int ready);

@@ -45,6 +45,14 @@ json_t *decode_body(const api_request_t *req, json_t **duplicates, lo_err_t *err
 json_t *decode_object(const schema_kind_t *k, const api_request_t *req, field_validation_t fv, json_t *warnings,
                       lo_err_t *err);
 
+/**
+ * Applies fieldValidation to the unknown and duplicate field paths of a
+ * body (borrowed arrays, either may be NULL): Strict -> -1 with the 400;
+ * Warn -> their warning texts appended to warnings; Ignore -> nothing.
+ */
+int decode_unknown_fields(const schema_kind_t *k, const json_t *unknown, const json_t *duplicates,
+                          field_validation_t fv, json_t *warnings, lo_err_t *err);
+
 /** Appends kube's Warning header value for each text in warnings to resp (299 - "..."). */
 void decode_add_warnings(api_response_t *resp, const json_t *warnings);
 

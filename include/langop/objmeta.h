@@ -19,6 +19,9 @@
 
 #define OBJMETA_NAME_MAX 253
 
+/** The fields every kind supports in a fieldSelector (NULL-terminated). */
+extern const char *const objmeta_field_labels[];
+
 /** 1 if name is a DNS-1123 subdomain (what Kubernetes requires of object names). */
 int objmeta_valid_name(const char *name);
 /** 1 if key is a qualified name ([DNS-subdomain-prefix/]name, name <= 63 of [A-Za-z0-9._-], alnum ends). */

@@ -159,17 +159,49 @@ typedef struct store_list_result {
 int store_list(store_t *store, const store_list_opts_t *opts, store_list_result_t *out, lo_err_t *err);
 void store_list_result_free(store_list_result_t *res);
 
-/* ---- change feed (for the watch hub) ---- */
+/* ---- change feed (watch) and compaction ---- */
+
+/** One change of the event log. Pointers are borrowed for the duration of the call. */
+typedef struct store_event {
+    int64_t rv;
+    store_event_type_t type;
+    const char *resource;
+    const char *ns;
+    const char *name;
+    const json_t *object;   /* state at rv (for DELETED: the last state, carrying the deletion rv) */
+    const json_t *prev;     /* MODIFIED: the state before, when asked for (or always, in the hook); else NULL */
+} store_event_t;
 
 /**
  * Called after every committed change, on the thread that made it, in rv
  * order, while the store still serialises writers (so calls never overlap
- * or reorder). object is the state at that rv (for DELETED, the last state
- * carrying the deletion rv). Must not call back into store writes.
+ * or reorder). Must not call back into store writes.
  */
-typedef void (*store_commit_fn)(void *ctx, int64_t rv, store_event_type_t type, const char *resource,
-                                const char *ns, const char *name, const json_t *object);
+typedef void (*store_commit_fn)(void *ctx, const store_event_t *ev);
 /** Installs the commit hook; call before serving. */
 void store_set_commit_hook(store_t *store, store_commit_fn fn, void *ctx);
+
+/** Called for each event of store_events(); return 0 to go on, non-zero to stop. */
+typedef int (*store_event_fn)(void *ctx, const store_event_t *ev);
+
+/**
+ * Reads, in one snapshot, the events of resource (ns NULL = every
+ * namespace) with after_rv < rv <= the newest rv, in rv order, and sets
+ * *up_to to that newest rv. with_prev: fill ev->prev for MODIFIED events.
+ * Returns STORE_OK, STORE_EXPIRED (after_rv is older than the compaction
+ * horizon: events after it are gone), STORE_FUTURE_RV or STORE_IO.
+ */
+int store_events(store_t *store, const char *resource, const char *ns, int64_t after_rv, int with_prev,
+                 store_event_fn fn, void *ctx, int64_t *up_to, lo_err_t *err);
+
+/**
+ * Compacts the event log: the horizon H is the newest rv that leaves at
+ * least keep_revisions newer revisions and at least keep_seconds of history;
+ * events superseded at or before H, and DELETED events at or before H, are
+ * removed, the horizon is recorded, and the WAL is checkpointed. Lists and
+ * watches from an rv at or below H then answer STORE_EXPIRED.
+ * *compacted (may be NULL) receives the horizon in force afterwards.
+ */
+int store_compact(store_t *store, int64_t keep_revisions, int64_t keep_seconds, int64_t *compacted, lo_err_t *err);
 
 #endif

@@ -14,8 +14,8 @@
  * elsewhere (objmeta.h); here only its name/generateName constraints of
  * the schema apply.
  *
- * Field paths are written as kube writes them: spec.models[0].name,
- * spec.params[key] for map entries.
+ * Field paths are written as kube writes them: spec.models[0].name, and map
+ * entries with dots (spec.deployment.resources.limits.cpu); no leading dot.
  */
 #ifndef LANGOP_VALIDATE_H
 #define LANGOP_VALIDATE_H
@@ -28,17 +28,18 @@
  * Removes, in place, every field the schema does not know (outside
  * x-kubernetes-preserve-unknown-fields), at any depth, including unknown
  * top-level fields and unknown metadata fields (ObjectMeta's own).
- * If unknown is not NULL (borrowed array), appends the dotted path of each
- * removed field ("spec.foo", ".spec.models[0].bar" as kube words it in the
- * warning: `unknown field "spec.foo"`).
+ * If unknown is not NULL (borrowed array), appends the path of each
+ * removed field ("spec.foo", "spec.models[0].bar"), in document order, for
+ * kube's warning `unknown field "spec.foo"`.
  */
 void validate_prune(const schema_kind_t *k, json_t *obj, json_t *unknown);
 
 /**
  * Applies the schema's defaults in place: a missing property with a
  * `default` gets it (deep copy), at any depth, in list items and map values,
- * after the parent object exists. Never overwrites a present value;
- * `null` is replaced by the default only where the field is not nullable.
+ * after the parent object exists. Never overwrites a present value. A
+ * `null` on a field that is not nullable is replaced by its default, or
+ * dropped when it has none (as kube does).
  */
 void validate_default(const schema_kind_t *k, json_t *obj);
 

@@ -278,13 +278,15 @@ class KubectlResult:
 
 
 def table(text):
-    """Parse kubectl's column output: header cells and rows split on 2+ spaces
-    (a cell never contains two spaces in a row)."""
+    """Parse kubectl's column output by the header's column positions, so that
+    an empty cell (a field the object does not set) stays an empty cell."""
     lines = [l for l in text.splitlines() if l.strip()]
     if not lines:
         return [], []
-    split = lambda l: re.split(r"\s{2,}", l.strip())
-    return split(lines[0]), [split(l) for l in lines[1:]]
+    starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    cells = lambda l: [l[a:b].strip() for a, b in bounds]
+    return cells(lines[0]), [cells(l) for l in lines[1:]]
 
 
 class ServerTestCase(unittest.TestCase):

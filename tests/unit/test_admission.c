@@ -1,2 +1,689 @@
-/* placeholder until the tests land */
-int main(void) { return 1; }
+/*
+ * test_admission.c - the admission rules (apiserver/admission.c) against
+ * langop/admission.h, run as the server runs them: from inside store_write
+ * mutate callbacks on a real store in a throw-away directory.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "langop/admission.h"
+#include "langop/schema.h"
+#include "langop/store.h"
+
+/* ---- fixture: a fresh store per test; the schema registry per run ---- */
+
+typedef struct fx {
+    char dir[64];
+    char path[96];
+    store_t *s;
+} fx_t;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    lo_err_t err = {0};
+    if (schema_registry_load(&err) < 0) {
+        print_error("schema_registry_load: %s\n", err.message);
+        lo_err_clear(&err);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    schema_registry_free();
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_admission.XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+    lo_err_t err = {0};
+    store_options_t opts = {.path = f->path, .sync_full = 0};
+    f->s = store_open(&opts, &err);
+    if (f->s == NULL) {
+        print_error("store_open: %s\n", err.message);
+        lo_err_clear(&err);
+        rmdir(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    static const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+    store_close(f->s);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(*suffixes); i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- objects ---- */
+
+static json_t *parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, 0, &jerr);
+    if (v == NULL)
+        fail_msg("bad test JSON (%s): %s", jerr.text, text);
+    return v;
+}
+
+/* A new object of kind in ns (NULL: cluster-scoped) with the given spec (JSON text). */
+static json_t *mk(const char *kind, const char *ns, const char *name, const char *spec)
+{
+    json_t *obj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", SCHEMA_GROUP_VERSION, "kind", kind, "metadata",
+                            "name", name);
+    if (ns)
+        json_object_set_new(json_object_get(obj, "metadata"), "namespace", json_string(ns));
+    json_object_set_new(obj, "spec", parse(spec));
+    return obj;
+}
+
+static json_t *mk_model(const char *ns, const char *name)
+{
+    return mk("LanguageModel", ns, name, "{\"provider\": \"openai\", \"modelName\": \"gpt-4o\"}");
+}
+
+/* ---- running admission inside a write ---- */
+
+typedef struct admit_ctx {
+    const schema_kind_t *k;
+    admission_operation_t op;
+    const json_t *obj;
+    int store;      /* 1: PUT the object when admitted; 0: commit nothing */
+} admit_ctx_t;
+
+static int admit_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    admit_ctx_t *a = ctx;
+    if (admission_check(txn, a->k, a->op, a->op == ADMISSION_UPDATE ? current : NULL, a->obj, err) < 0)
+        return -1;
+    if (!a->store)
+        return STORE_WRITE_NOOP;
+    *next = json_deep_copy(a->obj);
+    return STORE_WRITE_PUT;
+}
+
+static const char *meta(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
+    return s ? s : "";
+}
+
+/*
+ * Runs admission for obj (borrowed) inside a store_write; stores it when
+ * admitted and store is 1. Returns 0 when admitted, else the HTTP code in err.
+ */
+static int run(fx_t *f, admission_operation_t op, const json_t *obj, int store, lo_err_t *err)
+{
+    const schema_kind_t *k = schema_kind_by_kind(json_string_value(json_object_get(obj, "kind")));
+    assert_non_null(k);
+    admit_ctx_t a = {.k = k, .op = op, .obj = obj, .store = store};
+    store_write_t w = {.resource = k->plural, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
+                       .mutate = admit_mutate, .ctx = &a};
+    store_write_result_t res = {0};
+    int rc = store_write(f->s, &w, &res, err);
+    if (rc == STORE_OK) {
+        store_write_result_free(&res);
+        return 0;
+    }
+    assert_int_equal(rc, STORE_ABORTED);
+    assert_true(err->code != 0);
+    return err->code;
+}
+
+/* Admission alone (nothing stored); the error is cleared unless the caller keeps it. */
+static int check(fx_t *f, admission_operation_t op, json_t *obj_stolen)
+{
+    lo_err_t err = {0};
+    int code = run(f, op, obj_stolen, 0, &err);
+    lo_err_clear(&err);
+    json_decref(obj_stolen);
+    return code;
+}
+
+/* Stores obj (stolen) without admission, e.g. a LanguageCluster to admit against. */
+static int put_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)txn, (void)current, (void)err;
+    *next = json_incref(ctx);
+    return STORE_WRITE_PUT;
+}
+
+static void put_raw(fx_t *f, const char *resource, json_t *obj)
+{
+    lo_err_t err = {0};
+    store_write_t w = {.resource = resource, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
+                       .mutate = put_mutate, .ctx = obj};
+    store_write_result_t res = {0};
+    assert_int_equal(store_write(f->s, &w, &res, &err), STORE_OK);
+    store_write_result_free(&res);
+    json_decref(obj);
+}
+
+static void put_cluster(fx_t *f, const char *name, const char *spec)
+{
+    put_raw(f, "languageclusters", mk("LanguageCluster", NULL, name, spec));
+}
+
+static size_t cause_count(const lo_err_t *err)
+{
+    return json_array_size(json_object_get(err->details, "causes"));
+}
+
+static const char *cause_str(const lo_err_t *err, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(err->details, "causes"), i), key));
+}
+
+/* ================================================================== */
+/* LanguageModel: exactly one of provider and litellmProvider          */
+/* ================================================================== */
+
+static void test_provider_choice(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageModel", "team", "m",
+                                                   "{\"provider\": \"openai\", \"modelName\": \"gpt-4o\"}")), 0);
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageModel", "team", "m",
+                                                   "{\"litellmProvider\": \"deepseek\", \"modelName\": \"x\"}")), 0);
+    assert_int_equal(check(f, ADMISSION_UPDATE, mk("LanguageModel", "team", "m",
+                                                   "{\"provider\": null, \"litellmProvider\": \"deepseek\", "
+                                                   "\"modelName\": \"x\"}")), 0);
+
+    static const char *const bad[] = {
+        "{\"modelName\": \"x\"}",
+        "{\"provider\": \"openai\", \"litellmProvider\": \"deepseek\", \"modelName\": \"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *obj = mk("LanguageModel", "team", "m", bad[i]);
+        lo_err_t err = {0};
+        assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 422);
+        assert_string_equal(err.reason, "Invalid");
+        assert_string_equal(err.message, "LanguageModel.langop.io \"m\" is invalid: spec: Invalid value: \"object\": "
+                                         "set exactly one of provider or litellmProvider");
+        assert_int_equal(cause_count(&err), 1);
+        assert_string_equal(cause_str(&err, 0, "field"), "spec");
+        assert_string_equal(cause_str(&err, 0, "reason"), "FieldValueInvalid");
+        assert_string_equal(json_string_value(json_object_get(err.details, "kind")), "LanguageModel");
+        lo_err_clear(&err);
+        json_decref(obj);
+    }
+}
+
+/* ================================================================== */
+/* LanguageModel: no credentials in params                             */
+/* ================================================================== */
+
+static const char *const harmless_keys[] = {
+    "max_tokens", "max_completion_tokens", "maxTokens", "temperature", "top_p", "api_base", "api_version",
+    "input_cost_per_token", "output_cost_per_token", "bos_token", "eos_token", "tokenizer", "cache_key",
+    "stream_timeout", "aws_region_name", "aws_role_name", "seed", "keyword", "monkey", "tokens",
+};
+
+static const char *const credential_keys[] = {
+    "api_key", "API_KEY", "apiKey", "ApiKey", "x-api-key", "apikey", "aws_access_key_id", "aws_secret_access_key",
+    "AWS_SECRET_ACCESS_KEY", "AWSSecretAccessKey", "aws_session_token", "aws_bearer_token_bedrock",
+    "vertex_credentials", "azure_ad_token", "client_secret", "azure_client_secret", "password", "db_password",
+    "token", "access_token", "accessToken", "secret", "private_key", "key", "Authorization",
+};
+
+static json_t *model_with_params(const char *params)
+{
+    char spec[512];
+    snprintf(spec, sizeof(spec), "{\"provider\": \"openai\", \"modelName\": \"gpt-4o\", \"params\": %s}", params);
+    return mk("LanguageModel", "team", "m", spec);
+}
+
+static void test_params_harmless_keys(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    for (size_t i = 0; i < sizeof(harmless_keys) / sizeof(harmless_keys[0]); i++) {
+        char params[128];
+        snprintf(params, sizeof(params), "{\"%s\": 1}", harmless_keys[i]);
+        if (check(f, ADMISSION_CREATE, model_with_params(params)) != 0)
+            fail_msg("params key %s was refused", harmless_keys[i]);
+    }
+    /* nested values without credentials pass too */
+    json_t *nested = model_with_params("{\"extra_headers\": {\"X-Trace\": \"1\"}, \"stop\": [\"a\", {\"b\": 1}]}");
+    assert_int_equal(check(f, ADMISSION_CREATE, nested), 0);
+}
+
+static void test_params_credential_keys(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    for (size_t i = 0; i < sizeof(credential_keys) / sizeof(credential_keys[0]); i++) {
+        char params[128], field[128];
+        snprintf(params, sizeof(params), "{\"%s\": \"sk-123\", \"temperature\": 0.2}", credential_keys[i]);
+        snprintf(field, sizeof(field), "spec.params.%s", credential_keys[i]);
+        json_t *obj = model_with_params(params);
+        lo_err_t err = {0};
+        if (run(f, ADMISSION_CREATE, obj, 0, &err) != 422)
+            fail_msg("params key %s was admitted", credential_keys[i]);
+        assert_int_equal(cause_count(&err), 1);
+        assert_string_equal(cause_str(&err, 0, "field"), field);
+        assert_string_equal(cause_str(&err, 0, "reason"), "FieldValueForbidden");
+        assert_string_equal(cause_str(&err, 0, "message"),
+                            "Forbidden: credentials must not be set in params: reference a Secret with "
+                            "apiKeySecretRef or credentialsSecretRef");
+        lo_err_clear(&err);
+        json_decref(obj);
+    }
+}
+
+static void test_params_nested_credentials(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    json_t *obj = model_with_params("{\"extra_headers\": {\"Authorization\": \"Bearer x\"}, "
+                                    "\"deployments\": [{\"name\": \"a\"}, {\"aws_secret_access_key\": \"y\"}]}");
+    lo_err_t err = {0};
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 422);
+    assert_int_equal(cause_count(&err), 2);
+    /* jansson keeps insertion order */
+    assert_string_equal(cause_str(&err, 0, "field"), "spec.params.extra_headers.Authorization");
+    assert_string_equal(cause_str(&err, 1, "field"), "spec.params.deployments[1].aws_secret_access_key");
+    lo_err_clear(&err);
+    json_decref(obj);
+}
+
+/* Every broken field has its own cause, all in one 422. */
+static void test_causes_are_gathered(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    json_t *obj = mk("LanguageModel", "team", "m",
+                     "{\"provider\": \"openai\", \"litellmProvider\": \"x\", \"modelName\": \"x\", "
+                     "\"params\": {\"api_key\": \"a\", \"password\": \"b\"}}");
+    lo_err_t err = {0};
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 422);
+    assert_int_equal(cause_count(&err), 3);
+    assert_string_equal(cause_str(&err, 0, "field"), "spec");
+    assert_string_equal(cause_str(&err, 1, "field"), "spec.params.api_key");
+    assert_string_equal(cause_str(&err, 2, "field"), "spec.params.password");
+    assert_non_null(strstr(err.message, "LanguageModel.langop.io \"m\" is invalid: [spec: "));
+    lo_err_clear(&err);
+    json_decref(obj);
+}
+
+/* ================================================================== */
+/* LanguageAgent: execution.schedule                                   */
+/* ================================================================== */
+
+static json_t *agent_with_execution(const char *execution)
+{
+    char spec[512];
+    snprintf(spec, sizeof(spec), "{\"image\": \"agent:1\", \"execution\": %s}", execution);
+    return mk("LanguageAgent", "team", "a", spec);
+}
+
+/* 0 if schedule is admitted for a task agent, else the HTTP code; the cause is checked on refusal. */
+static int check_schedule(fx_t *f, const char *schedule)
+{
+    json_t *exec = json_pack("{s:s, s:s}", "mode", "task", "schedule", schedule);
+    char *text = json_dumps(exec, JSON_COMPACT);
+    json_t *obj = agent_with_execution(text);
+    lo_err_t err = {0};
+    int code = run(f, ADMISSION_CREATE, obj, 0, &err);
+    if (code == 422) {
+        assert_int_equal(cause_count(&err), 1);
+        assert_string_equal(cause_str(&err, 0, "field"), "spec.execution.schedule");
+        assert_string_equal(cause_str(&err, 0, "reason"), "FieldValueInvalid");
+    }
+    lo_err_clear(&err);
+    json_decref(obj);
+    free(text);
+    json_decref(exec);
+    return code;
+}
+
+static const char *const valid_schedules[] = {
+    "0 * * * *", "*/5 * * * *", "0 9-17 * * MON-FRI", "0 0 1,15 * *", "30 2 * JAN,jul sun", "0 0 * * 0-6",
+    "5-55/10 * * * *", "10/5 * * * *", "59 23 31 12 6", "0 0 ? * *", "  0 0 * * *  ", "0\t0 * * *",
+    "0 0 * jan-dec/2 *", "1,2,3-5,*/20 * * * *", "@yearly", "@annually", "@monthly", "@weekly", "@daily",
+    "@midnight", "@hourly", "CRON_TZ=Europe/Paris 0 9 * * *", "TZ=UTC @daily",
+    "CRON_TZ=America/Port-au-Prince 0 0 * * *",
+};
+
+static const char *const invalid_schedules[] = {
+    "", "   ", "* * * *", "0 0 * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * 32 * *", "* * * 13 *",
+    "* * * 0 *", "* * * * 7", "*/0 * * * *", "*/x * * * *", "*/ * * * *", "5-1 * * * *", "1-2-3 * * * *",
+    "*/2/3 * * * *", "1,,2 * * * *", ",1 * * * *", "1, * * * *", "a * * * *", "* * * FOO *", "* * * * MON-XYZ",
+    "* * * * JAN", "-1 * * * *", "*-5 * * * *", "99999999999 * * * *", "@every 1h", "@daily extra", "@reboot",
+    "@", "CRON_TZ= 0 0 * * *", "TZ=Europe/Paris", "CRON_TZ=Bad;Zone 0 0 * * *", "0 0 * JAN-DEC/0 *",
+};
+
+static void test_schedule_syntax(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    for (size_t i = 0; i < sizeof(valid_schedules) / sizeof(valid_schedules[0]); i++)
+        if (check_schedule(f, valid_schedules[i]) != 0)
+            fail_msg("schedule \"%s\" was refused", valid_schedules[i]);
+    for (size_t i = 0; i < sizeof(invalid_schedules) / sizeof(invalid_schedules[0]); i++)
+        if (check_schedule(f, invalid_schedules[i]) != 422)
+            fail_msg("schedule \"%s\" was admitted", invalid_schedules[i]);
+}
+
+static void test_schedule_message(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    json_t *obj = agent_with_execution("{\"mode\": \"task\", \"schedule\": \"0-60 * * * *\"}");
+    lo_err_t err = {0};
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 422);
+    assert_string_equal(err.message, "LanguageAgent.langop.io \"a\" is invalid: spec.execution.schedule: "
+                                     "Invalid value: \"0-60 * * * *\": "
+                                     "end of range (60) above maximum (59) in minute field: 0-60");
+    lo_err_clear(&err);
+    json_decref(obj);
+
+    obj = agent_with_execution("{\"mode\": \"task\", \"schedule\": \"0 0 * * * *\"}");
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 422);
+    assert_non_null(strstr(cause_str(&err, 0, "message"), "expected exactly 5 fields"));
+    lo_err_clear(&err);
+    json_decref(obj);
+}
+
+static void test_schedule_needs_task_mode(void **state)
+{
+    fx_t *f = *state;
+    put_cluster(f, "team", "{}");
+    static const char *const refused[] = {
+        "{\"mode\": \"service\", \"schedule\": \"0 * * * *\"}",
+        "{\"schedule\": \"0 * * * *\"}",  /* absent mode is service */
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        json_t *obj = agent_with_execution(refused[i]);
+        lo_err_t err = {0};
+        assert_int_equal(run(f, ADMISSION_UPDATE, obj, 0, &err), 422);
+        assert_int_equal(cause_count(&err), 1);
+        assert_string_equal(cause_str(&err, 0, "field"), "spec.execution.schedule");
+        assert_string_equal(cause_str(&err, 0, "reason"), "FieldValueForbidden");
+        assert_string_equal(cause_str(&err, 0, "message"), "Forbidden: schedule is only allowed with mode task");
+        lo_err_clear(&err);
+        json_decref(obj);
+    }
+    assert_int_equal(check(f, ADMISSION_CREATE, agent_with_execution("{\"mode\": \"service\"}")), 0);
+    assert_int_equal(check(f, ADMISSION_CREATE, agent_with_execution("{\"mode\": \"task\"}")), 0);
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageAgent", "team", "a", "{\"image\": \"agent:1\"}")), 0);
+    assert_int_equal(check(f, ADMISSION_CREATE,
+                           agent_with_execution("{\"mode\": \"task\", \"schedule\": \"0 9 * * *\", "
+                                                "\"timezone\": \"Europe/Paris\"}")),
+                     0);
+    /* a zone in the schedule and a timezone field would contradict each other */
+    assert_int_equal(check(f, ADMISSION_CREATE,
+                           agent_with_execution("{\"mode\": \"task\", \"schedule\": \"TZ=UTC 0 9 * * *\", "
+                                                "\"timezone\": \"Europe/Paris\"}")),
+                     422);
+}
+
+/* ================================================================== */
+/* membership: a LanguageCluster owns the namespace of its name         */
+/* ================================================================== */
+
+static void test_membership(void **state)
+{
+    fx_t *f = *state;
+    json_t *obj = mk_model("team", "m");
+    lo_err_t err = {0};
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 403);
+    assert_string_equal(err.reason, "Forbidden");
+    assert_string_equal(err.message, "languagemodels.langop.io \"m\" is forbidden: namespace \"team\" is not managed "
+                                     "by a LanguageCluster: create LanguageCluster \"team\" first");
+    assert_string_equal(json_string_value(json_object_get(err.details, "name")), "m");
+    assert_string_equal(json_string_value(json_object_get(err.details, "group")), "langop.io");
+    assert_string_equal(json_string_value(json_object_get(err.details, "kind")), "languagemodels");
+    lo_err_clear(&err);
+
+    /* every namespaced kind, each named by its resource */
+    json_t *persona = mk("LanguagePersona", "team", "p", "{\"tone\": \"calm\"}");
+    assert_int_equal(run(f, ADMISSION_CREATE, persona, 0, &err), 403);
+    assert_non_null(strstr(err.message, "languagepersonas.langop.io \"p\" is forbidden: namespace \"team\""));
+    lo_err_clear(&err);
+    json_decref(persona);
+
+    /* a cluster of another name does not help; the right one does */
+    put_cluster(f, "other", "{}");
+    assert_int_equal(check(f, ADMISSION_CREATE, json_incref(obj)), 403);
+    put_cluster(f, "team", "{}");
+    assert_int_equal(check(f, ADMISSION_CREATE, json_incref(obj)), 0);
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageTool", "team", "t", "{\"image\": \"tool:1\"}")), 0);
+    json_decref(obj);
+
+    /* cluster-scoped kinds are not members of anything */
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageCluster", NULL, "new", "{}")), 0);
+}
+
+static void test_membership_only_on_create(void **state)
+{
+    fx_t *f = *state;
+    /* an object left behind by a deleted cluster can still be updated (e.g. to drop finalizers) */
+    assert_int_equal(check(f, ADMISSION_UPDATE, mk_model("gone", "m")), 0);
+}
+
+static void test_terminating_cluster(void **state)
+{
+    fx_t *f = *state;
+    json_t *cluster = mk("LanguageCluster", NULL, "team", "{}");
+    json_object_set_new(json_object_get(cluster, "metadata"), "deletionTimestamp",
+                        json_string("2025-01-02T03:04:05Z"));
+    put_raw(f, "languageclusters", cluster);
+
+    json_t *obj = mk_model("team", "m");
+    lo_err_t err = {0};
+    assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 403);
+    assert_string_equal(err.message, "languagemodels.langop.io \"m\" is forbidden: unable to create new content in "
+                                     "namespace team because it is being terminated");
+    assert_int_equal(cause_count(&err), 1);
+    assert_string_equal(cause_str(&err, 0, "reason"), "NamespaceTerminating");
+    assert_string_equal(cause_str(&err, 0, "field"), "metadata.namespace");
+    lo_err_clear(&err);
+    /* updates of existing members go on while the cluster finalizes */
+    assert_int_equal(check(f, ADMISSION_UPDATE, json_incref(obj)), 0);
+    json_decref(obj);
+}
+
+/* ================================================================== */
+/* capacity                                                            */
+/* ================================================================== */
+
+static int create(fx_t *f, json_t *obj_stolen, lo_err_t *err)
+{
+    int code = run(f, ADMISSION_CREATE, obj_stolen, 1, err);
+    json_decref(obj_stolen);
+    return code;
+}
+
+static void test_capacity(void **state)
+{
+    fx_t *f = *state;
+    lo_err_t err = {0};
+    put_cluster(f, "team", "{\"capacity\": {\"maxModels\": 2, \"maxAgents\": 0}}");
+    put_cluster(f, "other", "{\"capacity\": {\"maxModels\": 1}}");
+    assert_int_equal(create(f, mk_model("other", "m0"), &err), 0);  /* other namespaces do not count */
+    assert_int_equal(create(f, mk_model("team", "m1"), &err), 0);
+    assert_int_equal(create(f, mk_model("team", "m2"), &err), 0);
+
+    assert_int_equal(create(f, mk_model("team", "m3"), &err), 403);
+    assert_string_equal(err.reason, "Forbidden");
+    assert_string_equal(err.message, "languagemodels.langop.io \"m3\" is forbidden: exceeded capacity of "
+                                     "LanguageCluster \"team\": maxModels=2, used 2");
+    assert_string_equal(json_string_value(json_object_get(err.details, "kind")), "languagemodels");
+    lo_err_clear(&err);
+
+    /* updates of existing objects are not creates */
+    assert_int_equal(check(f, ADMISSION_UPDATE, mk_model("team", "m1")), 0);
+    /* an invalid object is answered 422 before the full cluster is */
+    assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageModel", "team", "m4", "{\"modelName\": \"x\"}")), 422);
+
+    /* a limit of 0 admits none; each kind has its own limit; unset means unlimited */
+    assert_int_equal(create(f, mk("LanguageAgent", "team", "a", "{\"image\": \"agent:1\"}"), &err), 403);
+    assert_non_null(strstr(err.message, "maxAgents=0, used 0"));
+    lo_err_clear(&err);
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "t%d", i);
+        assert_int_equal(create(f, mk("LanguageTool", "team", name, "{\"image\": \"tool:1\"}"), &err), 0);
+    }
+}
+
+/* Raising the limit lets creates through again. */
+static void test_capacity_raised(void **state)
+{
+    fx_t *f = *state;
+    lo_err_t err = {0};
+    put_cluster(f, "team", "{\"capacity\": {\"maxPersonas\": 1}}");
+    assert_int_equal(create(f, mk("LanguagePersona", "team", "p1", "{}"), &err), 0);
+    assert_int_equal(create(f, mk("LanguagePersona", "team", "p2", "{}"), &err), 403);
+    assert_non_null(strstr(err.message, "maxPersonas=1, used 1"));
+    lo_err_clear(&err);
+    put_cluster(f, "team", "{\"capacity\": {\"maxPersonas\": 2}}");
+    assert_int_equal(create(f, mk("LanguagePersona", "team", "p2", "{}"), &err), 0);
+}
+
+/* Concurrent creates cannot overshoot: the count is taken in the write transaction. */
+#define N_THREADS 8
+#define MAX_MODELS 5
+
+typedef struct racer {
+    fx_t *f;
+    pthread_barrier_t *start;
+    int id;
+    int code;
+} racer_t;
+
+static void *racer_main(void *arg)
+{
+    racer_t *r = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "m%d", r->id);
+    json_t *obj = mk_model("team", name);
+    const schema_kind_t *k = schema_kind_by_kind("LanguageModel");
+    admit_ctx_t a = {.k = k, .op = ADMISSION_CREATE, .obj = obj, .store = 1};
+    store_write_t w = {.resource = k->plural, .ns = "team", .name = name, .mutate = admit_mutate, .ctx = &a};
+    store_write_result_t res = {0};
+    lo_err_t err = {0};
+    pthread_barrier_wait(r->start);
+    int rc = store_write(r->f->s, &w, &res, &err);
+    if (rc == STORE_OK) {
+        r->code = 0;
+        store_write_result_free(&res);
+    } else {
+        r->code = rc == STORE_ABORTED ? err.code : -1;
+    }
+    lo_err_clear(&err);
+    json_decref(obj);
+    return NULL;
+}
+
+static int count_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+{
+    (void)current, (void)next;
+    return store_txn_count(txn, "languagemodels", "team", ctx, err) < 0 ? -1 : STORE_WRITE_NOOP;
+}
+
+static void test_capacity_concurrent(void **state)
+{
+    fx_t *f = *state;
+    char spec[64];
+    snprintf(spec, sizeof(spec), "{\"capacity\": {\"maxModels\": %d}}", MAX_MODELS);
+    put_cluster(f, "team", spec);
+
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, N_THREADS);
+    racer_t racers[N_THREADS];
+    pthread_t th[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        racers[i] = (racer_t){.f = f, .start = &start, .id = i, .code = -2};
+        assert_int_equal(pthread_create(&th[i], NULL, racer_main, &racers[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+
+    int admitted = 0, refused = 0;
+    for (int i = 0; i < N_THREADS; i++) {
+        if (racers[i].code == 0)
+            admitted++;
+        else if (racers[i].code == 403)
+            refused++;
+    }
+    assert_int_equal(admitted, MAX_MODELS);
+    assert_int_equal(refused, N_THREADS - MAX_MODELS);
+
+    int64_t stored = -1;
+    lo_err_t err = {0};
+    store_write_t w = {.resource = "languagemodels", .ns = "team", .name = "probe", .mutate = count_mutate,
+                       .ctx = &stored};
+    store_write_result_t res = {0};
+    assert_int_equal(store_write(f->s, &w, &res, &err), STORE_OK);
+    store_write_result_free(&res);
+    assert_int_equal(stored, MAX_MODELS);
+}
+
+/* err is optional, as everywhere in the error channel. */
+static void test_null_err(void **state)
+{
+    fx_t *f = *state;
+    (void)f;
+    json_t *obj = mk("LanguageModel", "team", "m", "{\"modelName\": \"x\"}");
+    assert_int_equal(admission_check(NULL, schema_kind_by_kind("LanguageModel"), ADMISSION_UPDATE, NULL, obj, NULL),
+                     -1);
+    json_t *ok = mk_model("team", "m");
+    assert_int_equal(admission_check(NULL, schema_kind_by_kind("LanguageModel"), ADMISSION_UPDATE, NULL, ok, NULL),
+                     0);
+    json_decref(obj);
+    json_decref(ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_provider_choice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_params_harmless_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_params_credential_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_params_nested_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_causes_are_gathered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_syntax, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_needs_task_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_only_on_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_terminating_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity_raised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_err, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -166,17 +166,15 @@ typedef struct hook_log {
     int64_t obj_rv[HOOK_MAX];
 } hook_log_t;
 
-static void record_hook(void *ctx, int64_t rv, store_event_type_t type, const char *resource, const char *ns,
-                        const char *name, const json_t *object)
+static void record_hook(void *ctx, const store_event_t *ev)
 {
-    (void)resource, (void)ns;
     hook_log_t *h = ctx;
     if (h->n >= HOOK_MAX)
         return;
-    h->rv[h->n] = rv;
-    h->type[h->n] = type;
-    snprintf(h->name[h->n], sizeof(h->name[0]), "%s", name);
-    h->obj_rv[h->n] = obj_rv(object);
+    h->rv[h->n] = ev->rv;
+    h->type[h->n] = ev->type;
+    snprintf(h->name[h->n], sizeof(h->name[0]), "%s", ev->name);
+    h->obj_rv[h->n] = obj_rv(ev->object);
     h->n++;
 }
 
@@ -755,6 +753,131 @@ static void test_future_and_expired(void **state)
     lo_err_clear(&err);
 }
 
+/* ---- change feed and compaction ---- */
+
+typedef struct feed {
+    size_t n;
+    int64_t rv[16];
+    store_event_type_t type[16];
+    char name[16][8];
+    int v[16];
+    int prev_v[16];   /* -1 without prev */
+} feed_t;
+
+static int record_event(void *ctx, const store_event_t *ev)
+{
+    feed_t *f = ctx;
+    if (f->n >= 16)
+        return 1;
+    f->rv[f->n] = ev->rv;
+    f->type[f->n] = ev->type;
+    snprintf(f->name[f->n], sizeof(f->name[0]), "%s", ev->name);
+    f->v[f->n] = obj_v(ev->object);
+    f->prev_v[f->n] = ev->prev ? obj_v(ev->prev) : -1;
+    assert_int_equal(obj_rv(ev->object), ev->rv);
+    f->n++;
+    return 0;
+}
+
+static void test_events_feed(void **state)
+{
+    fx_t *f = *state;
+    int64_t r1 = put(f->s, "n", "a", 0);
+    int64_t r2 = put(f->s, "m", "b", 7);
+    int64_t r3 = put(f->s, "n", "a", 1);
+    int64_t r4 = del(f->s, "m", "b");
+    feed_t feed = {0};
+    int64_t up_to = 0;
+    lo_err_t err = {0};
+    assert_int_equal(store_events(f->s, RES, NULL, 0, 1, record_event, &feed, &up_to, &err), STORE_OK);
+    assert_int_equal(up_to, r4);
+    assert_int_equal(feed.n, 4);
+    int64_t want_rv[] = {r1, r2, r3, r4};
+    store_event_type_t want_type[] = {STORE_EVENT_ADDED, STORE_EVENT_ADDED, STORE_EVENT_MODIFIED, STORE_EVENT_DELETED};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(feed.rv[i], want_rv[i]);
+        assert_int_equal(feed.type[i], want_type[i]);
+    }
+    assert_int_equal(feed.prev_v[2], 0); /* the MODIFIED event carries the state before it */
+    assert_int_equal(feed.v[2], 1);
+    assert_int_equal(feed.v[3], 7);      /* DELETED carries the last state */
+
+    memset(&feed, 0, sizeof(feed));
+    assert_int_equal(store_events(f->s, RES, "n", r1, 0, record_event, &feed, &up_to, &err), STORE_OK);
+    assert_int_equal(feed.n, 1);         /* only after r1, only namespace n, no prev asked */
+    assert_int_equal(feed.rv[0], r3);
+    assert_int_equal(feed.prev_v[0], -1);
+
+    assert_int_equal(store_events(f->s, RES, NULL, r4 + 1, 0, record_event, &feed, &up_to, &err), STORE_FUTURE_RV);
+    lo_err_clear(&err);
+}
+
+static int64_t count_events(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM events", -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_compaction(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 10; i++)
+        put(f->s, "n", "a", i);
+    put(f->s, "n", "b", 100);
+    int64_t b_gone = del(f->s, "n", "b");
+    int64_t keep_tail = put(f->s, "n", "c", 5);
+    put(f->s, "n", "a", 10);
+    int64_t cur = current_rv(f->s);
+    assert_int_equal(count_events(f->path), 14);
+
+    lo_err_t err = {0};
+    int64_t horizon = 0;
+    /* time keeps everything younger than an hour: nothing may go */
+    assert_int_equal(store_compact(f->s, 2, 3600, &horizon, &err), STORE_OK);
+    assert_int_equal(horizon, 0);
+    assert_int_equal(count_events(f->path), 14);
+
+    assert_int_equal(store_compact(f->s, 2, 0, &horizon, &err), STORE_OK);
+    assert_int_equal(horizon, cur - 2);
+    assert_int_equal(b_gone, horizon);
+    assert_int_equal(keep_tail, horizon + 1);
+    /* kept: a's last event before the horizon (rv 10, superseded only after it), c, a's newest */
+    assert_int_equal(count_events(f->path), 3);
+
+    /* lists and watches from before the horizon are expired; at and after it they are whole */
+    store_list_opts_t o = {.resource = RES, .at_rv = horizon - 1};
+    store_list_result_t r;
+    assert_int_equal(store_list(f->s, &o, &r, &err), STORE_EXPIRED);
+    feed_t feed = {0};
+    int64_t up_to;
+    assert_int_equal(store_events(f->s, RES, NULL, horizon - 1, 0, record_event, &feed, &up_to, &err),
+                     STORE_EXPIRED);
+    assert_int_equal(err.code, 410);
+    assert_int_equal(store_events(f->s, RES, NULL, horizon, 0, record_event, &feed, &up_to, &err), STORE_OK);
+    assert_int_equal(feed.n, 2);   /* c and a's newest write: everything after the horizon */
+    o.at_rv = horizon + 1;
+    assert_int_equal(list(f->s, &o, &r), STORE_OK);
+    assert_int_equal(json_array_size(r.items), 2);   /* a (v9, as of that rv) and c; b is gone */
+    assert_int_equal(obj_v(json_array_get(r.items, 0)), 9);
+    store_list_result_free(&r);
+    /* the current state is untouched, and rvs keep growing */
+    o.at_rv = 0;
+    assert_int_equal(list(f->s, &o, &r), STORE_OK);
+    assert_int_equal(json_array_size(r.items), 2);
+    assert_int_equal(obj_v(json_array_get(r.items, 0)), 10);
+    store_list_result_free(&r);
+    assert_true(put(f->s, "n", "d", 1) > cur);
+    lo_err_clear(&err);
+}
+
 static void test_corrupt_body(void **state)
 {
     fx_t *f = *state;
@@ -1027,6 +1150,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_at_old_rv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_and_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, teardown),
