@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "langop/derive.h"
 #include "langop/discovery.h"
 #include "langop/handlers.h"
 #include "langop/objmeta.h"
@@ -23,6 +24,7 @@ struct api {
     store_t *store;          /* borrowed */
     discovery_t *discovery;
     openapi_t *openapi;
+    char *cluster_domain;
     atomic_int ready;
 };
 
@@ -121,6 +123,7 @@ api_t *api_new(store_t *store, const api_options_t *opts)
     api->store = store;
     api->discovery = discovery_new(opts && opts->server_address ? opts->server_address : "127.0.0.1:6443");
     api->openapi = openapi_new();
+    api->cluster_domain = lo_strdup(opts && opts->cluster_domain ? opts->cluster_domain : "cluster.local");
     atomic_init(&api->ready, 0);
     return api;
 }
@@ -131,12 +134,22 @@ void api_free(api_t *api)
         return;
     discovery_free(api->discovery);
     openapi_free(api->openapi);
+    free(api->cluster_domain);
     free(api);
 }
 
 store_t *api_store(api_t *api)
 {
     return api->store;
+}
+
+void api_derive(api_t *api, const char *resource, json_t *objects)
+{
+    const schema_kind_t *k = schema_kind_by_resource(resource);
+    lo_err_t err = {0};
+    if (k && derive_status(api->store, k, objects, api->cluster_domain, &err) != 0)
+        lo_log(LO_INFO, "cannot derive the status of %s: %s", resource, err.message);
+    lo_err_clear(&err);
 }
 
 void api_set_ready(api_t *api, int ready)
@@ -307,9 +320,20 @@ static int check_shape(const schema_kind_t *k, const reqinfo_t *info, api_respon
         not_found_path(resp);
         return -1;
     }
-    if (info->subresource && (strcmp(info->subresource, "status") != 0 || !k->has_status || info->name == NULL)) {
-        not_found_path(resp);
-        return -1;
+    if (info->subresource) {
+        int status = strcmp(info->subresource, "status") == 0 && k->has_status;
+        const derive_subresource_t *derived = derive_subresource_find(k->kind, info->subresource);
+        if (info->name == NULL || (!status && derived == NULL)) {
+            not_found_path(resp);
+            return -1;
+        }
+        if (derived && !verb_is(info, "get")) { /* computed on read: nothing to write */
+            lo_err_t err = {0};
+            lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+            api_response_set_error(resp, &err);
+            lo_err_clear(&err);
+            return -1;
+        }
     }
     if (info->name == NULL && (verb_is(info, "update") || verb_is(info, "patch"))) {
         lo_err_t err = {0};
@@ -340,7 +364,8 @@ static void serve_resource(api_t *api, const api_request_t *req, const reqinfo_t
     }
     if (check_shape(k, info, resp) != 0)
         return;
-    handler_request_t hr = {.store = api->store, .kind = k, .info = info, .req = req};
+    handler_request_t hr = {.store = api->store, .kind = k, .info = info, .req = req,
+                            .cluster_domain = api->cluster_domain};
     handlers_serve(&hr, resp);
 }
 

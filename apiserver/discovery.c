@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "langop/codec.h"
+#include "langop/derive.h"
 #include "langop/negotiate.h"
 #include "langop/schema.h"
 #include "langop/status.h"
@@ -19,6 +20,7 @@
 const char *const discovery_resource_verbs[] = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
                                                 NULL};
 static const char *const status_verbs[] = {"get", "patch", "update", NULL};
+static const char *const derived_verbs[] = {"get", NULL};
 
 enum doc_form { FORM_LEGACY, FORM_V2, FORM_V2BETA1, FORM_COUNT };
 
@@ -69,6 +71,16 @@ static json_t *group_version_ref(void)
 
 /* ---- legacy documents ---- */
 
+static json_t *legacy_subresource(const schema_kind_t *k, const char *sub, const char *kind,
+                                  const char *const *verbs)
+{
+    char *name = lo_sprintf("%s/%s", k->plural, sub);
+    json_t *r = json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", name, "singularName", "", "namespaced", k->namespaced,
+                          "kind", kind, "verbs", string_array(verbs));
+    free(name);
+    return r;
+}
+
 static json_t *legacy_resource_list(void)
 {
     json_t *resources = json_array();
@@ -82,13 +94,11 @@ static json_t *legacy_resource_list(void)
         if (k->categories && k->categories[0])
             json_object_set_new(r, "categories", string_array(k->categories));
         json_array_append_new(resources, r);
-        if (k->has_status) {
-            char *name = lo_sprintf("%s/status", k->plural);
-            json_array_append_new(resources,
-                                  json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", name, "singularName", "",
-                                            "namespaced", k->namespaced, "kind", k->kind, "verbs",
-                                            string_array(status_verbs)));
-            free(name);
+        if (k->has_status)
+            json_array_append_new(resources, legacy_subresource(k, "status", k->kind, status_verbs));
+        for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+            if (strcmp(d->kind, k->kind) == 0)
+                json_array_append_new(resources, legacy_subresource(k, d->name, d->response_kind, derived_verbs));
         }
     }
     return json_pack("{s:s, s:s, s:s, s:o}", "kind", "APIResourceList", "apiVersion", "v1", "groupVersion",
@@ -120,10 +130,20 @@ static json_t *aggregated_resources(void)
             json_object_set_new(r, "shortNames", string_array(k->short_names));
         if (k->categories && k->categories[0])
             json_object_set_new(r, "categories", string_array(k->categories));
+        json_t *subs = json_array();
         if (k->has_status)
-            json_object_set_new(r, "subresources",
-                                json_pack("[{s:s, s:o, s:o}]", "subresource", "status", "responseKind",
-                                          response_kind(k->kind), "verbs", string_array(status_verbs)));
+            json_array_append_new(subs, json_pack("{s:s, s:o, s:o}", "subresource", "status", "responseKind",
+                                                  response_kind(k->kind), "verbs", string_array(status_verbs)));
+        for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+            if (strcmp(d->kind, k->kind) == 0)
+                json_array_append_new(subs, json_pack("{s:s, s:o, s:o}", "subresource", d->name, "responseKind",
+                                                      response_kind(d->response_kind), "verbs",
+                                                      string_array(derived_verbs)));
+        }
+        if (json_array_size(subs) > 0)
+            json_object_set_new(r, "subresources", subs);
+        else
+            json_decref(subs);
         json_array_append_new(resources, r);
     }
     return resources;

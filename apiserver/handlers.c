@@ -16,6 +16,7 @@
 #include "langop/admission.h"
 #include "langop/codec.h"
 #include "langop/decode.h"
+#include "langop/derive.h"
 #include "langop/encode.h"
 #include "langop/managedfields.h"
 #include "langop/patch.h"
@@ -42,15 +43,30 @@ static void respond_error(api_response_t *resp, lo_err_t *err)
     api_response_set_error(resp, err);
 }
 
-/* The answer to a write: the object, as JSON or YAML. */
-static void respond_object(const handler_request_t *hr, api_response_t *resp, int status, const json_t *obj)
+/* Overlays the computed status (derive.h) on objects (an array, modified in place). */
+static void derive_objects(const handler_request_t *hr, json_t *objects)
+{
+    lo_err_t err = {0};
+    if (derive_status(hr->store, hr->kind, objects, hr->cluster_domain, &err) != 0)
+        lo_log(LO_INFO, "cannot derive the status of %s: %s", hr->kind->plural, err.message);
+    lo_err_clear(&err);
+}
+
+/* The answer to a write: the object (with its computed status), as JSON or YAML. */
+static void respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj)
 {
     lo_err_t err = {0};
     encode_format_t format;
-    if (encode_choose(hr->req->accept, 0, &format, &err) != 0)
+    if (encode_choose(hr->req->accept, 0, &format, &err) != 0) {
         respond_error(resp, &err);
-    else
+    } else {
+        if (json_is_object(obj) && json_object_get(obj, "spec")) {
+            json_t *one = json_pack("[O]", obj);
+            derive_objects(hr, one);
+            json_decref(one);
+        }
         encode_object(resp, status, format, obj);
+    }
     lo_err_clear(&err);
 }
 
@@ -113,6 +129,7 @@ static void serve_get(const handler_request_t *hr, api_response_t *resp)
         respond_error(resp, &err);
     } else {
         json_t *one = json_pack("[O]", obj);
+        derive_objects(hr, one);
         json_t *meta = json_pack("{s:O*}", "resourceVersion",
                                  json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
         respond_read(hr, resp, obj, one, meta);
@@ -301,6 +318,7 @@ static void serve_list(const handler_request_t *hr, api_response_t *resp)
     if (selecting)
         res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
     json_t *list = list_envelope(hr->kind, &res);
+    derive_objects(hr, json_object_get(list, "items"));
     respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
     json_decref(list);
 exit:
@@ -971,6 +989,7 @@ static void serve_watch(const handler_request_t *hr, api_response_t *resp)
     } else {
         resp->status = 200;
         resp->content_type = lo_strdup(spec->format == ENCODE_TABLE ? ENCODE_TABLE_CONTENT_TYPE : "application/json");
+        spec->cluster_domain = hr->cluster_domain;
         resp->watch = spec;
     }
     lo_err_clear(&err);
@@ -986,9 +1005,34 @@ static void method_not_allowed(api_response_t *resp)
     lo_err_clear(&err);
 }
 
+/* GET of a derived subresource (gatewayconfig, agentconfig): computed now, never stored. */
+static void serve_derived(const handler_request_t *hr, api_response_t *resp, const derive_subresource_t *sub)
+{
+    lo_err_t err = {0};
+    json_t *obj = NULL;
+    if (sub->get(hr->store, url_ns(hr), hr->info->name, hr->cluster_domain, &obj, &err) != 0) {
+        respond_error(resp, &err);
+    } else {
+        lo_err_clear(&err);
+        encode_format_t format;
+        if (encode_choose(hr->req->accept, 0, &format, &err) != 0)
+            respond_error(resp, &err);
+        else
+            encode_object(resp, 200, format, obj);
+    }
+    json_decref(obj);
+    lo_err_clear(&err);
+}
+
 void handlers_serve(const handler_request_t *hr, api_response_t *resp)
 {
     const char *verb = hr->info->verb;
+    const derive_subresource_t *derived =
+        hr->info->subresource ? derive_subresource_find(hr->kind->kind, hr->info->subresource) : NULL;
+    if (derived) {
+        serve_derived(hr, resp, derived);
+        return;
+    }
     int status = hr->info->subresource != NULL;
     if (status) {
         if (strcmp(verb, "get") == 0)

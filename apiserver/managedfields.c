@@ -240,6 +240,14 @@ static char *pe_display(const char *pe)
     return lo_strdup(pe);
 }
 
+/* The items of a list seen through their path elements. */
+typedef struct list_view {
+    size_t n;     /* items in the view */
+    char **pe;    /* n path elements (NULL: item without identity), owned */
+    size_t *pos;  /* n positions in the list */
+    json_t *idx;  /* new: path element -> position of its first occurrence */
+} list_view_t;
+
 /* A path under construction, on the stack of the walk: rendered only for
  * error messages. */
 typedef struct seg {
@@ -551,39 +559,25 @@ static void cmp_struct(mf_ctx_t *c, const json_t *sch, const json_t *l, const js
         }
 }
 
-/* Index of a list: path element -> position of its first occurrence. */
-static json_t *list_index(const json_t *sch, enum node_kind nk, const json_t *list)
-{
-    json_t *idx = json_object();
-    size_t i;
-    json_t *item;
-    json_array_foreach(list, i, item) {
-        char *pe = item_pe(sch, nk, item);
-        if (pe != NULL && json_object_get(idx, pe) == NULL)
-            json_object_set_new(idx, pe, json_integer((json_int_t)i));
-        free(pe);
-    }
-    return idx;
-}
+static void list_view(list_view_t *v, const json_t *sch, enum node_kind nk, const json_t *list, int unique);
+static void list_view_free(list_view_t *v);
+static const json_t *list_view_item(const list_view_t *v, const json_t *list, const char *pe);
 
+/* Items matched by path element: applied order first, then the removed ones. */
 static void cmp_list(mf_ctx_t *c, const json_t *sch, enum node_kind nk, const json_t *l, const json_t *r,
                      cmp_t *me)
 {
     const json_t *isch = json_object_get(sch, "items");
-    json_t *lidx = list_index(sch, nk, l), *ridx = list_index(sch, nk, r);
-    const char *pe;
-    json_t *pos;
-    json_object_foreach(ridx, pe, pos) {
-        json_t *lpos = json_object_get(lidx, pe);
-        const json_t *li = lpos ? json_array_get(l, (size_t)json_integer_value(lpos)) : NULL;
-        cmp_into(c, isch, li, json_array_get(r, (size_t)json_integer_value(pos)), me, pe);
-    }
-    json_object_foreach(lidx, pe, pos) {
-        if (json_object_get(ridx, pe) == NULL)
-            cmp_into(c, isch, json_array_get(l, (size_t)json_integer_value(pos)), NULL, me, pe);
-    }
-    json_decref(lidx);
-    json_decref(ridx);
+    list_view_t L, R;
+    list_view(&L, sch, nk, l, 1);
+    list_view(&R, sch, nk, r, 1);
+    for (size_t i = 0; i < R.n; i++)
+        cmp_into(c, isch, list_view_item(&L, l, R.pe[i]), json_array_get(r, R.pos[i]), me, R.pe[i]);
+    for (size_t i = 0; i < L.n; i++)
+        if (json_object_get(R.idx, L.pe[i]) == NULL)
+            cmp_into(c, isch, json_array_get(l, L.pos[i]), NULL, me, L.pe[i]);
+    list_view_free(&L);
+    list_view_free(&R);
 }
 
 /* Compares l and r (either may be NULL: absent) at path element pe under
@@ -648,88 +642,100 @@ static int pe_eq(const char *a, const char *b)
     return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
-/* A list-type map or set: items matched by path element, merged, and put in
- * the order structured-merge-diff produces: items only in live keep their
- * place, the applied items come in the applied order. */
-static json_t *merge_list(mf_ctx_t *c, const json_t *sch, enum node_kind nk, const json_t *l, const json_t *r)
+/* Every item of list, or (unique) only the first occurrence of each
+ * identified item. */
+static void list_view(list_view_t *v, const json_t *sch, enum node_kind nk, const json_t *list, int unique)
 {
-    const json_t *isch = json_object_get(sch, "items");
-    size_t nl = json_array_size(l), nr = json_array_size(r);
-    char **lpe = lo_calloc(nl + 1, sizeof *lpe), **rpe = lo_calloc(nr + 1, sizeof *rpe);
-    json_t *lidx = json_object(), *ridx = json_object(), *merged = json_object(), *out = json_array();
-    size_t *rpos = lo_calloc(nr + 1, sizeof *rpos), *shared = lo_calloc(nr + 1, sizeof *shared);
-    size_t nshared = 0, si = 0, li = 0, ri = 0, i, n = 0;
-
-    for (i = 0; i < nl; i++) {
-        lpe[i] = item_pe(sch, nk, json_array_get(l, i));
-        if (lpe[i] != NULL && json_object_get(lidx, lpe[i]) == NULL)
-            json_object_set_new(lidx, lpe[i], json_integer((json_int_t)i));
-    }
-    /* rpe/rpos: the identified applied items, first occurrences only (the
-     * others were refused before the merge) */
-    for (i = 0; i < nr; i++) {
-        char *pe = item_pe(sch, nk, json_array_get(r, i));
-        if (pe == NULL || json_object_get(ridx, pe) != NULL) {
+    size_t count = json_array_size(list);
+    v->n = 0;
+    v->pe = lo_calloc(count + 1, sizeof *v->pe);
+    v->pos = lo_calloc(count + 1, sizeof *v->pos);
+    v->idx = json_object();
+    for (size_t i = 0; i < count; i++) {
+        char *pe = item_pe(sch, nk, json_array_get(list, i));
+        int first = pe != NULL && json_object_get(v->idx, pe) == NULL;
+        if (first)
+            json_object_set_new(v->idx, pe, json_integer((json_int_t)i));
+        if (unique && !first) {
             free(pe);
             continue;
         }
-        json_object_set_new(ridx, pe, json_integer((json_int_t)n));
-        rpe[n] = pe;
-        rpos[n++] = i;
+        v->pe[v->n] = pe;
+        v->pos[v->n++] = i;
     }
-    nr = n;
-    /* shared: the applied items that live also has, in applied order */
-    for (i = 0; i < nr; i++)
-        if (json_object_get(lidx, rpe[i]) != NULL)
+}
+
+static void list_view_free(list_view_t *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->pe[i]);
+    free(v->pe);
+    free(v->pos);
+    json_decref(v->idx);
+}
+
+/* The live item with path element pe (borrowed), or NULL. */
+static const json_t *list_view_item(const list_view_t *v, const json_t *list, const char *pe)
+{
+    json_t *at = json_object_get(v->idx, pe);
+    return at ? json_array_get(list, (size_t)json_integer_value(at)) : NULL;
+}
+
+/* A list-type map or set: items matched by path element, merged, and put in
+ * the order structured-merge-diff produces: items only in live keep their
+ * place, the applied items come in the applied order (a shared item whose
+ * live turn comes early waits for its applied turn). */
+static json_t *merge_list(mf_ctx_t *c, const json_t *sch, enum node_kind nk, const json_t *l, const json_t *r)
+{
+    const json_t *isch = json_object_get(sch, "items");
+    list_view_t L, R; /* R: applied items without identity were refused before the merge */
+    list_view(&L, sch, nk, l, 0);
+    list_view(&R, sch, nk, r, 1);
+    json_t *merged = json_object(), *out = json_array();
+    size_t *shared = lo_calloc(R.n + 1, sizeof *shared), nshared = 0, si = 0, li = 0, ri = 0;
+    for (size_t i = 0; i < R.n; i++) /* applied items live also has, in applied order */
+        if (json_object_get(L.idx, R.pe[i]) != NULL)
             shared[nshared++] = i;
 
-#define NEXT_SHARED (si < nshared ? rpe[shared[si]] : NULL)
-    while (li < nl || ri < nr) {
-        if (li < nl && ri < nr) {
-            if (pe_eq(lpe[li], rpe[ri])) {
-                json_object_set_new(merged, rpe[ri], json_true());
-                json_array_append_new(out, merge_value(c, isch, json_array_get(l, li), json_array_get(r, rpos[ri])));
+    while (li < L.n || ri < R.n) {
+        const char *ns = si < nshared ? R.pe[shared[si]] : NULL;
+        const char *lp = li < L.n ? L.pe[li] : NULL;
+        int l_in_r = lp != NULL && json_object_get(R.idx, lp) != NULL;
+        if (li < L.n && ri < R.n) {
+            if (pe_eq(lp, R.pe[ri])) {
+                json_object_set_new(merged, lp, json_true());
+                json_array_append_new(out, merge_value(c, isch, json_array_get(l, L.pos[li]),
+                                                       json_array_get(r, R.pos[ri])));
                 li++, ri++, si++;
                 continue;
             }
-            const char *ns = NEXT_SHARED;
-            if (lpe[li] != NULL && json_object_get(ridx, lpe[li]) != NULL && ns != NULL && !pe_eq(ns, lpe[li])) {
+            if (l_in_r && ns != NULL && !pe_eq(ns, lp)) {
                 li++; /* shared item, not its turn yet */
                 continue;
             }
         }
-        if (li < nl) {
-            if (lpe[li] == NULL || json_object_get(ridx, lpe[li]) == NULL) {
-                json_array_append_new(out, json_deep_copy(json_array_get(l, li)));
+        if (li < L.n) {
+            if (!l_in_r) {
+                json_array_append_new(out, json_deep_copy(json_array_get(l, L.pos[li])));
                 li++;
                 continue;
-            } else if (json_object_get(merged, lpe[li]) != NULL) {
-                li++; /* already merged with its applied item */
             }
+            if (json_object_get(merged, lp) != NULL)
+                li++; /* already merged with its applied item */
         }
-        if (ri < nr) {
-            json_t *lpos = json_object_get(lidx, rpe[ri]);
-            const json_t *litem = lpos ? json_array_get(l, (size_t)json_integer_value(lpos)) : NULL;
-            json_object_set_new(merged, rpe[ri], json_true());
-            json_array_append_new(out, merge_value(c, isch, litem, json_array_get(r, rpos[ri])));
-            if (pe_eq(NEXT_SHARED, rpe[ri]))
+        if (ri < R.n) {
+            json_object_set_new(merged, R.pe[ri], json_true());
+            json_array_append_new(out, merge_value(c, isch, list_view_item(&L, l, R.pe[ri]),
+                                                   json_array_get(r, R.pos[ri])));
+            if (pe_eq(ns, R.pe[ri]))
                 si++;
             ri++;
         }
     }
-#undef NEXT_SHARED
-
-    for (i = 0; i < nl; i++)
-        free(lpe[i]);
-    for (i = 0; i < nr; i++)
-        free(rpe[i]);
-    free(lpe);
-    free(rpe);
     free(shared);
-    free(rpos);
-    json_decref(lidx);
-    json_decref(ridx);
     json_decref(merged);
+    list_view_free(&L);
+    list_view_free(&R);
     return out;
 }
 
@@ -1063,34 +1069,58 @@ static json_t *find_conflicts(json_t *entries, int mine, const json_t *changed)
     return out;
 }
 
+/* What an apply request must satisfy before anything is merged. */
+static int apply_check(const json_t *applied, const char *manager, lo_err_t *err)
+{
+    if (!json_is_object(applied)) {
+        lo_err_set(err, 400, "BadRequest", "the applied configuration must be an object");
+        return -1;
+    }
+    if (manager == NULL || *manager == '\0') {
+        lo_err_set(err, 400, "BadRequest", "fieldManager must be set for an apply patch");
+        return -1;
+    }
+    const json_t *amf = json_object_get(json_object_get(applied, "metadata"), "managedFields");
+    if (amf != NULL && !json_is_null(amf)) {
+        lo_err_set(err, 400, "BadRequest", "metadata.managedFields must be nil");
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes from merged what the manager's entry (mine, or -1) held and its
+ * new set no longer does, unless another entry owns it. */
+static void prune_unapplied(mf_ctx_t *c, json_t *merged, json_t *entries, int mine, const json_t *set)
+{
+    if (mine < 0)
+        return;
+    json_t *owned = json_deep_copy(set);
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        if ((int)i != mine) {
+            json_t *u = managedfields_union(owned, entry_fields(e));
+            json_decref(owned);
+            owned = u;
+        }
+    }
+    prune(c, merged, entry_fields(json_array_get(entries, (size_t)mine)), owned);
+    json_decref(owned);
+}
+
 int managedfields_apply(const schema_kind_t *k, const json_t *live, const json_t *applied, const char *manager,
                         int force, const char *subresource, json_t **out, lo_err_t *err)
 {
     int ret = -1;
     mf_ctx_t c;
-    json_t *cfg = NULL, *set = NULL, *base = NULL, *merged = NULL, *entries = NULL, *owned = NULL;
-    json_t *changed = NULL, *conflicts = NULL, *last = NULL;
+    json_t *cfg = NULL, *set = NULL, *base = NULL, *merged = NULL, *entries = NULL;
+    json_t *changed = NULL, *conflicts = NULL;
     cmp_t diff = {NULL, NULL, NULL};
-    int mine;
-    size_t i;
-    json_t *e;
 
     ctx_init(&c, k);
     *out = NULL;
-    if (!json_is_object(applied)) {
-        lo_err_set(err, 400, "BadRequest", "the applied configuration must be an object");
+    if (apply_check(applied, manager, err) != 0)
         goto Exit;
-    }
-    if (manager == NULL || *manager == '\0') {
-        lo_err_set(err, 400, "BadRequest", "fieldManager must be set for an apply patch");
-        goto Exit;
-    }
-    const json_t *amf = json_object_get(json_object_get(applied, "metadata"), "managedFields");
-    if (amf != NULL && !json_is_null(amf)) {
-        lo_err_set(err, 400, "BadRequest", "metadata.managedFields must be nil");
-        goto Exit;
-    }
-
     cfg = config_of(k, applied, subresource);
     set = set_of_object(&c, cfg);
     if (c.bad != NULL) {
@@ -1100,22 +1130,11 @@ int managedfields_apply(const schema_kind_t *k, const json_t *live, const json_t
     base = object_bare(live);
     merged = merge_value(&c, c.root, live ? base : NULL, cfg);
     entries = entries_of(live);
+    int mine = entry_index(entries, manager, "Apply", subresource);
+    prune_unapplied(&c, merged, entries, mine, set);
 
-    /* The manager's set becomes what it applies now; prune what it applied
-     * last time and nobody owns any more. */
-    mine = entry_index(entries, manager, "Apply", subresource);
-    last = mine >= 0 ? json_incref(entry_fields(json_array_get(entries, (size_t)mine))) : NULL;
-    owned = json_deep_copy(set);
-    json_array_foreach(entries, i, e) {
-        if ((int)i != mine) {
-            json_t *u = managedfields_union(owned, entry_fields(e));
-            json_decref(owned);
-            owned = u;
-        }
-    }
-    if (last != NULL)
-        prune(&c, merged, last, owned);
-
+    /* Other managers lose what the apply changes (a conflict unless
+     * forced) and what it removes. */
     cmp_objects(&c, base, merged, &diff);
     changed = managedfields_union(diff.add, diff.mod);
     conflicts = find_conflicts(entries, mine, changed);
@@ -1125,9 +1144,10 @@ int managedfields_apply(const schema_kind_t *k, const json_t *live, const json_t
     }
     entries_subtract(entries, mine, changed, diff.rem);
 
+    /* The manager's set is exactly what it applies now. */
     if (mine >= 0) {
         json_t *me = json_array_get(entries, (size_t)mine);
-        if (!json_equal(base, merged) || !json_equal(last, set))
+        if (!json_equal(base, merged) || !json_equal(entry_fields(me), set))
             entry_touch(me);
         json_object_set(me, "fieldsV1", set);
     } else {
@@ -1144,10 +1164,8 @@ Exit:
     json_decref(base);
     json_decref(merged);
     json_decref(entries);
-    json_decref(owned);
     json_decref(changed);
     json_decref(conflicts);
-    json_decref(last);
     cmp_clear(&diff);
     ctx_free(&c);
     return ret;
@@ -1167,13 +1185,11 @@ void managedfields_record_update(const schema_kind_t *k, const json_t *old, json
     ctx_init(&c, k);
 
     /* Entries a client wrote into the new object replace the stored ones
-     * (that is how managedFields are edited); otherwise the stored ones
-     * carry over. */
-    json_t *entries = entries_of(next);
-    if (json_array_size(entries) == 0) {
-        json_decref(entries);
-        entries = entries_of(old);
-    }
+     * (that is how managedFields are edited, and [{}] clears them); an
+     * absent or empty list carries the stored ones over, so that clients
+     * unaware of managedFields cannot drop them. */
+    const json_t *written = json_object_get(json_object_get(next, "metadata"), "managedFields");
+    json_t *entries = entries_of(json_array_size(written) > 0 ? next : old);
     json_t *l = object_bare(old), *r = object_bare(next);
     cmp_t diff = {NULL, NULL, NULL};
     cmp_objects(&c, l, r, &diff);

@@ -219,6 +219,12 @@ static void send_response(h2o_req_t *req, const api_response_t *resp)
     h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
 }
 
+/* stream_derive_fn: watch events carry the computed status, as every read does. */
+static void derive_event(void *ctx, const char *resource, json_t *objects)
+{
+    api_derive(ctx, resource, objects);
+}
+
 /* stream_offload_fn: runs work on a worker, then done on the loop. */
 static void offload(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg)
 {
@@ -431,7 +437,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     listener->data = &srv;
     h2o_socket_read_start(listener, on_accept);
     start_workers(&srv, opts->workers > 0 ? opts->workers : 4);
-    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), offload, &srv);
+    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), offload, &srv, derive_event, api);
 
     api_set_ready(api, 1);
     lo_log(LO_INFO, "Serving securely on %s:%d", opts->bind_address, opts->port);

@@ -108,6 +108,8 @@ struct stream_hub {
     h2o_multithread_receiver_t receiver;
     stream_offload_fn offload;
     void *offload_ctx;
+    stream_derive_fn derive;
+    void *derive_ctx;
     watcher_t *watchers;
     size_t count;
     int64_t last_rv;              /* the newest change the hub has published */
@@ -421,6 +423,13 @@ static void on_commit(void *ctx, const store_event_t *ev)
     e->name = lo_strdup(ev->name);
     e->object = json_deep_copy(ev->object);
     e->prev = ev->prev ? json_deep_copy(ev->prev) : NULL;
+    if (hub->derive) {
+        json_t *objects = json_pack("[O]", e->object);
+        if (e->prev)
+            json_array_append(objects, e->prev);
+        hub->derive(hub->derive_ctx, e->resource, objects);
+        json_decref(objects);
+    }
     e->ev = (store_event_t){.rv = ev->rv, .type = ev->type, .resource = e->resource, .ns = e->ns, .name = e->name,
                             .object = e->object, .prev = e->prev};
     h2o_multithread_send_message(&hub->receiver, &e->message);
@@ -450,13 +459,16 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(hub->loop, &hub->tick, &hub->tick_entry);
 }
 
-stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx)
+stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx,
+                             stream_derive_fn derive, void *derive_ctx)
 {
     stream_hub_t *hub = lo_calloc(1, sizeof(*hub));
     hub->loop = loop;
     hub->store = store;
     hub->offload = offload;
     hub->offload_ctx = offload_ctx;
+    hub->derive = derive;
+    hub->derive_ctx = derive_ctx;
     store_current_rv(store, &hub->last_rv, NULL);
     hub->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(hub->queue, &hub->receiver, on_events);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "langop/derive.h"
 #include "langop/objmeta.h"
 #include "langop/status.h"
 
@@ -214,9 +215,23 @@ char *watch_encode_error(const lo_err_t *err, size_t *len)
 
 typedef struct replay_buf {
     const watch_spec_t *spec;
+    store_t *store;
     watch_replay_t *out;
     size_t cap;
 } replay_buf_t;
+
+/* obj (new reference) with its computed status, as every read shows it. */
+static json_t *derived(const replay_buf_t *b, const json_t *obj)
+{
+    json_t *copy = json_deep_copy(obj);
+    json_t *one = json_pack("[O]", copy);
+    lo_err_t err = {0};
+    if (derive_status(b->store, b->spec->kind, one, b->spec->cluster_domain, &err) != 0)
+        lo_log(LO_INFO, "watch: cannot derive the status of %s: %s", b->spec->kind->plural, err.message);
+    lo_err_clear(&err);
+    json_decref(one);
+    return copy;
+}
 
 static void replay_append(replay_buf_t *b, char *line /* stolen */, size_t len)
 {
@@ -250,8 +265,11 @@ static int replay_change(void *ctx, const store_event_t *ev)
     replay_buf_t *b = ctx;
     const json_t *obj;
     int type = watch_event_type(b->spec, ev, &obj);
-    if (type)
-        replay_event(b, (store_event_type_t)type, obj, ev->rv);
+    if (type) {
+        json_t *shown = derived(b, obj);
+        replay_event(b, (store_event_type_t)type, shown, ev->rv);
+        json_decref(shown);
+    }
     return 0;
 }
 
@@ -275,7 +293,8 @@ static void replay_state(replay_buf_t *b, store_t *store)
     store_list_result_t res = {0};
     store_list_opts_t opts = {.resource = spec->kind->plural, .ns = spec->kind->namespaced ? spec->ns : "",
                               .filter = spec->selecting ? replay_filter : NULL, .filter_ctx = (void *)spec};
-    if (store_list(store, &opts, &res, &err) != STORE_OK) {
+    if (store_list(store, &opts, &res, &err) != STORE_OK ||
+        derive_status(store, spec->kind, res.items, spec->cluster_domain, &err) != 0) {
         replay_fail(b, &err);
     } else {
         size_t i;
@@ -293,7 +312,7 @@ static void replay_state(replay_buf_t *b, store_t *store)
 void watch_replay(store_t *store, const watch_spec_t *spec, watch_replay_t *out)
 {
     memset(out, 0, sizeof(*out));
-    replay_buf_t b = {.spec = spec, .out = out};
+    replay_buf_t b = {.spec = spec, .store = store, .out = out};
     if (spec->with_state) {
         replay_state(&b, store);
         return;

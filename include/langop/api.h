@@ -74,6 +74,7 @@ void api_response_set_error(api_response_t *resp, const lo_err_t *err);
 
 typedef struct api_options {
     const char *server_address;   /* host:port advertised in /api serverAddressByClientCIDRs */
+    const char *cluster_domain;   /* the cluster's DNS domain, for derived endpoints (cluster.local) */
 } api_options_t;
 
 typedef struct api api_t;
@@ -84,6 +85,12 @@ void api_free(api_t *api);
 
 /** The store the api serves (borrowed): the transport follows its changes for watches. */
 store_t *api_store(api_t *api);
+
+/**
+ * Overlays the computed status (derive.h) on objects of resource (borrowed
+ * array, modified in place). Blocks on the store: not for the loop thread.
+ */
+void api_derive(api_t *api, const char *resource, json_t *objects);
 
 /** Marks the server ready (readyz) or not. Thread-safe. */
 void api_set_ready(api_t *api, int ready);

@@ -20,6 +20,7 @@ typedef struct handler_request {
     const schema_kind_t *kind;
     const reqinfo_t *info;       /* verb, namespace ("" when absent for cluster-scoped), name, query */
     const api_request_t *req;    /* headers and body */
+    const char *cluster_domain;  /* for derived status and config */
 } handler_request_t;
 
 void handlers_serve(const handler_request_t *hr, api_response_t *resp);

@@ -35,10 +35,18 @@ typedef struct stream_hub stream_hub_t;
 typedef void (*stream_offload_fn)(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 
 /**
- * Creates the hub on the loop's thread and installs the store's commit hook.
- * store is borrowed and must outlive the hub.
+ * Overlays computed status on a change's objects (array of the object and,
+ * if any, its previous state), on the writer thread, before they are sent:
+ * watch events show what every read shows.
  */
-stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx);
+typedef void (*stream_derive_fn)(void *ctx, const char *resource, json_t *objects);
+
+/**
+ * Creates the hub on the loop's thread and installs the store's commit hook.
+ * store (and derive_ctx) are borrowed and must outlive the hub.
+ */
+stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx,
+                             stream_derive_fn derive, void *derive_ctx);
 /** Removes the commit hook and frees the hub; open watches are ended first by the caller's shutdown. */
 void stream_hub_free(stream_hub_t *hub);
 

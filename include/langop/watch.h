@@ -44,6 +44,7 @@ typedef struct watch_spec {
     int64_t timeout_ms;          /* when the server ends the watch */
     encode_format_t format;      /* ENCODE_JSON or ENCODE_TABLE */
     table_include_t include;     /* for Table watches */
+    const char *cluster_domain;  /* borrowed, static: for the computed status of replayed objects */
 } watch_spec_t;
 
 /**

