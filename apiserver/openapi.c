@@ -15,6 +15,7 @@
  * of threads may call openapi_handle() at once.
  */
 #include "langop/openapi.h"
+#include "langop/derive.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -476,6 +477,10 @@ static const op_def_t status_ops[] = {
     {"patch", "patch", "patch", patch_params, BODY_PATCH, RESULT_OBJECT, {200, 201}},
     {NULL, NULL, NULL, NULL, BODY_NONE, RESULT_OBJECT, {0}},
 };
+static const op_def_t derived_ops[] = {
+    {"get", "get", "read", NULL, BODY_NONE, RESULT_OBJECT, {200}},
+    {NULL, NULL, NULL, NULL, BODY_NONE, RESULT_OBJECT, {0}},
+};
 static const op_def_t all_namespaces_ops[] = {
     {"get", "list", "list", list_params, BODY_NONE, RESULT_LIST, {200}},
     {NULL, NULL, NULL, NULL, BODY_NONE, RESULT_OBJECT, {0}},
@@ -492,7 +497,8 @@ typedef struct path_ctx {
     const schema_kind_t *kind;
     const char *object;         /* component names */
     const char *list;
-    const char *subresource;    /* "status" or NULL */
+    const char *subresource;    /* "status", a derived subresource, or NULL */
+    const char *gvk_kind;       /* the kind the operations return, when not the path's kind */
     int namespaced;             /* the path has {namespace} */
     const char *suffix;         /* "ForAllNamespaces" or "" */
 } path_ctx_t;
@@ -609,7 +615,8 @@ static json_t *operation(const path_ctx_t *p, const op_def_t *op)
 
     json_t *o = json_pack("{s:s,s:s,s:[s],s:o,s:s,s:o}", "operationId", id, "description", description, "tags",
                           tag, "responses", responses(p, op), "x-kubernetes-action", op->action,
-                          "x-kubernetes-group-version-kind", gvk(SCHEMA_GROUP, SCHEMA_VERSION, p->kind->kind));
+                          "x-kubernetes-group-version-kind",
+                          gvk(SCHEMA_GROUP, SCHEMA_VERSION, p->gvk_kind ? p->gvk_kind : p->kind->kind));
     free(id);
     free(description);
     if (op->params) {
@@ -660,6 +667,19 @@ static void add_kind_paths(json_t *paths, const schema_kind_t *k, const char *ob
         json_object_set_new(paths, status, path_item(&p, 1, status_ops));
         p.subresource = NULL;
     }
+    for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+        if (strcmp(d->kind, k->kind) != 0)
+            continue;
+        char *path = lo_sprintf("%s/{name}/%s", base, d->name);
+        char *component = component_name(d->response_kind);
+        path_ctx_t dp = p;
+        dp.subresource = d->name;
+        dp.object = component;
+        dp.gvk_kind = d->response_kind;
+        json_object_set_new(paths, path, path_item(&dp, 1, derived_ops));
+        free(component);
+        free(path);
+    }
     if (k->namespaced) {
         char *all = lo_sprintf(API_ROOT "/%s", k->plural);
         p.namespaced = 0;
@@ -682,6 +702,37 @@ static json_t *security_scheme(void)
                      "A bearer token in the Authorization header.", "name", "authorization", "in", "header");
 }
 
+/* The schema of a derived config object (GatewayConfig, AgentConfig): computed on read, never stored. */
+static json_t *derived_schema(const derive_subresource_t *d)
+{
+    json_t *env_var = json_pack(
+        "{s:s,s:s,s:[s],s:{s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:b}}}", "type", "object", "description",
+        "An environment variable of the workload: a literal value, or a reference to a Secret key.", "required",
+        "name", "properties", "name", "type", "string", "description", "The variable's name.", "value", "type",
+        "string", "description", "A literal value.", "valueFrom", "type", "object", "description",
+        "Where the value comes from (secretKeyRef: the Secret's name and key).",
+        "x-kubernetes-preserve-unknown-fields", 1);
+    json_t *unresolved = json_pack(
+        "{s:s,s:s,s:{s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s}}}", "type", "object", "description",
+        "A reference left out of the config because its target does not exist.", "properties", "kind", "type",
+        "string", "description", "The kind referred to.", "name", "type", "string", "description",
+        "The name referred to.", "reason", "type", "string", "description",
+        "Why it is left out: ModelNotFound, ToolNotFound, PersonaNotFound, ...", "message", "type", "string",
+        "description", "A sentence for people.");
+    json_t *s = json_pack(
+        "{s:s,s:s,s:{s:{s:s,s:s},s:{s:s,s:s},s:o,s:{s:s,s:s},s:{s:s,s:s,s:o},s:{s:s,s:s,s:o},s:{s:s,s:s}}}",
+        "type", "object", "description", d->description, "properties", "apiVersion", "type", "string",
+        "description", API_VERSION_TEXT, "kind", "type", "string", "description", KIND_TEXT, "metadata",
+        wrapped_ref(META "ObjectMeta", OBJECT_META_TEXT), "config", "type", "string", "description",
+        "The rendered YAML file, byte for byte what is pushed into the cluster.", "env", "type", "array",
+        "description", "The environment that goes with it.", "items", env_var, "unresolved", "type", "array",
+        "description", "References left out of the config.", "items", unresolved, "hash", "type", "string",
+        "description", "SHA-256 of config and env: it changes exactly when what reaches the workload changes.");
+    json_object_set_new(s, "x-kubernetes-group-version-kind",
+                        json_pack("[o]", gvk(SCHEMA_GROUP, SCHEMA_VERSION, d->response_kind)));
+    return s;
+}
+
 static json_t *build_v3(void)
 {
     json_t *paths = json_object();
@@ -695,6 +746,11 @@ static json_t *build_v3(void)
         add_kind_paths(paths, k, object, list);
         free(object);
         free(list);
+    }
+    for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+        char *name = component_name(d->response_kind);
+        json_object_set_new(schemas, name, derived_schema(d));
+        free(name);
     }
     for (size_t i = 0; i < sizeof(meta_schemas) / sizeof(meta_schemas[0]); i++) {
         char *name = lo_sprintf(META "%s", meta_schemas[i].name);

@@ -22,7 +22,7 @@
  *  - an entry whose set becomes empty is dropped; entries are per
  *    (manager, operation, subresource).
  * metadata.name, namespace, uid, resourceVersion and other server fields are
- * never tracked; apiVersion and kind are.
+ * never tracked, nor are apiVersion and kind (as in kube).
  */
 #ifndef LANGOP_MANAGEDFIELDS_H
 #define LANGOP_MANAGEDFIELDS_H

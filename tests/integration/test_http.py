@@ -37,6 +37,12 @@ def media_params(content_type):
     return parts[0], dict(p.split("=", 1) for p in parts[1:] if "=" in p)
 
 
+# The read-only subresources computed on read (issue 5), and the kind each returns.
+DERIVED_SUBRESOURCES = {
+    "languageclusters/gatewayconfig": "GatewayConfig",
+    "languageagents/agentconfig": "AgentConfig",
+}
+
 class HttpTest(ServerTestCase):
 
     # ------------------------------------------------------ authentication
@@ -100,7 +106,9 @@ class HttpTest(ServerTestCase):
         self.assertEqual(rl["groupVersion"], "langop.io/v1alpha1")
         byname = {res["name"]: res for res in rl["resources"]}
         self.assertEqual(set(byname), set(EXPECTED_RESOURCES) |
-                         {p + "/status" for p in EXPECTED_RESOURCES})
+                         {p + "/status" for p in EXPECTED_RESOURCES} | set(DERIVED_SUBRESOURCES))
+        for name, kind in DERIVED_SUBRESOURCES.items():
+            self.assertEqual((byname[name]["kind"], byname[name]["verbs"]), (kind, ["get"]))
         for plural, (kind, singular, short, namespaced) in EXPECTED_RESOURCES.items():
             with self.subTest(resource=plural):
                 res = byname[plural]
@@ -140,7 +148,8 @@ class HttpTest(ServerTestCase):
             self.assertEqual(x["singularResource"], singular)
             self.assertEqual(x["shortNames"], [short])
             self.assertIn("langop", x["categories"])
-            self.assertEqual([s["subresource"] for s in x["subresources"]], ["status"])
+            derived = [d.split("/")[1] for d in DERIVED_SUBRESOURCES if d.startswith(plural + "/")]
+            self.assertEqual([s["subresource"] for s in x["subresources"]], ["status"] + derived)
         return r
 
     def test_aggregated_discovery_v2_and_v2beta1(self):

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "langop/api.h"
+#include "langop/derive.h"
 #include "langop/discovery.h"
 #include "langop/schema.h"
 
@@ -260,7 +261,21 @@ static void test_group_version_resource_list(void **state)
     assert_string_equal(str(body, "apiVersion"), "v1");
     assert_string_equal(str(body, "groupVersion"), "langop.io/v1alpha1");
     const json_t *resources = json_object_get(body, "resources");
-    assert_int_equal(json_array_size(resources), 2 * KIND_COUNT);
+    size_t derived = 0;
+    for (const derive_subresource_t *d = derive_subresources; d->name; d++)
+        derived++;
+    assert_int_equal(json_array_size(resources), 2 * KIND_COUNT + derived);
+    for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+        const schema_kind_t *k = schema_kind_by_kind(d->kind);
+        char *name = lo_sprintf("%s/%s", k->plural, d->name);
+        const json_t *r = find_by(resources, "name", name);
+        if (r == NULL)
+            fail_msg("%s missing", name);
+        assert_string_equal(str(r, "kind"), d->response_kind);
+        assert_int_equal(json_array_size(json_object_get(r, "verbs")), 1);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(r, "verbs"), 0)), "get");
+        free(name);
+    }
     for (size_t i = 0; i < KIND_COUNT; i++) {
         const json_t *r = find_by(resources, "name", kinds[i].plural);
         if (r == NULL)
@@ -337,7 +352,15 @@ static void test_aggregated_document(void **state)
             if (!array_has(json_object_get(r, "categories"), "langop"))
                 fail_msg("%s is not in category langop", kinds[i].plural);
             const json_t *subs = json_object_get(r, "subresources");
-            assert_int_equal(json_array_size(subs), 1);
+            size_t want = 1;
+            for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+                if (strcmp(d->kind, kinds[i].kind) == 0) {
+                    const json_t *ds = json_array_get(subs, want++);
+                    assert_string_equal(str(ds, "subresource"), d->name);
+                    assert_string_equal(str(json_object_get(ds, "responseKind"), "kind"), d->response_kind);
+                }
+            }
+            assert_int_equal(json_array_size(subs), want);
             const json_t *sub = json_array_get(subs, 0);
             assert_string_equal(str(sub, "subresource"), "status");
             assert_string_equal(str(json_object_get(sub, "responseKind"), "kind"), kinds[i].kind);

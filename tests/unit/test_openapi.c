@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "langop/api.h"
+#include "langop/derive.h"
 #include "langop/openapi.h"
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
@@ -370,6 +371,22 @@ static void test_every_kind_has_its_paths(void **state)
             check_op(k, status, "put", "put");
             check_op(k, status, "patch", "patch");
             assert_null(json_object_get(status, "delete"));
+            expected_paths++;
+        }
+        for (const derive_subresource_t *d = derive_subresources; d->name; d++) {
+            if (strcmp(d->kind, k->kind) != 0)
+                continue;
+            snprintf(fmt, sizeof(fmt), "%s/{name}/%s", base, d->name);
+            const json_t *derived = path_item(v3, fmt, k->plural);
+            if (derived == NULL)
+                fail_msg("%s has no %s path", k->plural, d->name);
+            const json_t *get = json_object_get(derived, "get");
+            assert_string_equal(json_string_value(json_object_get(get, "x-kubernetes-action")), "get");
+            assert_string_equal(json_string_value(json_object_get(json_object_get(get, "x-kubernetes-group-version-kind"),
+                                                                  "kind")),
+                                d->response_kind);
+            assert_null(json_object_get(derived, "put")); /* computed on read: read-only */
+            assert_null(json_object_get(derived, "patch"));
             expected_paths++;
         }
         const json_t *all = path_item(v3, "/apis/langop.io/v1alpha1/%s", k->plural);
