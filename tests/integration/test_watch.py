@@ -262,3 +262,124 @@ class WatchHttpTest(ServerTestCase):
         self.assertEqual(lines.get(timeout=15).strip(), "2 200")
         p.wait(10)
         self.assertEqual(p.returncode, 0, p.stderr.read())
+
+
+class CompactionTest(FlagServerTestCase):
+    """A server that compacts every second and keeps only 20 revisions."""
+
+    server_flags = ("--compaction-interval=1s", "--history-min-revisions=20", "--history-min-age=0s")
+
+    def test_expired_after_compaction(self):
+        ns = self.new_namespace()
+        path = collection_path("LanguageModel", ns)
+        self.create(model("c0", ns))
+        self.create(model("c1", ns))
+        page = self.api("GET", path + "?limit=1", expect=200).json()
+        early = page["metadata"]["resourceVersion"]
+        token = page["metadata"]["continue"]
+        self.assertTrue(token, page)
+        self.api("GET", f"{path}?resourceVersion={early}&resourceVersionMatch=Exact", expect=200)
+
+        cur = self.get("LanguageModel", "c0", ns)
+        for i in range(60):
+            cur["spec"]["modelName"] = f"gpt-{i}"
+            cur = self.api("PUT", item_path("LanguageModel", "c0", ns), cur, expect=200).json()
+
+        # wait for the compactor to pass the early revision
+        deadline = time.monotonic() + 15
+        while True:
+            r = self.api("GET", f"{path}?resourceVersion={early}&resourceVersionMatch=Exact")
+            if r.status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertStatus(r, 410, "Expired")
+
+        # a watch from before the horizon: 200, one ERROR event (410 Expired), then the end
+        w = WatchStream(self.server, path + f"?watch=true&resourceVersion={early}")
+        self.addCleanup(w.close)
+        self.assertEqual(w.status, 200)
+        evs = w.rest()
+        self.assertEqual(len(evs), 1, evs)
+        self.assertEqual(evs[0]["type"], "ERROR", evs)
+        st = evs[0]["object"]
+        self.assertEqual((st["kind"], st["apiVersion"], st["status"], st["code"], st["reason"]),
+                         ("Status", "v1", "Failure", 410, "Expired"), st)
+        self.assertIn(f"too old resource version: {early}", st["message"])
+
+        # the continue token of a list from before the horizon
+        r = self.api("GET", f"{path}?limit=1&continue={token}")
+        self.assertStatus(r, 410, "Expired")
+
+        # python3-kubernetes with a timeout does not retry: it raises the 410
+        from kubernetes import watch
+        from kubernetes.client.rest import ApiException
+        with self.assertRaises(ApiException) as cm:
+            list(watch.Watch().stream(self.resource("LanguageModel").get, namespace=ns,
+                                      resource_version=early, timeout_seconds=2, serialize=False))
+        self.assertEqual(cm.exception.status, 410)
+
+        # recent history is still there: the last 5 writes replay from 5 revisions back
+        last = int(rv_of(cur))
+        w = WatchStream(self.server, path + f"?watch=true&resourceVersion={last - 5}&timeoutSeconds=1")
+        self.addCleanup(w.close)
+        got = [summary(e) for e in w.rest()]
+        self.assertEqual([(t, n) for t, n, _ in got], [("MODIFIED", "c0")] * 5, got)
+        self.assertEqual(got[-1][2], str(last))
+        self.api("GET", f"{path}?resourceVersion={last - 5}&resourceVersionMatch=Exact", expect=200)
+
+
+class PythonWatchTest(ServerTestCase):
+    """kubernetes.watch.Watch().stream() over the DynamicClient, as
+    controllers written in Python use it."""
+
+    def stream(self, ns, **kw):
+        from kubernetes import watch
+        w = watch.Watch()
+        return w, w.stream(self.resource("LanguageModel").get, namespace=ns, serialize=False, **kw)
+
+    def test_stream_live_then_resume(self):
+        lm = self.resource("LanguageModel")
+        ns = self.new_namespace()
+        mark = lm.get(namespace=ns).metadata.resourceVersion
+
+        got = queue.Queue()
+        w, events = self.stream(ns, resource_version=mark, timeout_seconds=10)
+
+        def consume():
+            try:
+                for ev in events:
+                    got.put(ev)
+                    if ev["type"] == "DELETED":
+                        w.stop()
+            except Exception as e:      # surfaces in the main thread
+                got.put(e)
+        t = threading.Thread(target=consume, daemon=True)
+        t.start()
+
+        a = lm.create(body=model("py-a", ns), namespace=ns).to_dict()
+        a2 = lm.patch(body={"spec": {"modelName": "gpt-4o-mini"}}, name="py-a", namespace=ns,
+                      content_type="application/merge-patch+json").to_dict()
+        b = lm.create(body=model("py-b", ns), namespace=ns).to_dict()
+        lm.delete(name="py-a", namespace=ns)
+        want = [("ADDED", "py-a", rv_of(a)), ("MODIFIED", "py-a", rv_of(a2)),
+                ("ADDED", "py-b", rv_of(b))]
+        seen = []
+        for _ in range(4):
+            ev = got.get(timeout=10)
+            if isinstance(ev, Exception):
+                raise ev
+            seen.append(ev)
+        self.assertEqual([summary(e) for e in seen[:3]], want)
+        self.assertEqual(summary(seen[3])[:2], ("DELETED", "py-a"))
+        self.assertEqual(seen[1]["raw_object"]["spec"]["modelName"], "gpt-4o-mini")
+        t.join(15)
+        self.assertFalse(t.is_alive(), "Watch.stop() did not end the stream")
+        deleted_rv = rv_of(seen[3]["object"])
+
+        # resuming from the MODIFIED's rv gives exactly the two later events
+        _, events = self.stream(ns, resource_version=rv_of(a2), timeout_seconds=1)
+        self.assertEqual([summary(e) for e in events],
+                         [("ADDED", "py-b", rv_of(b)), ("DELETED", "py-a", deleted_rv)])
+        # and from the last one, nothing
+        _, events = self.stream(ns, resource_version=deleted_rv, timeout_seconds=1)
+        self.assertEqual([e["type"] for e in events if e["type"] != "BOOKMARK"], [])
