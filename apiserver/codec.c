@@ -761,11 +761,51 @@ static int emit_scalar(yaml_emitter_t *em, const char *text, size_t len, yaml_sc
     return yaml_emitter_emit(em, &ev);
 }
 
+static int digits(const char *s, size_t len, size_t *i, size_t min, size_t max)
+{
+    size_t n = 0;
+    while (*i < len && n < max && s[*i] >= '0' && s[*i] <= '9')
+        (*i)++, n++;
+    return n >= min;
+}
+
+/*
+ * Plain scalars that other YAML 1.1 readers (PyYAML, which LiteLLM uses)
+ * read as something else than a string: timestamps (2024-06-01 becomes a
+ * date) and base-60 numbers (1:30 becomes 90). Our own reader keeps them as
+ * strings, so only the emitter has to care.
+ */
+static int yaml11_typed(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (digits(s, len, &i, 4, 4) && i < len && s[i] == '-') {
+        i++;
+        if (digits(s, len, &i, 1, 2) && i < len && s[i] == '-') {
+            i++;
+            if (digits(s, len, &i, 1, 2) && (i == len || s[i] == 'T' || s[i] == 't' || s[i] == ' '))
+                return 1;
+        }
+    }
+    i = (len > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+    if (!digits(s, len, &i, 1, SIZE_MAX) || i == len || s[i] != ':')
+        return 0;
+    while (i < len && s[i] == ':') {
+        i++;
+        if (!digits(s, len, &i, 1, 2))
+            return 0;
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        digits(s, len, &i, 0, SIZE_MAX);
+    }
+    return i == len;
+}
+
 /* Style for a string so that it reads back as that same string. */
 static yaml_scalar_style_t string_style(const char *s, size_t len)
 {
     static const char *const risky[] = {"y", "Y", "n", "N", "=", NULL}; /* YAML 1.1 readers elsewhere */
-    if (resolve_plain(s, len, NULL, NULL) != KIND_STRING || word_in(s, len, risky))
+    if (resolve_plain(s, len, NULL, NULL) != KIND_STRING || word_in(s, len, risky) || yaml11_typed(s, len))
         return YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     if (memchr(s, '\n', len) != NULL)
         return YAML_LITERAL_SCALAR_STYLE; /* libyaml falls back to quoting when it cannot */

@@ -39,7 +39,6 @@
 #include "langop/status.h"
 
 #define COND_REFERENCES_RESOLVED "ReferencesResolved"
-#define TOOL_DEFAULT_PORT 8080
 
 /* ---- what one namespace holds ---- */
 
@@ -177,33 +176,16 @@ static void status_set_string(json_t *status, const char *key, char *s)
 
 /* ---- LanguageTool ---- */
 
-/*
- * The URL agents use for a tool: its Service for deploymentMode service,
- * localhost for a sidecar (it runs in the agent's pod). Must agree with the
- * tool endpoints render_agent_config() writes; render.h exposes no helper
- * for it yet. malloc'd.
- */
+/* The URL agents use for a tool (render.h: the same rule the agent config uses). malloc'd or NULL. */
 static char *tool_endpoint(const json_t *tool, const char *domain)
 {
-    const json_t *spec = json_object_get(tool, "spec");
-    const char *mode = json_string_value(json_object_get(spec, "deploymentMode"));
-    json_int_t port = TOOL_DEFAULT_PORT;
-    if (json_is_integer(json_object_get(spec, "port")))
-        port = json_integer_value(json_object_get(spec, "port"));
-    if (mode && strcmp(mode, "sidecar") == 0)
-        return lo_sprintf("http://localhost:%" JSON_INTEGER_FORMAT, port);
-    const char *name = meta_str(tool, "name");
     const char *ns = meta_str(tool, "namespace");
-    if (name == NULL || ns == NULL)
-        return NULL;
-    return lo_sprintf("http://%s.%s.svc.%s:%" JSON_INTEGER_FORMAT, name, ns, domain, port);
+    return ns ? render_tool_endpoint(tool, ns, domain) : NULL;
 }
 
-static int overlay_tool(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
+static void overlay_tool(const ns_ctx_t *ctx, json_t *obj)
 {
-    (void)err;
     status_set_string(status_of(obj), "endpoint", tool_endpoint(obj, ctx->domain));
-    return 0;
 }
 
 /* ---- LanguageModel ---- */
@@ -213,11 +195,9 @@ static char *gateway_endpoint_if_cluster(const ns_ctx_t *ctx)
     return ctx->cluster ? render_gateway_endpoint(ctx->ns, ctx->domain) : NULL;
 }
 
-static int overlay_model(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
+static void overlay_model(const ns_ctx_t *ctx, json_t *obj)
 {
-    (void)err;
     status_set_string(status_of(obj), "gatewayEndpoint", gateway_endpoint_if_cluster(ctx));
-    return 0;
 }
 
 /* ---- LanguageCluster (ctx->ns is the cluster's own name) ---- */
@@ -236,9 +216,8 @@ static json_t *object_names(const json_t *objects)
     return names;
 }
 
-static int overlay_cluster(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
+static void overlay_cluster(const ns_ctx_t *ctx, json_t *obj)
 {
-    (void)err;
     json_t *status = status_of(obj);
     status_set_string(status, "gatewayEndpoint", render_gateway_endpoint(ctx->ns, ctx->domain));
     /* store_list returns names in byte-wise order, and names are unique in a namespace. */
@@ -247,7 +226,6 @@ static int overlay_cluster(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
     json_object_set_new(status, "modelCount", json_integer(ctx->count[REL_MODELS]));
     json_object_set_new(status, "toolCount", json_integer(ctx->count[REL_TOOLS]));
     json_object_set_new(status, "personaCount", json_integer(ctx->count[REL_PERSONAS]));
-    return 0;
 }
 
 /* ---- LanguageAgent ---- */
@@ -374,9 +352,8 @@ static json_t *render_failed_condition(const json_t *agent, const lo_err_t *rerr
     return cond;
 }
 
-static int overlay_agent(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
+static void overlay_agent(const ns_ctx_t *ctx, json_t *obj)
 {
-    (void)err;
     json_t *empty = json_array();
     render_result_t r = {0};
     lo_err_t rerr = {0};
@@ -395,12 +372,12 @@ static int overlay_agent(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err)
     render_result_free(&r);
     lo_err_clear(&rerr);
     json_decref(empty);
-    return 0;
 }
 
 /* ---- the rules, by kind ---- */
 
-typedef int (*overlay_fn)(const ns_ctx_t *ctx, json_t *obj, lo_err_t *err);
+/* Overlays the derived fields on obj (an object of the rule's kind in ctx->ns). */
+typedef void (*overlay_fn)(const ns_ctx_t *ctx, json_t *obj);
 
 typedef struct kind_rule {
     const char *kind;
@@ -473,18 +450,16 @@ int derive_status(store_t *store, const schema_kind_t *k, json_t *objects, const
     if (rule == NULL || !json_is_array(objects) || json_array_size(objects) == 0)
         return 0;
     slot_t *slots = slots_by_ns(k, objects, &n);
-    for (size_t start = 0; start < n && ret == 0;) {
-        size_t end = start;
+    for (size_t start = 0, end; start < n; start = end) {
         ns_ctx_t ctx;
         if (ns_load(store, slots[start].ns, cluster_domain, &rule->needs, &ctx, err) != 0) {
             ret = -1;
             break;
         }
         /* slots[].ns point into objects that overlay modifies only under status. */
-        for (; end < n && strcmp(slots[end].ns, slots[start].ns) == 0 && ret == 0; end++)
-            ret = rule->overlay(&ctx, json_array_get(objects, slots[end].index), err);
+        for (end = start; end < n && strcmp(slots[end].ns, slots[start].ns) == 0; end++)
+            rule->overlay(&ctx, json_array_get(objects, slots[end].index));
         ns_ctx_release(&ctx);
-        start = end;
     }
     free(slots);
     return ret;

@@ -345,7 +345,8 @@ static char *field_manager(const handler_request_t *hr, lo_err_t *err)
     const char *m = reqinfo_query_get(hr->info, "fieldManager");
     if (m && m[0]) {
         if (strlen(m) > 128) {
-            lo_err_set(err, 422, "Invalid", "fieldManager: Too long: must have at most 128 bytes");
+            lo_err_add_cause(err, "FieldValueTooLong", "Too long: must have at most 128 bytes", "fieldManager");
+            status_invalid(err, "PatchOptions", "meta.k8s.io", "");
             return NULL;
         }
         return lo_strdup(m);
@@ -714,11 +715,13 @@ static int check_apply_params(const handler_request_t *hr, patch_ctx_t *p, lo_er
     if (p->type == PATCH_APPLY) {
         const char *m = reqinfo_query_get(hr->info, "fieldManager");
         if (m == NULL || m[0] == '\0') {
-            lo_err_set(err, 422, "Invalid", "fieldManager: Required value: is required for apply patch");
+            lo_err_add_cause(err, "FieldValueRequired", "Required value: is required for apply patch", "fieldManager");
+            status_invalid(err, "PatchOptions", "meta.k8s.io", "");
             return -1;
         }
     } else if (force && force[0]) {
-        lo_err_set(err, 422, "Invalid", "force: Forbidden: may not be specified for non-apply patch");
+        lo_err_add_cause(err, "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch", "force");
+        status_invalid(err, "PatchOptions", "meta.k8s.io", "");
         return -1;
     }
     return 0;

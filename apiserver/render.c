@@ -63,6 +63,7 @@
  *  - tools: only enabled entries; a disabled tool is neither written nor
  *    reported, even if it does not exist.
  *  - models / tools keep the agent's order; a repeated name is written once.
+ *    unresolved lists missing models, then tools, then the persona.
  *  - env, in this order: MODEL_ENDPOINT, LLM_MODEL, MCP_SERVERS, AGENT_NAME,
  *    AGENT_NAMESPACE, AGENT_UID, AGENT_CLUSTER_NAME, always all seven (empty
  *    values allowed).
@@ -282,9 +283,14 @@ static const struct {
     const char *prefix;
     int no_key_placeholder; /* OpenAI client: some key is required */
 } provider_prefixes[] = {
-    {"openai", "openai", 0},  {"anthropic", "anthropic", 0},     {"azure", "azure", 0},
-    {"bedrock", "bedrock", 0}, {"vertex", "vertex_ai", 0},       {"gemini", "gemini", 0},
-    {"openai-compatible", "openai", 1}, {"custom", "openai", 1},
+    {"openai", "openai", 0},
+    {"anthropic", "anthropic", 0},
+    {"azure", "azure", 0},
+    {"bedrock", "bedrock", 0},
+    {"vertex", "vertex_ai", 0},
+    {"gemini", "gemini", 0},
+    {"openai-compatible", "openai", 1},
+    {"custom", "openai", 1},
 };
 
 /* Provider fields of spec, by LiteLLM prefix. */
@@ -453,8 +459,11 @@ static void gw_model_build(gw_model_t *m, const char *prefix, int no_key_placeho
     json_t *extra = sorted_copy(json_object_get(spec, "params"));
     const char *k;
     json_t *v;
-    json_object_foreach(extra, k, v) if (!param_protected(k) && !refers_to_environ(v))
-        json_object_set(m->params, k, v);
+    json_object_foreach(extra, k, v)
+    {
+        if (!param_protected(k) && !refers_to_environ(v))
+            json_object_set(m->params, k, v);
+    }
     json_decref(extra);
 }
 
@@ -465,7 +474,8 @@ static int cmp_gw_model(const void *a, const void *b)
     if (c != 0)
         return c;
     /* names are unique in a namespace; a total order keeps even bad input deterministic */
-    char *sx = json_dumps(x->obj, JSON_COMPACT | JSON_SORT_KEYS), *sy = json_dumps(y->obj, JSON_COMPACT | JSON_SORT_KEYS);
+    char *sx = json_dumps(x->obj, JSON_COMPACT | JSON_SORT_KEYS);
+    char *sy = json_dumps(y->obj, JSON_COMPACT | JSON_SORT_KEYS);
     c = strcmp(sx ? sx : "", sy ? sy : "");
     free(sx);
     free(sy);
@@ -480,7 +490,8 @@ static int gw_model_check(const json_t *obj, const char *ns, lo_err_t *err)
     const json_t *spec = json_object_get(obj, "spec");
     int placeholder;
     if (!json_is_object(obj) || (kind != NULL && strcmp(kind, "LanguageModel") != 0) || !nonempty(name) ||
-        !json_is_object(spec) || !nonempty(str_at(spec, "modelName", NULL)) || model_prefix(spec, &placeholder) == NULL) {
+        !json_is_object(spec) || !nonempty(str_at(spec, "modelName", NULL)) ||
+        model_prefix(spec, &placeholder) == NULL) {
         lo_err_set(err, 500, "InternalError", "render: %s is not a LanguageModel with a provider and a modelName",
                    nonempty(name) ? name : "an item of the model list");
         return -1;
@@ -639,8 +650,7 @@ static void csv_append(char **list, const char *item)
     *list = next;
 }
 
-/* The tool's endpoint (caller frees). */
-static char *tool_endpoint(const json_t *tool, const char *ns, const char *domain)
+char *render_tool_endpoint(const json_t *tool, const char *ns, const char *domain)
 {
     const json_t *spec = json_object_get(tool, "spec");
     const json_t *port = json_object_get(spec, "port");
@@ -687,7 +697,7 @@ static json_t *agent_tools(const json_t *refs, const json_t *tools, const char *
                            lo_sprintf("LanguageAgent %s: LanguageTool %s not found in namespace %s", agent, name, ns));
             continue;
         }
-        char *endpoint = tool_endpoint(tool, ns, domain);
+        char *endpoint = render_tool_endpoint(tool, ns, domain);
         json_object_set_new(out, name, json_pack("{s:s, s:s}", "endpoint", endpoint, "protocol", "mcp"));
         csv_append(mcp, endpoint);
         free(endpoint);
@@ -750,20 +760,19 @@ int render_agent_config(const json_t *agent, const json_t *cluster, const char *
     gateway = render_gateway_endpoint(ns, cluster_domain);
     unresolved = json_array();
 
+    /* resolved in the order unresolved lists them: models, tools, persona */
+    json_t *model_map = agent_models(json_object_get(spec, "models"), model_index, name, ns, gateway, &llm, unresolved);
+    json_t *tool_map =
+        agent_tools(json_object_get(spec, "tools"), tool_index, name, ns, cluster_domain, &mcp, unresolved);
+    const char *persona_name = str_at(spec, "persona", NULL);
+    json_t *persona = nonempty(persona_name) ? agent_persona(persona_name, persona_index, name, ns, unresolved) : NULL;
+
     doc = json_pack("{s:{s:s, s:s}}", "agent", "name", name, "namespace", ns);
     set_str_if(doc, "instructions", str_at(spec, "instructions", NULL));
-    const char *persona = str_at(spec, "persona", NULL);
-    if (nonempty(persona)) {
-        json_t *p = agent_persona(persona, persona_index, name, ns, unresolved);
-        if (p != NULL)
-            json_object_set_new(doc, "persona", p);
-    }
-    json_object_set_new(doc, "tools",
-                        agent_tools(json_object_get(spec, "tools"), tool_index, name, ns, cluster_domain, &mcp,
-                                    unresolved));
-    json_object_set_new(doc, "models",
-                        agent_models(json_object_get(spec, "models"), model_index, name, ns, gateway, &llm,
-                                     unresolved));
+    if (persona != NULL)
+        json_object_set_new(doc, "persona", persona);
+    json_object_set_new(doc, "tools", tool_map);
+    json_object_set_new(doc, "models", model_map);
 
     env = json_array();
     json_array_append_new(env, env_value("MODEL_ENDPOINT", gateway));

@@ -205,9 +205,10 @@ static void send_response(h2o_req_t *req, const api_response_t *resp)
 {
     req->res.status = resp->status;
     req->res.reason = reason_phrase(resp->status);
-    if (resp->content_type)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, resp->content_type,
-                       strlen(resp->content_type));
+    if (resp->content_type) { /* h2o keeps the pointer: copy into the request's pool */
+        h2o_iovec_t ct = h2o_strdup(&req->pool, resp->content_type, strlen(resp->content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
+    }
     int cache_control = 0;
     for (size_t i = 0; i < resp->header_count; i++) {
         add_header(req, resp->header_names[i], resp->header_values[i]);

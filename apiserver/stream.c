@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define STREAM_TICK_MS 1000
-#define STREAM_MAX_IOVECS 64
+#define STREAM_MAX_IOVECS 64   /* chunks handed to h2o in one send (plus HTTP/1.1 framing) */
 
 /* ---- chunks ---- */
 
@@ -97,6 +97,8 @@ struct watcher {
     chunk_t *inflight[STREAM_MAX_IOVECS]; /* handed to h2o, released on proceed */
     size_t inflight_n;
     int sending;
+    int chunked;                  /* HTTP/1.1: we frame the chunks ourselves (see stream_watch_start) */
+    char chunk_head[24];          /* the framing of the send in flight */
     watcher_t *prev, *next;       /* the hub's list (linked while not DONE) */
     int linked;
 };
@@ -189,17 +191,30 @@ static void watcher_flush(watcher_t *w)
         return;
     if (w->q_n == 0 && w->state != W_CLOSING)
         return;
-    h2o_iovec_t vecs[STREAM_MAX_IOVECS];
+    h2o_iovec_t vecs[STREAM_MAX_IOVECS + 3];
     size_t n = w->q_n < STREAM_MAX_IOVECS ? w->q_n : STREAM_MAX_IOVECS;
+    size_t nvecs = 0, bytes = 0;
+    if (w->chunked && n > 0)
+        nvecs++; /* room for the chunk head */
     for (size_t i = 0; i < n; i++) {
         w->inflight[i] = w->queue[i];
         w->queued_bytes -= w->queue[i]->len;
-        vecs[i] = h2o_iovec_init(w->queue[i]->data, w->queue[i]->len);
+        bytes += w->queue[i]->len;
+        vecs[nvecs++] = h2o_iovec_init(w->queue[i]->data, w->queue[i]->len);
     }
     w->inflight_n = n;
     memmove(w->queue, w->queue + n, (w->q_n - n) * sizeof(*w->queue));
     w->q_n -= n;
     int final = w->state == W_CLOSING && w->q_n == 0;
+    if (w->chunked) {
+        if (n > 0) {
+            snprintf(w->chunk_head, sizeof(w->chunk_head), "%zx\r\n", bytes);
+            vecs[0] = h2o_iovec_init(w->chunk_head, strlen(w->chunk_head));
+            vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("\r\n"));
+        }
+        if (final)
+            vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("0\r\n\r\n"));
+    }
     w->sending = 1;
     h2o_req_t *req = w->req;
     if (final) {
@@ -207,7 +222,7 @@ static void watcher_flush(watcher_t *w)
         w->state = W_DONE;
         hub_unlink(w);
     }
-    h2o_send(req, vecs, n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void watcher_close(watcher_t *w)
@@ -370,8 +385,19 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     hub_link(hub, w);
     req->res.status = 200;
     req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    /* h2o keeps the pointer: the value must live in the request's pool */
+    h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+    if (req->version == 0x101) {
+        /*
+         * h2o's own chunked encoder holds back a send without data, and with
+         * it the headers, until the first event: a quiet watch would look
+         * stalled. Framing the chunks here bypasses it, so the headers go now.
+         */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, NULL, H2O_STRLIT("chunked"));
+        w->chunked = 1;
+    }
     h2o_start_response(req, &w->gen);
     w->sending = 1;
     h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS); /* the headers, now: the client sees the watch start */

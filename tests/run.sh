@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh: install what is missing, build, run every suite.
 #
-# Suites: "unit" (cmocka executables through meson test) and "integration"
+# Suites: "unit" (cmocka executables through meson test), "golden" (the
+# rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py) and "integration"
 # (tests/integration/run.py: the real binary driven by kubectl and
 # python3-kubernetes). Prints one result line per suite and, as its last
 # line, "N passed, N failed" summed over the suites. Exits non-zero when
@@ -73,6 +74,13 @@ if [ "$((upass + ufail))" -eq 0 ]; then
   record unit 0 1 "no unit test ran"
 else
   record unit "$upass" "$ufail"
+fi
+
+echo "== golden gateway configs, read by PyYAML as the LiteLLM proxy reads them"
+if /usr/bin/python3 tests/golden/check_litellm.py; then
+  record golden 1 0
+else
+  record golden 0 1
 fi
 
 echo "== integration tests"

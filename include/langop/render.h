@@ -34,6 +34,14 @@ void render_result_free(render_result_t *r);
 char *render_gateway_endpoint(const char *ns, const char *cluster_domain);
 
 /**
+ * The URL agents use for a LanguageTool (borrowed) of namespace ns:
+ * http://<tool>.<ns>.svc.<domain>:<port> for deploymentMode service,
+ * http://localhost:<port> for a sidecar (it runs in the agent's pod); port
+ * defaults to 8080. malloc'd.
+ */
+char *render_tool_endpoint(const json_t *tool, const char *ns, const char *cluster_domain);
+
+/**
  * The environment variable that carries a model's API key in the gateway:
  * "LANGOP_API_KEY_" + the model's name upper-cased with every character
  * outside [A-Z0-9] turned into '_' (malloc'd). Names are DNS-1123, so two

@@ -37,7 +37,17 @@ class WatchStream:
         if not line:
             return None
         self.raw_lines.append(line)
-        return json.loads(line)
+        try:
+            ev = json.loads(line)
+            if isinstance(ev, dict) and isinstance(ev.get("type"), str) \
+                    and isinstance(ev.get("object"), dict):
+                return ev
+            problem = "not an event"
+        except ValueError as e:
+            problem = f"not JSON: {e}"
+        before = self.raw_lines[-2][-200:] if len(self.raw_lines) > 1 else b""
+        raise AssertionError(f"line #{len(self.raw_lines)} of the watch is {problem}: {line[:300]!r}"
+                             f" after ...{before!r}; headers {self.headers}")
 
     def take(self, n):
         out = []
@@ -243,7 +253,7 @@ class WatchHttpTest(ServerTestCase):
 
     def test_http2_stream(self):
         ns = self.new_namespace()
-        url = self.server.url + collection_path("LanguageModel", ns) + "?watch=true&timeoutSeconds=8"
+        url = self.server.url + collection_path("LanguageModel", ns) + "?watch=true&timeoutSeconds=4"
         p = subprocess.Popen(["curl", "-sS", "-N", "--http2", "--cacert", str(self.server.ca),
                               "-H", f"Authorization: Bearer {self.server.token}",
                               "-w", "%{http_version} %{http_code}\n", url],
@@ -383,3 +393,254 @@ class PythonWatchTest(ServerTestCase):
         # and from the last one, nothing
         _, events = self.stream(ns, resource_version=deleted_rv, timeout_seconds=1)
         self.assertEqual([e["type"] for e in events if e["type"] != "BOOKMARK"], [])
+
+
+# ------------------------------------------------------------ the stress test
+
+STRESS_WRITES = 10_000
+STRESS_WRITERS = 8
+STRESS_NAMES_PER_WRITER = 40        # 320 objects
+STRESS_WATCHERS = 4
+
+
+class Writer(threading.Thread):
+    """Creates, updates and deletes its own objects over one keep-alive
+    connection. Owning its names, it knows each object's exact history:
+    ops[name] = [(type, rv)] in order, rv None for a delete (whose response
+    is a Status without one)."""
+
+    def __init__(self, server, ns, index, count, progress):
+        super().__init__(daemon=True)
+        self.server, self.ns, self.count, self.progress = server, ns, count, progress
+        self.names = [f"w{index}-{k}" for k in range(STRESS_NAMES_PER_WRITER)]
+        self.rng = random.Random(index)
+        self.ops = {n: [] for n in self.names}
+        self.error = None
+
+    def run(self):
+        conn = self.server.connection(60)
+        live = {}                              # name -> last rv
+        try:
+            for i in range(self.count):
+                name = self.rng.choice(self.names)
+                if name not in live:
+                    self.create(conn, name, live, i)
+                elif self.rng.random() < 0.75:
+                    self.update(conn, name, live, i)
+                else:
+                    self.delete(conn, name, live)
+                self.progress.tick(live.get(name))
+        except Exception as e:                  # reported by the test
+            self.error = e
+        finally:
+            conn.close()
+
+    def send(self, conn, method, path, body, want):
+        r = self.server.request(method, path, body, conn=conn)
+        if r.status != want:
+            raise AssertionError(f"{method} {path}: want {want}, got {r}")
+        return r.json()
+
+    def body(self, name, i, rv=None):
+        o = model(name, self.ns)
+        o["spec"]["modelName"] = f"m-{name}-{i}"       # every write is a real change
+        if rv:
+            o["metadata"]["resourceVersion"] = rv
+        return o
+
+    def create(self, conn, name, live, i):
+        o = self.send(conn, "POST", collection_path("LanguageModel", self.ns), self.body(name, i), 201)
+        live[name] = rv_of(o)
+        self.ops[name].append(("ADDED", live[name]))
+
+    def update(self, conn, name, live, i):
+        # the writer knows the current rv: a 409 here would be a server bug
+        o = self.send(conn, "PUT", item_path("LanguageModel", name, self.ns),
+                      self.body(name, i, live[name]), 200)
+        live[name] = rv_of(o)
+        self.ops[name].append(("MODIFIED", live[name]))
+
+    def delete(self, conn, name, live):
+        st = self.send(conn, "DELETE", item_path("LanguageModel", name, self.ns), None, 200)
+        if st.get("kind") == "Status":
+            if st.get("status") != "Success":
+                raise AssertionError(f"DELETE {name}: {st}")
+        del live[name]
+        self.ops[name].append(("DELETED", None))
+
+
+class Progress:
+    """Acknowledged writes so far, and the highest rv acknowledged."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.done = 0
+        self.max_rv = 0
+
+    def tick(self, rv):
+        with self.lock:
+            self.done += 1
+            if rv is not None:
+                self.max_rv = max(self.max_rv, int(rv))
+
+    def snapshot(self):
+        with self.lock:
+            return self.done, self.max_rv
+
+
+class Watcher(threading.Thread):
+    """Starts from the rv acknowledged when `start_at` writes are done, and
+    watches in short requests (timeoutSeconds 1-3, or until it hangs up
+    after 50-1500 events), resuming each time from the last rv it saw (an
+    event's or a bookmark's) until it has reached `final_rv`, set once the
+    writers are done."""
+
+    def __init__(self, server, path, index, start_at, progress, bookmarks):
+        super().__init__(daemon=True)
+        self.server, self.path, self.progress = server, path, progress
+        self.start_at, self.bookmarks = start_at, bookmarks
+        self.rng = random.Random(100 + index)
+        self.final_rv = None                     # set by the test when writing is over
+        self.start_rv = None
+        self.events = []                         # (type, name, rv, modelName)
+        self.streams = 0
+        self.error = None
+
+    def run(self):
+        try:
+            while self.progress.snapshot()[0] < self.start_at:
+                time.sleep(0.01)
+            self.start_rv = rv = self.progress.snapshot()[1]
+            while True:
+                final = self.final_rv
+                rv = self.one_stream(rv)
+                if final is not None and rv >= final:
+                    return
+        except Exception as e:
+            self.error = e
+
+    def one_stream(self, rv):
+        q = f"?watch=true&resourceVersion={rv}&timeoutSeconds={self.rng.randint(1, 3)}"
+        if self.bookmarks:
+            q += "&allowWatchBookmarks=true"
+        w = WatchStream(self.server, self.path + q, timeout=30)
+        self.streams += 1
+        budget = self.rng.randint(50, 1500)
+        try:
+            if w.status != 200:
+                raise AssertionError(f"watch from {rv}: HTTP {w.status}")
+            while (ev := w.next()) is not None:
+                o = ev["object"]
+                new_rv = int(o["metadata"]["resourceVersion"])
+                if ev["type"] == "ERROR":
+                    raise AssertionError(f"watch from {rv}: {ev}")
+                if ev["type"] != "BOOKMARK":
+                    self.events.append((ev["type"], o["metadata"]["name"], new_rv,
+                                        o["spec"]["modelName"]))
+                if new_rv < rv or (new_rv == rv and ev["type"] != "BOOKMARK"):
+                    raise AssertionError(f"rv went from {rv} to {new_rv} in {ev['type']}")
+                rv = new_rv
+                budget -= 1
+                if budget == 0 or (self.final_rv is not None and rv >= self.final_rv):
+                    break      # the client hangs up mid-stream, and resumes from rv
+        finally:
+            w.close()
+        return rv
+
+
+class WatchStressTest(ServerTestCase):
+
+    def test_no_event_lost_or_duplicated_under_concurrent_writes(self):
+        ns = self.new_namespace("stress")
+        progress = Progress()
+        mark = self.api("GET", collection_path("LanguageModel", ns), expect=200).json()
+        progress.max_rv = int(mark["metadata"]["resourceVersion"])
+        per = STRESS_WRITES // STRESS_WRITERS
+        writers = [Writer(self.server, ns, i, per, progress) for i in range(STRESS_WRITERS)]
+        rng = random.Random(7)
+        watchers = [Watcher(self.server,
+                            collection_path("LanguageModel", ns if i % 2 == 0 else None),
+                            i, rng.randint(STRESS_WRITES // 20, STRESS_WRITES * 3 // 4), progress,
+                            bookmarks=i < 2)
+                    for i in range(STRESS_WATCHERS)]
+        t0 = time.monotonic()
+        for t in writers + watchers:
+            t.start()
+        for t in writers:
+            t.join(180)
+        t_write = time.monotonic() - t0
+        for t in writers:
+            self.assertFalse(t.is_alive(), "a writer hangs")
+            self.assertIsNone(t.error, t.error)
+        done, _ = progress.snapshot()
+        self.assertEqual(done, per * STRESS_WRITERS)
+
+        # the final revision: no write happens after this
+        final_rv = int(self.api("GET", collection_path("LanguageModel", ns),
+                                expect=200).json()["metadata"]["resourceVersion"])
+        for w in watchers:
+            w.final_rv = final_rv
+        for w in watchers:
+            w.join(60)
+            self.assertFalse(w.is_alive(), f"watcher from {w.start_rv} did not reach rv {final_rv}")
+            self.assertIsNone(w.error, w.error)
+        t_all = time.monotonic() - t0
+
+        # the store's change log after the earliest start, read in one watch
+        first = min(w.start_rv for w in watchers)
+        ref = WatchStream(self.server, collection_path("LanguageModel", ns)
+                          + f"?watch=true&resourceVersion={first}&timeoutSeconds=20", timeout=30)
+        self.addCleanup(ref.close)
+        log = []
+        while (ev := ref.next()) is not None:
+            o = ev["object"]
+            log.append((ev["type"], o["metadata"]["name"], int(o["metadata"]["resourceVersion"]),
+                        o["spec"]["modelName"]))
+            if log[-1][2] >= final_rv:
+                break
+        self.assertTrue(log and log[-1][2] == final_rv, f"the log ends at {log[-1:]}, not {final_rv}")
+        rvs = [e[2] for e in log]
+        self.assertEqual(rvs, sorted(set(rvs)), "the log's rvs are not strictly increasing")
+
+        self.check_log_against_acknowledged_writes(log, first, writers)
+
+        # every watcher saw exactly the log after its start: nothing lost, nothing twice
+        for i, w in enumerate(watchers):
+            want = [e for e in log if e[2] > w.start_rv]
+            with self.subTest(watcher=i, start_rv=w.start_rv, streams=w.streams):
+                self.assertGreater(len(want), 0)
+                self.assertGreater(w.streams, 1, "the watcher never had to resume")
+                if w.events != want:
+                    self.fail(first_difference(w.events, want))
+        print(f"\n    stress: {done} writes by {STRESS_WRITERS} writers in {t_write:.1f}s "
+              f"({done / t_write:.0f}/s), {STRESS_WATCHERS} watchers "
+              f"({sum(w.streams for w in watchers)} streams), {t_all:.1f}s in all", flush=True)
+
+    def check_log_against_acknowledged_writes(self, log, first, writers):
+        """Per object, the log after `first` is the writer's acknowledged
+        history from its first write after `first` on (a delete just before
+        may fall on either side: its rv is not known)."""
+        by_name = {}
+        for typ, name, rv, _ in log:
+            by_name.setdefault(name, []).append((typ, rv))
+        acked = {}
+        for w in writers:
+            acked.update(w.ops)
+        self.assertEqual(set(by_name) - set(acked), set(), "events for objects nobody wrote")
+        for name, ops in acked.items():
+            k = next((i for i, (_, rv) in enumerate(ops) if rv is not None and int(rv) > first),
+                     len(ops))
+            starts = [k] + ([k - 1] if k > 0 and ops[k - 1][0] == "DELETED" else [])
+            got = by_name.get(name, [])
+            ok = any(len(got) == len(ops) - s and
+                     all(g[0] == o[0] and (o[1] is None or g[1] == int(o[1]))
+                         for g, o in zip(got, ops[s:]))
+                     for s in starts)
+            if not ok:
+                self.fail(f"{name}: log after {first} {got}\n  acknowledged {ops}")
+
+
+def first_difference(got, want):
+    i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
+    return (f"{len(got)} events, want {len(want)}; first difference at #{i}: "
+            f"got {got[i:i + 3]}, want {want[i:i + 3]}")

@@ -441,6 +441,34 @@ static void test_yaml_encode_shape(void **state)
     json_decref(v);
 }
 
+/* Strings that YAML 1.1 readers (PyYAML, in the LiteLLM gateway) would read as dates or base-60
+ * numbers are quoted; look-alikes that they read as strings stay plain. */
+static void test_yaml_encode_yaml11_lookalikes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int quoted;
+    } cases[] = {
+        {"2024-06-01", 1}, {"2024-6-1", 1}, {"2001-12-14t21:59:43.10-05:00", 1}, {"2024-06-01 10:00", 1},
+        {"1:30", 1},       {"-1:30:15.5", 1}, {"190:20:30", 1},
+        {"2024-06", 0},    {"12:3x", 0},    {"v1:30", 0}, {"20240601", 1 /* an integer */},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *v = json_pack("{s:s}", "k", cases[i].value);
+        char *y = codec_encode_yaml(v);
+        char want[128];
+        snprintf(want, sizeof(want), cases[i].quoted ? "k: \"%s\"\n" : "k: %s\n", cases[i].value);
+        if (strcmp(y, want) != 0)
+            fail_msg("%s: got %s, want %s", cases[i].value, y, want);
+        json_t *back = codec_decode_yaml(y, strlen(y), NULL);
+        assert_true(json_equal(back, v)); /* and our own reader gets the string back */
+        json_decref(back);
+        free(y);
+        json_decref(v);
+    }
+}
+
 static void test_json_encode(void **state)
 {
     (void)state;
@@ -529,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_json_duplicates),   cmocka_unit_test(test_decode_auto),
         cmocka_unit_test(test_yaml_roundtrip),    cmocka_unit_test(test_yaml_encode_shape),
         cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_yaml_encode_yaml11_lookalikes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
