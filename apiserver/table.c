@@ -91,6 +91,7 @@ typedef enum path_step_kind {
     STEP_FIELD,      /* .name or ['name'] */
     STEP_INDEX,      /* [3] or [-1] (from the end, as kube allows) */
     STEP_WILDCARD,   /* [*] or .* : every element or member value */
+    STEP_FILTER,     /* [?(@.field=="value")]: the list items whose field equals value */
 } path_step_kind_t;
 
 typedef struct path_step {
@@ -98,13 +99,55 @@ typedef struct path_step {
     const char *key;   /* STEP_FIELD: points into the path, not NUL-terminated */
     size_t key_len;
     long index;        /* STEP_INDEX */
+    const char *value; /* STEP_FILTER: the compared value, without quotes; key/key_len is the field */
+    size_t value_len;
 } path_step_t;
+
+/*
+ * Parses the filter at s ("?(@.type==\"Ready\")]" after the '['), the one
+ * form CRD printer columns use to pick a condition. Returns the position
+ * of the closing ']' or NULL.
+ */
+static const char *parse_filter(const char *s, const char *end, path_step_t *step)
+{
+    if (end - s < 4 || memcmp(s, "?(@.", 4) != 0)
+        return NULL;
+    s += 4;
+    step->key = s;
+    while (s < end && *s != '=' && *s != ')')
+        s++;
+    step->key_len = (size_t)(s - step->key);
+    if (step->key_len == 0 || end - s < 2 || s[0] != '=' || s[1] != '=')
+        return NULL;
+    s += 2;
+    if (s < end && (*s == '"' || *s == '\'')) {
+        char quote = *s++;
+        const char *close = memchr(s, quote, (size_t)(end - s));
+        if (close == NULL)
+            return NULL;
+        step->value = s;
+        step->value_len = (size_t)(close - s);
+        s = close + 1;
+    } else {
+        step->value = s;
+        while (s < end && *s != ')')
+            s++;
+        step->value_len = (size_t)(s - step->value);
+    }
+    if (end - s < 2 || s[0] != ')' || s[1] != ']')
+        return NULL;
+    step->kind = STEP_FILTER;
+    return s + 1;
+}
 
 /* Parses "[...]" at *p. Returns 0 and advances *p, or -1. */
 static int parse_bracket(const char **p, const char *end, path_step_t *step)
 {
     const char *s = *p + 1;
-    if (s < end && *s == '*') {
+    if (s < end && *s == '?') {
+        if ((s = parse_filter(s, end, step)) == NULL)
+            return -1;
+    } else if (s < end && *s == '*') {
         step->kind = STEP_WILDCARD;
         s++;
     } else if (s < end && (*s == '\'' || *s == '"')) {
@@ -168,6 +211,19 @@ static int parse_step(const char **p, const char *end, path_step_t *step)
     return 0;
 }
 
+static char *value_text(const json_t *v);
+
+/* Whether a list item's field (borrowed, may be NULL) equals the filter's value, compared as text. */
+static int filter_matches(const json_t *field, const path_step_t *step)
+{
+    if (field == NULL || json_is_object(field) || json_is_array(field))
+        return 0;
+    char *text = value_text(field);
+    int eq = strlen(text) == step->value_len && memcmp(text, step->value, step->value_len) == 0;
+    free(text);
+    return eq;
+}
+
 /* The values that step selects from each value of cur, in order: new array. */
 static json_t *apply_step(const json_t *cur, const path_step_t *step)
 {
@@ -186,6 +242,13 @@ static json_t *apply_step(const json_t *cur, const path_step_t *step)
                 json_array_append(next, json_array_get(v, (size_t)at));
         } else if (step->kind == STEP_WILDCARD && json_is_array(v)) {
             json_array_extend(next, v);
+        } else if (step->kind == STEP_FILTER && json_is_array(v)) {
+            size_t j;
+            json_t *item;
+            json_array_foreach(v, j, item) {
+                if (filter_matches(json_object_getn(item, step->key, step->key_len), step))
+                    json_array_append(next, item);
+            }
         } else if (step->kind == STEP_WILDCARD && json_is_object(v)) {
             const char *key;
             json_t *member;

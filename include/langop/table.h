@@ -9,7 +9,8 @@
  * column is a human duration since the timestamp (5m, 3h12m, 2d), an
  * absent value is null (kubectl prints <none>), lists are joined with ",".
  * jsonPath subset: .a.b, list indexes [0], wildcards [*], quoted keys
- * ['a.b'].
+ * ['a.b'], and the filter CRDs use to pick a condition:
+ * [?(@.type=="Ready")].
  */
 #ifndef LANGOP_TABLE_H
 #define LANGOP_TABLE_H

@@ -186,9 +186,10 @@ class SchemaPrintTest(SchemaTestBase):
         self.kubectl_create(a)
         r = self.kubectl("get", "lagent", "-n", ns)
         header, rows = columns(r.out)
-        self.assertEqual(header, ["NAME", "MODE", "PHASE", "MODELS", "AGE"], r)
+        self.assertEqual(header, ["NAME", "MODE", "PHASE", "MODELS", "RESOLVED", "AGE"], r)
         self.assertEqual(rows[0]["NAME"], "helper", r)
         self.assertEqual(rows[0]["MODELS"], "gpt,claude,llama", r)
+        self.assertEqual(rows[0]["RESOLVED"], "False", r)    # none of the three models exists
         self.assertEqual(rows[0]["MODE"], "service", r)       # the schema default of execution.mode
         self.assertRegex(rows[0]["AGE"], FRESH_AGE, r)
 
@@ -197,7 +198,7 @@ class SchemaPrintTest(SchemaTestBase):
         t["spec"]["execution"] = {"mode": "task", "schedule": "0 3 * * *"}
         self.kubectl_create(t)
         header, rows = columns(self.kubectl("get", "lagent", "nightly", "-n", ns, "-o", "wide").out)
-        self.assertEqual(header, ["NAME", "MODE", "PHASE", "MODELS", "SCHEDULE", "AGE"])
+        self.assertEqual(header, ["NAME", "MODE", "PHASE", "MODELS", "RESOLVED", "SCHEDULE", "AGE"])
         self.assertEqual(rows[0]["MODE"], "task")
         self.assertEqual(rows[0]["SCHEDULE"], "0 3 * * *")
 
@@ -851,7 +852,7 @@ class SchemaTableHTTPTest(SchemaTestBase):
         t = self.table_get(item_path("LanguageAgent", "multi", ns), accept=KUBECTL_TABLE_ACCEPT).json()
         self.assertEqual(t["kind"], "Table", t)
         names = [c["name"] for c in t["columnDefinitions"]]
-        self.assertEqual(names, ["Name", "Mode", "Phase", "Models", "Schedule", "Age"], t)
+        self.assertEqual(names, ["Name", "Mode", "Phase", "Models", "Resolved", "Schedule", "Age"], t)
         self.assertEqual(len(t["rows"]), 1, t)
         cells = dict(zip(names, t["rows"][0]["cells"]))
         self.assertEqual(cells["Name"], "multi")

@@ -47,7 +47,7 @@ static const struct expected_kind {
     { "LanguageModel", "LanguageModelList", "languagemodels", "languagemodel", "lmodel", 1,
       { "Provider", "Model", "Phase", "Age", "Endpoint", NULL } },
     { "LanguageAgent", "LanguageAgentList", "languageagents", "languageagent", "lagent", 1,
-      { "Mode", "Phase", "Models", "Schedule", "Age", NULL } },
+      { "Mode", "Phase", "Models", "Resolved", "Schedule", "Age", NULL } },
     { "LanguageTool", "LanguageToolList", "languagetools", "languagetool", "ltool", 1,
       { "Type", "Transport", "Mode", "Port", "Phase", "Age", NULL } },
     { "LanguagePersona", "LanguagePersonaList", "languagepersonas", "languagepersona", "lpersona", 1,

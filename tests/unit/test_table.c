@@ -297,7 +297,7 @@ static void test_jsonpath_broken_paths_find_nothing(void **state)
         "", " ", "{}", "{", "}", "{.spec.name", ".spec.name}", "spec.name", "..spec", ".spec..name",
         ".", "[", "]", ".spec[", ".spec[]", ".spec[abc]", ".spec[*", ".spec['a.b'", ".spec['a.b]",
         ".spec[1x]", ".spec.list[99999999999999999999999]", ".spec.list[-]", "$", "$$.spec",
-        ".spec.list[0:1]", ".spec.list[?(@.name=='x')]", "@.spec",
+        ".spec.list[0:1]", ".spec.list[?(@.name>'x')]", ".spec.list[?(@.name=='x')", "@.spec",
     };
     json_t *doc = parse(PATH_DOC);
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
@@ -440,6 +440,30 @@ static void test_age_of_future_and_broken_timestamps(void **state)
     table = table_render(kind("LanguageModel"), objects, NULL, TABLE_INCLUDE_METADATA, 1, created - 1);
     assert_string_cell(table, 0, "Age", "0s");          /* a clock a second behind */
     json_decref(table);
+    json_decref(objects);
+}
+
+/* The filter CRD columns use to show one condition, e.g. the agent's Resolved column. */
+static void test_agent_resolved_column_filters_conditions(void **state)
+{
+    (void)state;
+    json_t *objects = parse(
+        "[{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
+        "\"metadata\":{\"name\":\"a\",\"namespace\":\"team\",\"creationTimestamp\":\"" CREATED "\"},"
+        "\"spec\":{\"image\":\"agent:1\"},\"status\":{\"conditions\":["
+        "{\"type\":\"Ready\",\"status\":\"True\"},{\"type\":\"ReferencesResolved\",\"status\":\"False\"}]}},"
+        "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
+        "\"metadata\":{\"name\":\"b\",\"namespace\":\"team\",\"creationTimestamp\":\"" CREATED "\"},"
+        "\"spec\":{\"image\":\"agent:1\"},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}]");
+    json_t *table = table_render(kind("LanguageAgent"), objects, NULL, TABLE_INCLUDE_METADATA, 1, created);
+    assert_rows_aligned(table);
+    assert_string_cell(table, 0, "Resolved", "False");   /* the ReferencesResolved condition, not Ready */
+    assert_true(json_is_null(cell(table, 1, "Resolved"))); /* no such condition: <none> */
+    json_decref(table);
+    json_t *found = table_jsonpath(json_array_get(objects, 0), ".status.conditions[?(@.type=='Ready')].status");
+    assert_int_equal(json_array_size(found), 1);
+    assert_string_equal(json_string_value(json_array_get(found, 0)), "True");
+    json_decref(found);
     json_decref(objects);
 }
 
@@ -630,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_model_rows),
         cmocka_unit_test(test_age_of_future_and_broken_timestamps),
         cmocka_unit_test(test_agent_models_are_joined),
+        cmocka_unit_test(test_agent_resolved_column_filters_conditions),
         cmocka_unit_test(test_include_object_variants),
         cmocka_unit_test(test_watch_events_after_the_first_omit_columns),
         cmocka_unit_test(test_list_meta_copied),
