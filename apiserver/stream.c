@@ -203,7 +203,8 @@ static void watcher_flush(watcher_t *w)
         vecs[nvecs++] = h2o_iovec_init(w->queue[i]->data, w->queue[i]->len);
     }
     w->inflight_n = n;
-    memmove(w->queue, w->queue + n, (w->q_n - n) * sizeof(*w->queue));
+    if (n > 0)
+        memmove(w->queue, w->queue + n, (w->q_n - n) * sizeof(*w->queue));
     w->q_n -= n;
     int final = w->state == W_CLOSING && w->q_n == 0;
     if (w->chunked) {

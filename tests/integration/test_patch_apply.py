@@ -427,9 +427,11 @@ class PythonPatchApplyTest(ServerTestCase):
         self.assertEqual(causes, [("FieldManagerConflict", ".metadata.labels.app"),
                                   ("FieldManagerConflict", ".spec.modelName")], st)
         self.assertIn('"py-ctl"', st["message"])
-        # fieldManager is required for apply
-        with self.assertRaises(dynerr.BadRequestError):
+        # fieldManager is required for apply: kube's 422 on PatchOptions
+        with self.assertRaises(dynerr.UnprocessibleEntityError) as cm:
             self.lm.server_side_apply(body=json.dumps(theirs), name="py-ssa", namespace=ns)
+        st = json.loads(cm.exception.body)
+        self.assertEqual([c["field"] for c in st["details"]["causes"]], ["fieldManager"], st)
         # the client sends force=True (Python's spelling); kube parses it as true
         status, o = self.apply(ns, json.dumps(theirs), "py-other", force=True)
         self.assertEqual(status, 200)

@@ -511,11 +511,8 @@ class Watcher(threading.Thread):
             while self.progress.snapshot()[0] < self.start_at:
                 time.sleep(0.01)
             self.start_rv = rv = self.progress.snapshot()[1]
-            while True:
-                final = self.final_rv
+            while self.final_rv is None or rv < self.final_rv:
                 rv = self.one_stream(rv)
-                if final is not None and rv >= final:
-                    return
         except Exception as e:
             self.error = e
 

@@ -405,8 +405,8 @@ static void test_yaml_roundtrip(void **state)
         "null", "true", "false", "[]", "{}", "[[]]", "[{}]", "{\"a\":{}}", "{\"a\":[]}",
         "{\"a\":[[1,2],[3,[4,{\"b\":null}]]],\"c\":{\"d\":{\"e\":[true,false]}}}",
         "[{\"name\":\"x\",\"v\":[{\"a\":1,\"b\":\"multi\\nline\\n\"}]}]",
-        "{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
-        "\"{\\\"apiVersion\\\":\\\"v1\\\"}\\n\"}}}",
+        ("{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
+         "\"{\\\"apiVersion\\\":\\\"v1\\\"}\\n\"}}}"),
     };
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         json_t *d = json_loads(docs[i], JSON_DECODE_ANY, NULL);
