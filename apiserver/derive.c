@@ -383,16 +383,24 @@ typedef struct kind_rule {
     const char *kind;
     ns_needs_t needs;
     overlay_fn overlay;
+    const char *const *fields;      /* the status fields it derives (NULL-terminated) */
+    const char *condition;          /* the condition type it derives, or NULL */
 } kind_rule_t;
+
+static const char *const cluster_fields[] = {"gatewayEndpoint", "models", "agentCount", "modelCount",
+                                             "toolCount", "personaCount", NULL};
+static const char *const model_fields[] = {"gatewayEndpoint", NULL};
+static const char *const agent_fields[] = {"modelEndpoint", "models", NULL};
+static const char *const tool_fields[] = {"endpoint", NULL};
 
 /* A kind not listed (LanguagePersona) has no derived status. */
 static const kind_rule_t kind_rules[] = {
     {"LanguageCluster", {0, {[REL_MODELS] = READ_ALL, [REL_TOOLS] = READ_COUNT, [REL_PERSONAS] = READ_COUNT,
-                             [REL_AGENTS] = READ_COUNT}}, overlay_cluster},
-    {"LanguageModel", {1, {READ_NONE}}, overlay_model},
+                             [REL_AGENTS] = READ_COUNT}}, overlay_cluster, cluster_fields, NULL},
+    {"LanguageModel", {1, {READ_NONE}}, overlay_model, model_fields, NULL},
     {"LanguageAgent", {1, {[REL_MODELS] = READ_ALL, [REL_TOOLS] = READ_ALL, [REL_PERSONAS] = READ_ALL}},
-     overlay_agent},
-    {"LanguageTool", {0, {READ_NONE}}, overlay_tool},
+     overlay_agent, agent_fields, COND_REFERENCES_RESOLVED},
+    {"LanguageTool", {0, {READ_NONE}}, overlay_tool, tool_fields, NULL},
 };
 
 static const kind_rule_t *rule_for(const char *kind)
@@ -401,6 +409,24 @@ static const kind_rule_t *rule_for(const char *kind)
         if (strcmp(kind_rules[i].kind, kind) == 0)
             return &kind_rules[i];
     return NULL;
+}
+
+void derive_strip(const schema_kind_t *k, json_t *obj)
+{
+    const kind_rule_t *rule = rule_for(k->kind);
+    json_t *status = json_object_get(obj, "status");
+    if (rule == NULL || !json_is_object(status))
+        return;
+    for (const char *const *f = rule->fields; *f; f++)
+        json_object_del(status, *f);
+    json_t *conditions = json_object_get(status, "conditions");
+    if (rule->condition && json_is_array(conditions)) {
+        for (size_t i = json_array_size(conditions); i-- > 0;) {
+            const char *type = json_string_value(json_object_get(json_array_get(conditions, i), "type"));
+            if (type && strcmp(type, rule->condition) == 0)
+                json_array_remove(conditions, i);
+        }
+    }
 }
 
 /* ---- derive_status: group by namespace, load once, overlay each ---- */

@@ -191,7 +191,10 @@ char *watch_encode(const watch_spec_t *spec, store_event_type_t type, const json
     json_t *obj = with_rv(object, rv);
     if (spec->format == ENCODE_TABLE) {
         json_t *one = json_pack("[o]", obj);
-        obj = table_render(spec->kind, one, NULL, spec->include, with_columns, (int64_t)time(NULL));
+        json_t *meta = json_pack("{s:O*}", "resourceVersion",
+                                 json_object_get(json_object_get(json_array_get(one, 0), "metadata"), "resourceVersion"));
+        obj = table_render(spec->kind, one, meta, spec->include, with_columns, (int64_t)time(NULL));
+        json_decref(meta);
         json_decref(one);
     }
     return line_of(json_pack("{s:s, s:o}", "type", store_event_type_name(type), "object", obj), len);
@@ -218,19 +221,19 @@ typedef struct replay_buf {
     store_t *store;
     watch_replay_t *out;
     size_t cap;
+    json_t *objects;        /* the events' objects, derived together once the log is read */
+    int64_t *rvs;           /* per object: its event's rv and type */
+    store_event_type_t *types;
+    size_t n, n_cap;
 } replay_buf_t;
 
-/* obj (new reference) with its computed status, as every read shows it. */
-static json_t *derived(const replay_buf_t *b, const json_t *obj)
+/* Overlays the computed status on objects, as every read shows it (one pass per namespace). */
+static void derive_all(const replay_buf_t *b, json_t *objects)
 {
-    json_t *copy = json_deep_copy(obj);
-    json_t *one = json_pack("[O]", copy);
     lo_err_t err = {0};
-    if (derive_status(b->store, b->spec->kind, one, b->spec->cluster_domain, &err) != 0)
+    if (derive_status(b->store, b->spec->kind, objects, b->spec->cluster_domain, &err) != 0)
         lo_log(LO_INFO, "watch: cannot derive the status of %s: %s", b->spec->kind->plural, err.message);
     lo_err_clear(&err);
-    json_decref(one);
-    return copy;
 }
 
 static void replay_append(replay_buf_t *b, char *line /* stolen */, size_t len)
@@ -260,17 +263,32 @@ static int replay_filter(const json_t *obj, void *ctx)
     return matches(ctx, obj);
 }
 
+/* Keeps what the watcher sees of one logged change; encoded after the scan, once derived. */
 static int replay_change(void *ctx, const store_event_t *ev)
 {
     replay_buf_t *b = ctx;
     const json_t *obj;
     int type = watch_event_type(b->spec, ev, &obj);
-    if (type) {
-        json_t *shown = derived(b, obj);
-        replay_event(b, (store_event_type_t)type, shown, ev->rv);
-        json_decref(shown);
+    if (type == 0)
+        return 0;
+    if (b->n == b->n_cap) {
+        b->n_cap = b->n_cap ? 2 * b->n_cap : 64;
+        b->rvs = lo_realloc(b->rvs, b->n_cap * sizeof(*b->rvs));
+        b->types = lo_realloc(b->types, b->n_cap * sizeof(*b->types));
     }
+    b->rvs[b->n] = ev->rv;
+    b->types[b->n] = (store_event_type_t)type;
+    b->n++;
+    json_array_append_new(b->objects, json_deep_copy(obj));
     return 0;
+}
+
+/* The kept changes as lines: derived after the log's read transaction (deriving reads the store too). */
+static void replay_changes_encode(replay_buf_t *b)
+{
+    derive_all(b, b->objects);
+    for (size_t i = 0; i < b->n; i++)
+        replay_event(b, b->types[i], json_array_get(b->objects, i), b->rvs[i]);
 }
 
 static void replay_fail(replay_buf_t *b, const lo_err_t *err)
@@ -293,10 +311,10 @@ static void replay_state(replay_buf_t *b, store_t *store)
     store_list_result_t res = {0};
     store_list_opts_t opts = {.resource = spec->kind->plural, .ns = spec->kind->namespaced ? spec->ns : "",
                               .filter = spec->selecting ? replay_filter : NULL, .filter_ctx = (void *)spec};
-    if (store_list(store, &opts, &res, &err) != STORE_OK ||
-        derive_status(store, spec->kind, res.items, spec->cluster_domain, &err) != 0) {
+    if (store_list(store, &opts, &res, &err) != STORE_OK) {
         replay_fail(b, &err);
     } else {
+        derive_all(b, res.items);
         size_t i;
         json_t *obj;
         json_array_foreach(res.items, i, obj) {
@@ -318,8 +336,14 @@ void watch_replay(store_t *store, const watch_spec_t *spec, watch_replay_t *out)
         return;
     }
     lo_err_t err = {0};
+    b.objects = json_array();
     int rc = store_events(store, spec->kind->plural, spec->kind->namespaced ? spec->ns : "", spec->rv,
                           spec->selecting, replay_change, &b, &out->up_to, &err);
+    if (rc == STORE_OK)
+        replay_changes_encode(&b);
+    json_decref(b.objects);
+    free(b.rvs);
+    free(b.types);
     if (rc != STORE_OK) {
         if (rc == STORE_EXPIRED) {
             int64_t horizon = 0;

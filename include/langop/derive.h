@@ -31,6 +31,13 @@ int derive_status(store_t *store, const schema_kind_t *k, json_t *objects, const
                   lo_err_t *err);
 
 /**
+ * Removes, in place, the derived status fields (and derived conditions) of
+ * obj, an object of kind k about to be stored: they are computed on read,
+ * so a value a client writes there is dropped rather than kept.
+ */
+void derive_strip(const schema_kind_t *k, json_t *obj);
+
+/**
  * The GatewayConfig of LanguageCluster `cluster` (new object: kind
  * GatewayConfig, apiVersion langop.io/v1alpha1, metadata {name, namespace?},
  * config (the YAML text), env, unresolved, hash). 404 if the cluster does
