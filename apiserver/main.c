@@ -32,6 +32,7 @@ typedef struct flags {
     int64_t history_min_revisions;
     int64_t history_min_age_s;
     const char *cluster_domain;
+    int64_t bookmark_interval_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -58,6 +59,8 @@ static void usage(FILE *out)
             "      --compaction-interval duration  How often the event log is compacted; 0 never (default 1m)\n"
             "      --history-min-revisions int  Compaction keeps at least this many revisions (default 1000)\n"
             "      --history-min-age duration   Compaction keeps at least this much history (default 5m)\n"
+            "      --watch-bookmark-interval duration  How often an idle watch that allows bookmarks gets one\n"
+            "                                   (default 1m)\n"
             "\n"
             "Derived config flags:\n"
             "      --cluster-domain string      The cluster's DNS domain, in derived endpoints such as\n"
@@ -118,7 +121,7 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
 
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
-    OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN,
+    OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS,
 };
 
 static int parse_flags(int argc, char **argv, flags_t *f)
@@ -137,6 +140,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"history-min-revisions", required_argument, NULL, OPT_MIN_REVISIONS},
         {"history-min-age", required_argument, NULL, OPT_MIN_AGE},
         {"cluster-domain", required_argument, NULL, OPT_CLUSTER_DOMAIN},
+        {"watch-bookmark-interval", required_argument, NULL, OPT_BOOKMARKS},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -158,6 +162,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_MIN_REVISIONS: rc = parse_int64("history-min-revisions", optarg, &f->history_min_revisions); break;
         case OPT_MIN_AGE: rc = parse_duration("history-min-age", optarg, &f->history_min_age_s); break;
         case OPT_CLUSTER_DOMAIN: f->cluster_domain = optarg; break;
+        case OPT_BOOKMARKS: rc = parse_duration("watch-bookmark-interval", optarg, &f->bookmark_interval_s); break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -180,7 +185,8 @@ int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 4, .compaction_interval_s = 60,
-                 .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local"};
+                 .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
+                 .bookmark_interval_s = 60};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -223,7 +229,8 @@ int main(int argc, char **argv)
     api_options_t ao = {.server_address = address, .cluster_domain = f.cluster_domain};
     api = api_new(store, &ao);
     server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
-                             .key_file = f.key_file, .workers = f.workers};
+                             .key_file = f.key_file, .workers = f.workers,
+                             .bookmark_interval_ms = f.bookmark_interval_s * 1000};
     if (server_run(api, auth, &opts, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;

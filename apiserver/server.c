@@ -438,7 +438,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     listener->data = &srv;
     h2o_socket_read_start(listener, on_accept);
     start_workers(&srv, opts->workers > 0 ? opts->workers : 4);
-    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), offload, &srv, derive_event, api);
+    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), opts->bookmark_interval_ms, offload, &srv, derive_event, api);
 
     api_set_ready(api, 1);
     lo_log(LO_INFO, "Serving securely on %s:%d", opts->bind_address, opts->port);

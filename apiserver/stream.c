@@ -115,6 +115,7 @@ struct stream_hub {
     watcher_t *watchers;
     size_t count;
     int64_t last_rv;              /* the newest change the hub has published */
+    int64_t bookmark_interval_ms; /* an idle watch with bookmarks gets one this often */
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
 };
@@ -298,7 +299,7 @@ static void deliver(watcher_t *w, hub_event_t *e)
     if (c == NULL)
         return;
     enqueue(w, c);
-    w->next_bookmark_ms = lo_now_ms() + WATCH_BOOKMARK_INTERVAL_MS;
+    w->next_bookmark_ms = lo_now_ms() + w->hub->bookmark_interval_ms;
 }
 
 /* ---- h2o callbacks ---- */
@@ -377,7 +378,7 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     w->state = W_REPLAYING;
     int64_t now = lo_now_ms();
     w->deadline_ms = now + spec->timeout_ms;
-    w->next_bookmark_ms = now + WATCH_BOOKMARK_INTERVAL_MS;
+    w->next_bookmark_ms = now + w->hub->bookmark_interval_ms;
     w->gen.proceed = on_proceed;
     w->gen.stop = on_stop;
     watcher_slot_t *slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_slot_dispose);
@@ -479,17 +480,18 @@ static void on_tick(h2o_timeout_entry_t *entry)
             watcher_flush(w);
         } else if (w->spec->bookmarks && now >= w->next_bookmark_ms) {
             enqueue_bookmark(w, rv);
-            w->next_bookmark_ms = now + WATCH_BOOKMARK_INTERVAL_MS;
+            w->next_bookmark_ms = now + w->hub->bookmark_interval_ms;
             watcher_flush(w);
         }
     }
     h2o_timeout_link(hub->loop, &hub->tick, &hub->tick_entry);
 }
 
-stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx,
-                             stream_derive_fn derive, void *derive_ctx)
+stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, int64_t bookmark_interval_ms, stream_offload_fn offload,
+                             void *offload_ctx, stream_derive_fn derive, void *derive_ctx)
 {
     stream_hub_t *hub = lo_calloc(1, sizeof(*hub));
+    hub->bookmark_interval_ms = bookmark_interval_ms > 0 ? bookmark_interval_ms : WATCH_BOOKMARK_INTERVAL_MS;
     hub->loop = loop;
     hub->store = store;
     hub->offload = offload;

@@ -43,10 +43,12 @@ typedef void (*stream_derive_fn)(void *ctx, const char *resource, json_t *object
 
 /**
  * Creates the hub on the loop's thread and installs the store's commit hook.
+ * bookmark_interval_ms: how often an idle watch with bookmarks gets one
+ * (0: WATCH_BOOKMARK_INTERVAL_MS).
  * store (and derive_ctx) are borrowed and must outlive the hub.
  */
-stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, stream_offload_fn offload, void *offload_ctx,
-                             stream_derive_fn derive, void *derive_ctx);
+stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, int64_t bookmark_interval_ms, stream_offload_fn offload,
+                             void *offload_ctx, stream_derive_fn derive, void *derive_ctx);
 /** Removes the commit hook and frees the hub; open watches are ended first by the caller's shutdown. */
 void stream_hub_free(stream_hub_t *hub);
 

@@ -29,7 +29,7 @@
 #include "langop/store.h"
 #include "langop/table.h"
 
-#define WATCH_BOOKMARK_INTERVAL_MS 60000
+#define WATCH_BOOKMARK_INTERVAL_MS 60000  /* the default: kube's watch cache sends one about every minute */
 #define WATCH_MIN_REQUEST_TIMEOUT_S 1800   /* kube's --min-request-timeout: default watch length is 1-2x this */
 
 typedef struct watch_spec {

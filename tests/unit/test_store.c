@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "langop/store.h"
@@ -845,12 +846,21 @@ static void test_compaction(void **state)
     assert_int_equal(horizon, 0);
     assert_int_equal(count_events(f->path), 14);
 
+    put(f->s, "n", "a", 11); /* a write after that first run: the WAL is not empty */
+    cur = current_rv(f->s);
+    struct stat wal;
+    char wal_path[300];
+    snprintf(wal_path, sizeof(wal_path), "%s-wal", f->path);
+    assert_int_equal(stat(wal_path, &wal), 0);
+    assert_true(wal.st_size > 0);
     assert_int_equal(store_compact(f->s, 2, 0, &horizon, &err), STORE_OK);
     assert_int_equal(horizon, cur - 2);
-    assert_int_equal(b_gone, horizon);
-    assert_int_equal(keep_tail, horizon + 1);
-    /* kept: a's last event before the horizon (rv 10, superseded only after it), c, a's newest */
-    assert_int_equal(count_events(f->path), 3);
+    assert_int_equal(stat(wal_path, &wal), 0);
+    assert_int_equal(wal.st_size, 0); /* checkpointed and truncated */
+    assert_true(b_gone < horizon);
+    assert_int_equal(keep_tail, horizon);
+    /* kept: a's last event before the horizon (rv 10, superseded only after it), c, a's two newest */
+    assert_int_equal(count_events(f->path), 4);
 
     /* lists and watches from before the horizon are expired; at and after it they are whole */
     store_list_opts_t o = {.resource = RES, .at_rv = horizon - 1};
@@ -865,14 +875,14 @@ static void test_compaction(void **state)
     assert_int_equal(feed.n, 2);   /* c and a's newest write: everything after the horizon */
     o.at_rv = horizon + 1;
     assert_int_equal(list(f->s, &o, &r), STORE_OK);
-    assert_int_equal(json_array_size(r.items), 2);   /* a (v9, as of that rv) and c; b is gone */
-    assert_int_equal(obj_v(json_array_get(r.items, 0)), 9);
+    assert_int_equal(json_array_size(r.items), 2);   /* a (v10, as of that rv) and c; b is gone */
+    assert_int_equal(obj_v(json_array_get(r.items, 0)), 10);
     store_list_result_free(&r);
     /* the current state is untouched, and rvs keep growing */
     o.at_rv = 0;
     assert_int_equal(list(f->s, &o, &r), STORE_OK);
     assert_int_equal(json_array_size(r.items), 2);
-    assert_int_equal(obj_v(json_array_get(r.items, 0)), 10);
+    assert_int_equal(obj_v(json_array_get(r.items, 0)), 11);
     store_list_result_free(&r);
     assert_true(put(f->s, "n", "d", 1) > cur);
     lo_err_clear(&err);
