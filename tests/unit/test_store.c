@@ -872,7 +872,7 @@ static void test_compaction(void **state)
                      STORE_EXPIRED);
     assert_int_equal(err.code, 410);
     assert_int_equal(store_events(f->s, RES, NULL, horizon, 0, record_event, &feed, &up_to, &err), STORE_OK);
-    assert_int_equal(feed.n, 2);   /* c and a's newest write: everything after the horizon */
+    assert_int_equal(feed.n, 2);   /* a's two newest writes: everything after the horizon */
     o.at_rv = horizon + 1;
     assert_int_equal(list(f->s, &o, &r), STORE_OK);
     assert_int_equal(json_array_size(r.items), 2);   /* a (v10, as of that rv) and c; b is gone */
