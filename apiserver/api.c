@@ -308,9 +308,49 @@ static int verb_is(const reqinfo_t *info, const char *verb)
     return strcmp(info->verb, verb) == 0;
 }
 
-/* Checks that the path fits the kind: scope, subresource and verb. 0 if it does. */
-static int check_shape(const schema_kind_t *k, const reqinfo_t *info, api_response_t *resp)
+static void method_not_allowed(api_response_t *resp)
 {
+    lo_err_t err = {0};
+    lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+    api_response_set_error(resp, &err);
+    lo_err_clear(&err);
+}
+
+/* The verbs of a resource request: which need a name, which must not have one. */
+static const struct {
+    const char *verb;
+    const char *method;   /* the HTTP method that carries it (HEAD reads as GET) */
+    int item;             /* 1: needs a name; 0: a collection; -1: either */
+} resource_verbs[] = {
+    {"get", "GET", 1},      {"list", "GET", 0},    {"watch", "GET", -1},    {"create", "POST", 0},
+    {"update", "PUT", 1},   {"patch", "PATCH", 1}, {"delete", "DELETE", 1}, {"deletecollection", "DELETE", 0},
+};
+
+/*
+ * Checks that the verb exists and fits the path. HTTP methods are
+ * case-sensitive: "get" is not GET, and reqinfo, as kube's, turns an
+ * unknown method into a verb of its own, which no handler serves.
+ */
+static int check_verb(const char *method, const reqinfo_t *info, api_response_t *resp)
+{
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    for (size_t i = 0; i < sizeof(resource_verbs) / sizeof(resource_verbs[0]); i++) {
+        if (strcmp(info->verb, resource_verbs[i].verb) != 0 || strcmp(method, resource_verbs[i].method) != 0)
+            continue;
+        if (resource_verbs[i].item >= 0 && resource_verbs[i].item != (info->name != NULL))
+            break;
+        return 0;
+    }
+    method_not_allowed(resp);
+    return -1;
+}
+
+/* Checks that the path fits the kind: scope, subresource and verb. 0 if it does. */
+static int check_shape(const schema_kind_t *k, const char *method, const reqinfo_t *info, api_response_t *resp)
+{
+    if (check_verb(method, info, resp) != 0)
+        return -1;
     int has_ns = info->ns != NULL;
     if (!k->namespaced && has_ns) {
         not_found_path(resp);
@@ -328,26 +368,9 @@ static int check_shape(const schema_kind_t *k, const reqinfo_t *info, api_respon
             return -1;
         }
         if (derived && !verb_is(info, "get")) { /* computed on read: nothing to write */
-            lo_err_t err = {0};
-            lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
-            api_response_set_error(resp, &err);
-            lo_err_clear(&err);
+            method_not_allowed(resp);
             return -1;
         }
-    }
-    if (info->name == NULL && (verb_is(info, "update") || verb_is(info, "patch"))) {
-        lo_err_t err = {0};
-        lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
-        api_response_set_error(resp, &err);
-        lo_err_clear(&err);
-        return -1;
-    }
-    if (info->name != NULL && verb_is(info, "create")) {
-        lo_err_t err = {0};
-        lo_err_set(&err, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
-        api_response_set_error(resp, &err);
-        lo_err_clear(&err);
-        return -1;
     }
     return 0;
 }
@@ -362,7 +385,7 @@ static void serve_resource(api_t *api, const api_request_t *req, const reqinfo_t
         not_found_path(resp);
         return;
     }
-    if (check_shape(k, info, resp) != 0)
+    if (check_shape(k, req->method, info, resp) != 0)
         return;
     handler_request_t hr = {.store = api->store, .kind = k, .info = info, .req = req,
                             .cluster_domain = api->cluster_domain};

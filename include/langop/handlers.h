@@ -13,6 +13,7 @@
 #include "langop/api.h"
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
+#include "langop/selector.h"
 #include "langop/store.h"
 
 typedef struct handler_request {
@@ -24,5 +25,39 @@ typedef struct handler_request {
 } handler_request_t;
 
 void handlers_serve(const handler_request_t *hr, api_response_t *resp);
+
+/* ---- shared by the verb modules (handlers.c, writes.c, deletes.c) ---- */
+
+/** The namespace of the URL, "" when there is none. */
+const char *handlers_url_ns(const handler_request_t *hr);
+/** Answers the Status of err. */
+void handlers_respond_error(api_response_t *resp, lo_err_t *err);
+/** Overlays the computed status (derive.h) on objects (an array, modified in place). */
+void handlers_derive(const handler_request_t *hr, json_t *objects);
+/** Answers obj (its computed status overlaid) as JSON or YAML per Accept. */
+void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj);
+/** dryRun: "All" -> 1, unset -> 0, anything else -> -1 with 400. */
+int handlers_parse_dry_run(const char *value, lo_err_t *err);
+int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err);
+
+/** The label and field selectors of a list, watch or deletecollection. */
+typedef struct handlers_filter {
+    label_selector_t *labels;
+    field_selector_t *fields;
+} handlers_filter_t;
+
+int handlers_filter_parse(const handler_request_t *hr, handlers_filter_t *f, lo_err_t *err);
+/** store_filter_fn over a handlers_filter_t. */
+int handlers_filter_keep(const json_t *obj, void *ctx);
+void handlers_filter_free(handlers_filter_t *f);
+/** 1 if the request has a labelSelector or fieldSelector. */
+int handlers_has_selectors(const handler_request_t *hr);
+
+/* The verbs of writes.c and deletes.c. */
+void handlers_create(const handler_request_t *hr, api_response_t *resp);
+void handlers_update(const handler_request_t *hr, api_response_t *resp, int status_subresource);
+void handlers_patch(const handler_request_t *hr, api_response_t *resp, const char *subresource);
+void handlers_delete(const handler_request_t *hr, api_response_t *resp);
+void handlers_deletecollection(const handler_request_t *hr, api_response_t *resp);
 
 #endif
