@@ -29,7 +29,7 @@ import random
 import socket
 import ssl
 import subprocess
-import sys
+import threading
 import time
 
 import harness
@@ -331,7 +331,7 @@ def mangle_segment(rng, seg):
     if r < 0.25:
         return rng.choice(["..", ".", "", "%2e%2e", "%2F", "a%2Fb", "%00", "%", "%zz", "%c0%af"])
     if r < 0.35:
-        return seg + rng.choice(UNICODE)
+        return seg + rng.choice([u for u in UNICODE if u != "\u0000"])
     if r < 0.42:
         return "x" * rng.choice([300, 5000, 60000])
     if r < 0.5:
@@ -398,7 +398,8 @@ def gen_request(rng, token):
 
     # verb, method
     if rng.random() < 0.05:
-        method = rng.choice(["HEAD", "OPTIONS", "TRACE", "FOO", "PROPFIND", "get", "CONNECT", "BREW"])
+        method = rng.choice(["HEAD", "OPTIONS", "TRACE", "FOO", "PROPFIND", "get", "CONNECT", "BREW",
+                             "delete", "WATCH", "LIST", "Update", "deletecollection", "X" * 300])
         verb = "other"
     elif item:
         verb = rng.choice(["get", "get", "update", "patch", "patch", "delete"])
@@ -508,12 +509,12 @@ class H1Client:
     def __init__(self, server, timeout=15):
         self.server, self.timeout, self.sock = server, timeout, None
 
-    def _connect(self):
+    def connect(self, timeout):
         ctx = self.server.ssl_context(alpn=("http/1.1",))
-        raw = socket.create_connection(("127.0.0.1", self.server.port), timeout=self.timeout)
+        raw = socket.create_connection(("127.0.0.1", self.server.port), timeout=timeout)
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
-    def _head(self, req):
+    def head(self, req):
         lines = [f"{req.method} {req.path} HTTP/1.1", f"Host: 127.0.0.1:{self.server.port}"]
         lines += [f"{k}: {v}" for k, v in req.headers.items()]
         if req.body is not None:
@@ -521,13 +522,11 @@ class H1Client:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogatepass")
 
     def send(self, req):
-        """(status, headers, body). A watch gets its own connection, read briefly and dropped."""
-        if req.watch:
-            return self._watch(req)
+        """(status, headers, body) of one request on the keep-alive connection."""
         if self.sock is None:
-            self.sock = self._connect()
+            self.sock = self.connect(self.timeout)
         try:
-            self.sock.sendall(self._head(req) + (req.body or b""))
+            self.sock.sendall(self.head(req) + (req.body or b""))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass  # it may answer (413) before reading a big body
         resp = http.client.HTTPResponse(self.sock, method=req.method)
@@ -539,18 +538,24 @@ class H1Client:
                 self.close()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
-    def _watch(self, req):
-        s = self._connect()
+    def watch(self, req, header_timeout=2.0):
+        """A watch on its own connection: wait for the answer, read a little of
+        the stream and hang up mid-stream. (status, headers, body); status 0
+        if no response headers came within header_timeout."""
+        s = self.connect(header_timeout)
         try:
-            s.sendall(self._head(req) + (req.body or b""))
+            s.sendall(self.head(req) + (req.body or b""))
             resp = http.client.HTTPResponse(s, method=req.method)
-            resp.begin()
+            try:
+                resp.begin()
+            except (socket.timeout, TimeoutError):
+                return 0, {}, None
             headers = {k.lower(): v for k, v in resp.getheaders()}
             if resp.status != 200:
                 return resp.status, headers, resp.read()
             s.settimeout(0.3)
             try:
-                resp.read1(4096)     # some events, then hang up mid-stream
+                resp.read1(4096)
             except (socket.timeout, TimeoutError):
                 pass
             return resp.status, headers, None
@@ -637,20 +642,23 @@ class FuzzTest(ServerTestCase):
 
     def setUp(self):
         print(f"    fuzz: seed {self.seed} (LANGOP_FUZZ_SEED), binary {self.binary}", flush=True)
-        self.findings = []
+        self.findings = {}          # kind of problem -> [count, first example]
+        self.deaths = 0
         self.oracle = Oracle()
         for ns in NAMESPACES:
             self.ensure_cluster(ns)
 
-    def finding(self, req, what):
-        self.findings.append(f"{what}\n      request: {req.describe()}")
+    def finding(self, req, kind, detail=""):
+        """One problem; the same kind of problem is counted, its first example kept."""
+        f = self.findings.setdefault(kind, [0, f"{kind}: {detail}\n      request: "
+                                               f"{req.describe() if req else '-'}"])
+        f[0] += 1
 
     def check_response(self, req, status, headers, body):
         """Every answer: no dishonest 5xx; every 4xx a well-formed Status."""
         if status >= 500:
-            honest = status == 504 and "resourceVersion" in req.path
-            if not honest:
-                self.finding(req, f"HTTP {status}: {(body or b'')[:300]!r}")
+            if not (status == 504 and "resourceVersion" in req.path):
+                self.finding(req, f"HTTP {status} on {req.method}", repr((body or b"")[:300]))
             return
         if not 400 <= status < 500 or req.method == "HEAD":
             return
@@ -662,25 +670,57 @@ class FuzzTest(ServerTestCase):
             elif not isinstance(s, dict) or s.get("kind") != "Status":
                 problem = "not a Status"
             elif s.get("code") != status:
-                problem = f"code {s.get('code')!r} != HTTP status"
+                problem = f"Status code {s.get('code')!r} != HTTP status"
             elif not isinstance(s.get("reason"), str) or not s["reason"]:
                 problem = "no reason"
             elif not isinstance(s.get("message"), str) or not s["message"]:
                 problem = "no message"
         except (ValueError, TypeError) as e:
-            problem = f"body is not JSON ({e})"
+            problem = f"body is not JSON ({str(e)[:40]})"
         if problem:
-            self.finding(req, f"HTTP {status} malformed error ({problem}): {(body or b'')[:300]!r}")
+            self.finding(req, f"HTTP {status}: malformed error ({problem})", repr((body or b"")[:300]))
 
     def alive(self):
         return self.server.proc is not None and self.server.proc.poll() is None
 
+    def died(self, req, how):
+        """The server is gone: record why (its last words), restart it on the same
+        store and go on, so one crash does not hide the rest."""
+        rc = self.server.proc.returncode if self.server.proc else None
+        log = self.server.log_text()
+        last = log[log.rfind("---- start on port"):]
+        last_words = "\n".join(l for l in last.splitlines()[-40:] if ' HTTP verb=' not in l)
+        self.finding(req, f"the server died {how} (exit {rc})", "last words:\n" + last_words[-4000:])
+        self.deaths += 1
+        self.server.stop()
+        if self.deaths <= 5:
+            self.server.start()
+        return self.alive()
+
+    def watch_async(self, req, threads):
+        """Watches run beside the main connection: each waits up to 2 s for its headers."""
+        def run():
+            try:
+                status, headers, body = H1Client(self.server).watch(req)
+            except (OSError, http.client.HTTPException):
+                return  # a dead server is noticed by the main loop
+            if status == 0:
+                self.finding(req, "watch: no response headers within 2 s")
+            elif status != 200:
+                self.check_response(req, status, headers, body)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        threads.append(t)
+
     def run_h1(self, rng, log):
         client = H1Client(self.server)
-        t0 = time.monotonic()
+        threads = []
         for i in range(H1_REQUESTS):
             req = gen_request(rng, self.server.token)
             log.write(f"h1 {i} {req.describe()}\n")
+            if req.watch:
+                self.watch_async(req, threads)
+                continue
             try:
                 status, headers, body = client.send(req)
             except (socket.timeout, TimeoutError):
@@ -689,69 +729,74 @@ class FuzzTest(ServerTestCase):
                 continue
             except (OSError, http.client.HTTPException) as e:
                 client.close()
+                time.sleep(0.2)
                 if not self.alive():
-                    self.finding(req, f"the server died ({e!r}); log tail:\n{self.server.log_tail(30)}")
-                    return
-                # a server may refuse to parse a request line: it must still answer, not just hang up
-                self.finding(req, f"connection dropped without an answer: {e!r}")
+                    if not self.died(req, f"on HTTP/1.1 ({e!r})"):
+                        break
+                    client = H1Client(self.server)
+                else:
+                    self.finding(req, "connection dropped without an answer", repr(e))
                 continue
             log.write(f"   -> {status}\n")
             self.check_response(req, status, headers, body)
             self.oracle.record(req, status, body or b"", certain=True)
-            if len(self.findings) >= MAX_FINDINGS:
-                break
         client.close()
-        return time.monotonic() - t0
+        for t in threads:
+            t.join(5)
 
     def run_h2(self, rng, log):
-        t0 = time.monotonic()
         for b in range(0, H2_REQUESTS, H2_BATCH):
-            if not self.alive() or len(self.findings) >= MAX_FINDINGS:
-                return
             reqs = [gen_request(rng, self.server.token) for _ in range(H2_BATCH)]
             for i, req in enumerate(reqs):
                 log.write(f"h2 {b + i} {req.describe()}\n")
             results, stderr = h2_batch(self.server, reqs, self.tmp / "h2")
+            if not self.alive():
+                if not self.died(None, "during an HTTP/2 batch (see fuzz-requests.log)"):
+                    return
+                continue
             for req, (status, headers, body) in zip(reqs, results):
                 if status == 0:
-                    if not self.alive():
-                        self.finding(req, f"the server died during an HTTP/2 batch; log tail:\n"
-                                          f"{self.server.log_tail(30)}")
-                        return
-                    self.finding(req, f"HTTP/2: no answer (curl: {stderr[-300:]})")
+                    self.finding(req, "watch: no response headers within 1 s" if req.watch
+                                 else "HTTP/2: no answer", stderr[-300:])
                     continue
                 if req.watch and status == 200:
                     continue
                 self.check_response(req, status, headers, body)
                 self.oracle.record(req, status, body or b"", certain=False)
-        return time.monotonic() - t0
 
     def test_random_requests_do_no_harm(self):
         rng = random.Random(self.seed)
+        t0 = time.monotonic()
         with open(self.tmp / "fuzz-requests.log", "w", encoding="utf-8", errors="replace") as log:
-            t1 = self.run_h1(rng, log)
-            t2 = self.run_h2(rng, log) if self.alive() else None
-        print(f"    fuzz: HTTP/1.1 {t1 and round(t1, 1)}s, HTTP/2 {t2 and round(t2, 1)}s, "
-              f"{len(self.findings)} findings", flush=True)
+            self.run_h1(rng, log)
+            t1 = time.monotonic()
+            if self.alive():
+                self.run_h2(rng, log)
+        print(f"    fuzz: HTTP/1.1 {t1 - t0:.1f}s, HTTP/2 {time.monotonic() - t1:.1f}s, "
+              f"{sum(f[0] for f in self.findings.values())} findings", flush=True)
 
-        self.assertTrue(self.alive(), "the server died:\n" + "\n".join(self.findings[-3:]))
+        self.assertTrue(self.alive(), "the server is dead:\n" + self.report())
         self.api("GET", "/readyz", token=None, expect=200)
         log = self.server.log_text()
-        for word in ("fatal", "AddressSanitizer", "runtime error", "LeakSanitizer"):
+        for word in ("fatal", "AddressSanitizer", "runtime error", "LeakSanitizer", "Assertion"):
             idx = log.lower().find(word.lower())
             if idx >= 0:
-                self.findings.append(f"server log has {word!r}:\n{log[max(0, idx - 300):idx + 3000]}")
+                self.finding(None, f"server log has {word!r}", log[max(0, idx - 200):idx + 3000])
         self.check_store()
-        self.assertEqual(self.findings, [], f"seed {self.seed}: {len(self.findings)} findings:\n  "
-                         + "\n  ".join(self.findings[:25]))
+        self.assertEqual(self.findings, {}, self.report())
+
+    def report(self):
+        return (f"seed {self.seed}: {len(self.findings)} kinds of problem\n  " +
+                "\n  ".join(f"[{n}x] {example}" for n, example in self.findings.values()))
 
     def check_store(self):
         """Nothing lost, nothing invented: list, paged list, get and the oracle agree."""
+        actual = {}
         for plural in PLURALS:
-            r = self.api("GET", f"{API}/{plural}", expect=200)
-            items = r.json()["items"]
+            items = self.api("GET", f"{API}/{plural}", expect=200).json()["items"]
             listed = {obj_key(o): o for o in items}
-            self.assertEqual(len(listed), len(items), f"{plural}: duplicates in the list")
+            if len(listed) != len(items):
+                self.finding(None, "duplicates in a list", plural)
             paged, cont = [], None
             for _ in range(1000):
                 q = "?limit=3" + (f"&continue={cont}" if cont else "")
@@ -761,25 +806,21 @@ class FuzzTest(ServerTestCase):
                 if not cont:
                     break
             if [obj_key(o) for o in paged] != [obj_key(o) for o in items]:
-                self.findings.append(f"{plural}: the paged list differs from the full list")
+                self.finding(None, "the paged list differs from the full list", plural)
             for key, o in listed.items():
                 got = self.api("GET", f"{API}/namespaces/{key[1]}/{plural}/{key[2]}" if key[1]
                                else f"{API}/{plural}/{key[2]}")
                 if got.status != 200 or snapshot(got.json()) != snapshot(o):
-                    self.findings.append(f"{key}: listed but GET says {got}")
-        wanted = {k: v for k, v in self.oracle.states.items() if k[0] in PLURALS}
-        actual = {}
-        for plural in PLURALS:
-            for o in self.api("GET", f"{API}/{plural}", expect=200).json()["items"]:
-                actual[obj_key(o)] = snapshot(o)
-        for key, possible in wanted.items():
+                    self.finding(None, "listed, but GET differs", f"{key}: {got}")
+                actual[key] = snapshot(o)
+        for key, possible in self.oracle.states.items():
             if actual.get(key) not in possible:
-                self.findings.append(f"{key}: lost or changed: now {actual.get(key)}, expected one of "
-                                     f"{sorted(map(str, possible))[:4]}")
+                self.finding(None, "an object was lost or changed behind the answers",
+                             f"{key}: now {actual.get(key)}, expected one of {sorted(map(str, possible))[:3]}")
         for key in actual:
-            if key not in wanted and key[2] not in NAMESPACES:
-                self.findings.append(f"{key}: exists, but no answer ever created it")
-        created = sum(1 for p in wanted.values() if any(s is not None for s in p))
-        print(f"    fuzz: {created} objects created or changed, {len(actual)} in the store", flush=True)
+            if key not in self.oracle.states and key[2] not in NAMESPACES:
+                self.finding(None, "an object exists that no answer created", str(key))
+        changed = sum(1 for p in self.oracle.states.values() if any(s is not None for s in p))
+        print(f"    fuzz: {changed} objects created or changed, {len(actual)} in the store", flush=True)
         # the fuzz must have reached the store, or it proves little
-        self.assertGreater(created, 20, "too few successful writes: the generator is too hostile")
+        self.assertGreater(changed, 20, "too few successful writes: the generator is too hostile")

@@ -163,7 +163,8 @@ class HttpTest(ServerTestCase):
 
     def test_discovery_etag_and_304(self):
         for path, accept in (("/apis", KUBECTL_DISCOVERY_ACCEPT), ("/apis", "application/json"),
-                             (API, "application/json")):
+                             ("/api", KUBECTL_DISCOVERY_ACCEPT), ("/api", "application/json"),
+                             ("/apis/langop.io", "application/json"), (API, "application/json")):
             with self.subTest(path=path, accept=accept[:30]):
                 r = self.api("GET", path, headers={"Accept": accept}, expect=200)
                 etag = r.headers.get("etag")
@@ -178,6 +179,12 @@ class HttpTest(ServerTestCase):
         e_v2 = self.api("GET", "/apis", headers={"Accept": KUBECTL_DISCOVERY_ACCEPT}).headers["etag"]
         e_legacy = self.api("GET", "/apis", headers={"Accept": "application/json"}).headers["etag"]
         self.assertNotEqual(e_v2, e_legacy)
+        # and different documents have different ETags: a 304 for one is no answer for another
+        etags = {p: self.api("GET", p, headers={"Accept": "application/json"}).headers["etag"]
+                 for p in ("/api", "/apis", "/apis/langop.io", API)}
+        self.assertEqual(len(set(etags.values())), len(etags), etags)
+        self.api("GET", "/apis/langop.io", expect=200,
+                 headers={"Accept": "application/json", "If-None-Match": etags[API]})
 
     # ------------------------------------------------------- error bodies
 

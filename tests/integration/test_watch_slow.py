@@ -63,4 +63,29 @@ class SlowWatcherTest(ServerTestCase):
         self.assertEqual(len(seen), WRITES, "the reading watcher missed events")
         self.assertIn("does not keep up", self.server.log_text(),
                       "the slow watcher was not cut off")
+
+        # reading the slow watch now gives what was in flight, then the end of the stream
+        data, ended = self.drain(slow, 20)
         slow.close()
+        self.assertTrue(ended, f"the slow watch is still open after {len(data)} bytes: "
+                               f"{data[:200]!r} ... {data[-200:]!r}")
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertLess(data.count(b'"type":"ADDED"'), WRITES,
+                        "the slow watcher got every event: it was not cut off")
+
+    def drain(self, sock, timeout):
+        """Read until the server ends the stream: (bytes read, ended). Ended means
+        EOF, a TLS close or a reset, or the last chunk of the chunked body; a
+        read that waits `timeout` seconds for more means the stream is open."""
+        sock.settimeout(timeout)
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(1 << 16)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
+                return data, True
+            except (socket.timeout, TimeoutError):
+                return data, data.endswith(b"\r\n0\r\n\r\n")
+            if not chunk:
+                return data, True
+            data += chunk
