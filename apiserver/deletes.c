@@ -6,6 +6,7 @@
 #include "langop/handlers.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,9 +37,12 @@ static int parse_propagation(const json_t *value, lo_err_t *err)
     /* no owner references are followed here: every policy deletes the object alone */
     if (p && (strcmp(p, "Orphan") == 0 || strcmp(p, "Background") == 0 || strcmp(p, "Foreground") == 0))
         return 0;
-    status_bad_request(err, "propagationPolicy: Unsupported value: \"%s\": supported values: \"Foreground\", "
-                            "\"Background\", \"Orphan\"",
-                       p ? p : "");
+    /* kube answers an invalid DeleteOptions with 422, naming the field */
+    char msg[256];
+    snprintf(msg, sizeof(msg), "Unsupported value: \"%.100s\": supported values: \"Foreground\", \"Background\", "
+             "\"Orphan\"", p ? p : "");
+    lo_err_add_cause(err, "FieldValueNotSupported", msg, "propagationPolicy");
+    status_invalid(err, "DeleteOptions", "meta.k8s.io", "");
     return -1;
 }
 

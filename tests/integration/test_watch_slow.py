@@ -18,7 +18,9 @@ class SlowWatcherTest(ServerTestCase):
     def open_unread_watch(self, path):
         """A watch over HTTP/1.1 whose socket we never read: its TCP buffers fill, then our queue."""
         raw = socket.create_connection(("127.0.0.1", self.server.port))
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # Small, so that the kernel's buffers hold far less than the 16 MB written; not
+        # tiny, so that draining what is in flight at the end takes a second, not minutes.
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
         s = self.server.ssl_context().wrap_socket(raw, server_hostname="localhost")
         s.sendall((f"GET {path}?watch=1 HTTP/1.1\r\nHost: localhost\r\n"
                    f"Authorization: Bearer {self.server.token}\r\nAccept: application/json\r\n\r\n").encode())
@@ -75,17 +77,21 @@ class SlowWatcherTest(ServerTestCase):
 
     def drain(self, sock, timeout):
         """Read until the server ends the stream: (bytes read, ended). Ended means
-        EOF, a TLS close or a reset, or the last chunk of the chunked body; a
-        read that waits `timeout` seconds for more means the stream is open."""
+        the last chunk of the chunked body (the response is over; the connection
+        may stay open for keep-alive), EOF, a TLS close or a reset. A read that
+        waits `timeout` seconds for more means the stream is still open. CRLF 0
+        CRLF CRLF cannot occur inside an event: JSON escapes control characters."""
         sock.settimeout(timeout)
-        data = b""
+        data = bytearray()
         while True:
             try:
                 chunk = sock.recv(1 << 16)
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
-                return data, True
+                return bytes(data), True
             except (socket.timeout, TimeoutError):
-                return data, data.endswith(b"\r\n0\r\n\r\n")
+                return bytes(data), False
             if not chunk:
-                return data, True
+                return bytes(data), True
             data += chunk
+            if data.endswith(b"\r\n0\r\n\r\n"):
+                return bytes(data), True
