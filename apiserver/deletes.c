@@ -185,7 +185,7 @@ static int delete_one(const handler_request_t *hr, const delete_options_t *opts,
 void handlers_delete(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    delete_options_t opts;
+    delete_options_t opts = {0};
     json_t *obj = NULL;
     int gone = 0;
     if (parse_delete_options(hr, &opts, &err) != 0 ||
@@ -209,12 +209,13 @@ exit:
 void handlers_deletecollection(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    delete_options_t opts;
-    handlers_filter_t filter;
+    delete_options_t opts = {0};
+    handlers_filter_t filter = {0};
     store_list_result_t res = {0};
     json_t *deleted = json_array();
-    memset(&filter, 0, sizeof(filter));
-    if (parse_delete_options(hr, &opts, &err) != 0 || handlers_filter_parse(hr, &filter, &err) != 0) {
+    /* a collection delete lists first, with the same options a list takes: refused as a list refuses them */
+    if (handlers_check_list_options(hr, &err) != 0 || parse_delete_options(hr, &opts, &err) != 0 ||
+        handlers_filter_parse(hr, &filter, &err) != 0) {
         handlers_respond_error(resp, &err);
         goto exit;
     }

@@ -76,6 +76,71 @@ int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err)
     return handlers_parse_dry_run(reqinfo_query_get(hr->info, "dryRun"), err);
 }
 
+int handlers_parse_bool(const char *text, int *out)
+{
+    static const char *const truths[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const lies[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(text, truths[i]) == 0 || strcmp(text, lies[i]) == 0) {
+            *out = strcmp(text, truths[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int check_count(const handler_request_t *hr, const char *name, lo_err_t *err)
+{
+    const char *v = reqinfo_query_get(hr->info, name);
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*end == '\0' && errno == 0 && n >= 0)
+        return 0;
+    status_bad_request(err, "%s: Invalid value: \"%.100s\": must be a non-negative integer", name, v);
+    return -1;
+}
+
+int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err)
+{
+    static const char *const bools[] = {"allowWatchBookmarks", "watch"};
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        const char *v = reqinfo_query_get(hr->info, bools[i]);
+        int b;
+        if (v && v[0] && handlers_parse_bool(v, &b) != 0) {
+            status_bad_request(err, "%s: Invalid value: \"%.100s\": must be a boolean", bools[i], v);
+            return -1;
+        }
+    }
+    const char *initial = reqinfo_query_get(hr->info, "sendInitialEvents");
+    if (initial && initial[0]) {
+        status_bad_request(err, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list");
+        return -1;
+    }
+    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
+    if (match && match[0] && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
+        status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%.100s\": supported values: \"Exact\", "
+                                "\"NotOlderThan\"", match);
+        return -1;
+    }
+    const char *cont = reqinfo_query_get(hr->info, "continue");
+    if (cont && cont[0]) {
+        int64_t rv;
+        char *ns = NULL, *name = NULL;
+        int rc = continue_token_decode(cont, &rv, &ns, &name, err);
+        free(ns);
+        free(name);
+        if (rc != 0)
+            return -1;
+    }
+    return check_count(hr, "limit", err) || check_count(hr, "timeoutSeconds", err) ||
+                   check_count(hr, "resourceVersion", err)
+               ? -1
+               : 0;
+}
+
 /* ---- selectors ---- */
 
 int handlers_filter_keep(const json_t *obj, void *ctx)
@@ -277,11 +342,12 @@ static json_t *list_envelope(const schema_kind_t *k, store_list_result_t *res /*
 static void serve_list(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    handlers_filter_t filter;
+    handlers_filter_t filter = {0};
     store_list_opts_t opts = {0};
     store_list_result_t res = {0};
     char *after_ns = NULL, *after_name = NULL;
-    if (handlers_filter_parse(hr, &filter, &err) != 0 || list_window(hr, &opts, &after_ns, &after_name, &err) != 0) {
+    if (handlers_check_list_options(hr, &err) != 0 || handlers_filter_parse(hr, &filter, &err) != 0 ||
+        list_window(hr, &opts, &after_ns, &after_name, &err) != 0) {
         handlers_respond_error(resp, &err);
         goto exit;
     }

@@ -407,26 +407,12 @@ static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_
     return patch;
 }
 
-/* A boolean query parameter as Go's strconv.ParseBool reads it (python sends "True"). */
-static int parse_go_bool(const char *text, int *out)
-{
-    static const char *const truths[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const lies[] = {"0", "f", "F", "FALSE", "false", "False"};
-    for (size_t i = 0; i < 6; i++) {
-        if (strcmp(text, truths[i]) == 0 || strcmp(text, lies[i]) == 0) {
-            *out = strcmp(text, truths[i]) == 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* fieldManager is required for apply; force only means something there. */
 static int check_apply_params(const handler_request_t *hr, patch_ctx_t *p, lo_err_t *err)
 {
     const char *force = reqinfo_query_get(hr->info, "force");
     p->force = 0;
-    if (force && force[0] && parse_go_bool(force, &p->force) != 0) {
+    if (force && force[0] && handlers_parse_bool(force, &p->force) != 0) {
         status_bad_request(err, "force: Invalid value: \"%s\": must be a boolean", force);
         return -1;
     }
