@@ -333,7 +333,8 @@ static const struct {
  */
 static int check_verb(const char *method, const reqinfo_t *info, api_response_t *resp)
 {
-    if (strcmp(method, "HEAD") == 0)
+    /* HEAD reads as GET, but a watch has no end: its headers alone would hold the connection */
+    if (strcmp(method, "HEAD") == 0 && strcmp(info->verb, "watch") != 0)
         method = "GET";
     for (size_t i = 0; i < sizeof(resource_verbs) / sizeof(resource_verbs[0]); i++) {
         if (strcmp(info->verb, resource_verbs[i].verb) != 0 || strcmp(method, resource_verbs[i].method) != 0)

@@ -188,7 +188,7 @@ void handlers_delete(const handler_request_t *hr, api_response_t *resp)
     delete_options_t opts = {0};
     json_t *obj = NULL;
     int gone = 0;
-    if (parse_delete_options(hr, &opts, &err) != 0 ||
+    if (handlers_check_output(hr, &err) != 0 || parse_delete_options(hr, &opts, &err) != 0 ||
         delete_one(hr, &opts, hr->kind->namespaced ? handlers_url_ns(hr) : "", hr->info->name, &obj, &gone, &err) != 0) {
         handlers_respond_error(resp, &err);
         goto exit;
@@ -214,7 +214,8 @@ void handlers_deletecollection(const handler_request_t *hr, api_response_t *resp
     store_list_result_t res = {0};
     json_t *deleted = json_array();
     /* a collection delete lists first, with the same options a list takes: refused as a list refuses them */
-    if (handlers_check_list_options(hr, &err) != 0 || parse_delete_options(hr, &opts, &err) != 0 ||
+    if (handlers_check_output(hr, &err) != 0 || handlers_check_list_options(hr, &err) != 0 ||
+        parse_delete_options(hr, &opts, &err) != 0 ||
         handlers_filter_parse(hr, &filter, &err) != 0) {
         handlers_respond_error(resp, &err);
         goto exit;

@@ -40,20 +40,47 @@ void handlers_derive(const handler_request_t *hr, json_t *objects)
     lo_err_clear(&err);
 }
 
-/* The answer to a write: the object (with its computed status), as JSON or YAML. */
+int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
+{
+    encode_format_t format;
+    table_include_t include;
+    if (encode_choose(hr->req->accept, 1, &format, err) != 0)
+        return -1;
+    if (format == ENCODE_TABLE && table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, err) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * The answer to a write: the object (with its computed status) as JSON,
+ * YAML or a one-row Table. A Status or a List passes through as JSON, as
+ * kube's transformation does. The caller checked the Accept header with
+ * handlers_check_output() before writing.
+ */
 void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj)
 {
     lo_err_t err = {0};
-    encode_format_t format;
-    if (encode_choose(hr->req->accept, 0, &format, &err) != 0) {
-        handlers_respond_error(resp, &err);
+    encode_format_t format = ENCODE_JSON;
+    table_include_t include = TABLE_INCLUDE_METADATA;
+    encode_choose(hr->req->accept, 1, &format, &err);
+    int own_kind = json_is_object(obj) && json_object_get(obj, "spec") != NULL;
+    if (own_kind) {
+        json_t *one = json_pack("[O]", obj);
+        handlers_derive(hr, one);
+        json_decref(one);
+    }
+    if (format == ENCODE_TABLE && own_kind) {
+        table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err);
+        json_t *one = json_pack("[O]", obj);
+        json_t *meta = json_pack("{s:O*}", "resourceVersion",
+                                 json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        json_t *table = table_render(hr->kind, one, meta, include, 1, (int64_t)time(NULL));
+        encode_object(resp, status, ENCODE_TABLE, table);
+        json_decref(table);
+        json_decref(meta);
+        json_decref(one);
     } else {
-        if (json_is_object(obj) && json_object_get(obj, "spec")) {
-            json_t *one = json_pack("[O]", obj);
-            handlers_derive(hr, one);
-            json_decref(one);
-        }
-        encode_object(resp, status, format, obj);
+        encode_object(resp, status, format == ENCODE_TABLE ? ENCODE_JSON : format, obj);
     }
     lo_err_clear(&err);
 }

@@ -204,7 +204,7 @@ void handlers_create(const handler_request_t *hr, api_response_t *resp)
     write_params_t params = {0};
     json_t *warnings = json_array();
     json_t *body = NULL;
-    if (parse_write_params(hr, &params, &err) != 0 ||
+    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
         (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
         objmeta_prepare_create(hr->kind, handlers_url_ns(hr), body, &err) != 0 ||
         validate_object(hr->kind, body, &err) != 0 ||
@@ -229,7 +229,7 @@ void handlers_update(const handler_request_t *hr, api_response_t *resp, int stat
     write_params_t params = {0};
     json_t *warnings = json_array();
     json_t *body = NULL;
-    if (parse_write_params(hr, &params, &err) != 0 ||
+    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
         (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
         objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, body, &err) != 0) {
         handlers_respond_error(resp, &err);
@@ -439,7 +439,8 @@ void handlers_patch(const handler_request_t *hr, api_response_t *resp, const cha
     json_t *warnings = json_array();
     json_t *patch = NULL;
     patch_ctx_t p = {.w = {.hr = hr, .name = hr->info->name}, .subresource = subresource, .warnings = warnings};
-    if (parse_write_params(hr, &params, &err) != 0 || parse_patch_type(hr->req->content_type, &p.type, &err) != 0 ||
+    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
+        parse_patch_type(hr->req->content_type, &p.type, &err) != 0 ||
         check_apply_params(hr, &p, &err) != 0)
         goto fail;
     p.w.manager = params.manager;

@@ -34,7 +34,12 @@ const char *handlers_url_ns(const handler_request_t *hr);
 void handlers_respond_error(api_response_t *resp, lo_err_t *err);
 /** Overlays the computed status (derive.h) on objects (an array, modified in place). */
 void handlers_derive(const handler_request_t *hr, json_t *objects);
-/** Answers obj (its computed status overlaid) as JSON or YAML per Accept. */
+/**
+ * Checks, before a write, that its answer can be given as the client
+ * accepts (406 otherwise): a write that cannot be answered is not made.
+ */
+int handlers_check_output(const handler_request_t *hr, lo_err_t *err);
+/** Answers obj (its computed status overlaid) as JSON, YAML or a Table per Accept. */
 void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj);
 /** dryRun: "All" -> 1, unset -> 0, anything else -> -1 with 400. */
 int handlers_parse_dry_run(const char *value, lo_err_t *err);
