@@ -14,85 +14,27 @@
 
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include "langop/admission.h"
 #include "langop/schema.h"
 #include "langop/store.h"
 
 /* ---- fixture: a fresh store per test; the schema registry per run ---- */
 
-typedef struct fx {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    lo_err_t err = {0};
-    if (schema_registry_load(&err) < 0) {
-        print_error("schema_registry_load: %s\n", err.message);
-        lo_err_clear(&err);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    schema_registry_free();
-    return 0;
-}
-
 static int setup(void **state)
 {
-    fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_admission.XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
-    lo_err_t err = {0};
-    store_options_t opts = {.path = f->path, .sync_full = 0};
-    f->s = store_open(&opts, &err);
-    if (f->s == NULL) {
-        print_error("store_open: %s\n", err.message);
-        lo_err_clear(&err);
-        rmdir(f->dir);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    *state = fx_store_open("test_admission");
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    static const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    store_close(f->s);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(*suffixes); i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
+    fx_store_close(*state);
     return 0;
 }
 
 /* ---- objects ---- */
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON (%s): %s", jerr.text, text);
-    return v;
-}
 
 /* A new object of kind in ns (NULL: cluster-scoped) with the given spec (JSON text). */
 static json_t *mk(const char *kind, const char *ns, const char *name, const char *spec)
@@ -101,7 +43,7 @@ static json_t *mk(const char *kind, const char *ns, const char *name, const char
                             "name", name);
     if (ns)
         json_object_set_new(json_object_get(obj, "metadata"), "namespace", json_string(ns));
-    json_object_set_new(obj, "spec", parse(spec));
+    json_object_set_new(obj, "spec", fx_json(spec));
     return obj;
 }
 
@@ -140,7 +82,7 @@ static const char *meta(const json_t *obj, const char *key)
  * Runs admission for obj (borrowed) inside a store_write; stores it when
  * admitted and store is 1. Returns 0 when admitted, else the HTTP code in err.
  */
-static int run(fx_t *f, admission_operation_t op, const json_t *obj, int store, lo_err_t *err)
+static int run(fx_store_t *f, admission_operation_t op, const json_t *obj, int store, lo_err_t *err)
 {
     const schema_kind_t *k = schema_kind_by_kind(json_string_value(json_object_get(obj, "kind")));
     assert_non_null(k);
@@ -159,7 +101,7 @@ static int run(fx_t *f, admission_operation_t op, const json_t *obj, int store, 
 }
 
 /* Admission alone (nothing stored); the error is cleared unless the caller keeps it. */
-static int check(fx_t *f, admission_operation_t op, json_t *obj_stolen)
+static int check(fx_store_t *f, admission_operation_t op, json_t *obj_stolen)
 {
     lo_err_t err = {0};
     int code = run(f, op, obj_stolen, 0, &err);
@@ -176,7 +118,7 @@ static int put_mutate(store_txn_t *txn, const json_t *current, json_t **next, vo
     return STORE_WRITE_PUT;
 }
 
-static void put_raw(fx_t *f, const char *resource, json_t *obj)
+static void put_raw(fx_store_t *f, const char *resource, json_t *obj)
 {
     lo_err_t err = {0};
     store_write_t w = {.resource = resource, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
@@ -187,7 +129,7 @@ static void put_raw(fx_t *f, const char *resource, json_t *obj)
     json_decref(obj);
 }
 
-static void put_cluster(fx_t *f, const char *name, const char *spec)
+static void put_cluster(fx_store_t *f, const char *name, const char *spec)
 {
     put_raw(f, "languageclusters", mk("LanguageCluster", NULL, name, spec));
 }
@@ -208,7 +150,7 @@ static const char *cause_str(const lo_err_t *err, size_t i, const char *key)
 
 static void test_provider_choice(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     assert_int_equal(check(f, ADMISSION_CREATE, mk("LanguageModel", "team", "m",
                                                    "{\"provider\": \"openai\", \"modelName\": \"gpt-4o\"}")), 0);
@@ -264,7 +206,7 @@ static json_t *model_with_params(const char *params)
 
 static void test_params_harmless_keys(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     for (size_t i = 0; i < sizeof(harmless_keys) / sizeof(harmless_keys[0]); i++) {
         char params[128];
@@ -279,7 +221,7 @@ static void test_params_harmless_keys(void **state)
 
 static void test_params_credential_keys(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     for (size_t i = 0; i < sizeof(credential_keys) / sizeof(credential_keys[0]); i++) {
         char params[128], field[128];
@@ -302,7 +244,7 @@ static void test_params_credential_keys(void **state)
 
 static void test_params_nested_credentials(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     json_t *obj = model_with_params("{\"extra_headers\": {\"Authorization\": \"Bearer x\"}, "
                                     "\"deployments\": [{\"name\": \"a\"}, {\"aws_secret_access_key\": \"y\"}]}");
@@ -319,7 +261,7 @@ static void test_params_nested_credentials(void **state)
 /* Every broken field has its own cause, all in one 422. */
 static void test_causes_are_gathered(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     json_t *obj = mk("LanguageModel", "team", "m",
                      "{\"provider\": \"openai\", \"litellmProvider\": \"x\", \"modelName\": \"x\", "
@@ -347,7 +289,7 @@ static json_t *agent_with_execution(const char *execution)
 }
 
 /* 0 if schedule is admitted for a task agent, else the HTTP code; the cause is checked on refusal. */
-static int check_schedule(fx_t *f, const char *schedule)
+static int check_schedule(fx_store_t *f, const char *schedule)
 {
     json_t *exec = json_pack("{s:s, s:s}", "mode", "task", "schedule", schedule);
     char *text = json_dumps(exec, JSON_COMPACT);
@@ -384,7 +326,7 @@ static const char *const invalid_schedules[] = {
 
 static void test_schedule_syntax(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     for (size_t i = 0; i < sizeof(valid_schedules) / sizeof(valid_schedules[0]); i++)
         if (check_schedule(f, valid_schedules[i]) != 0)
@@ -396,7 +338,7 @@ static void test_schedule_syntax(void **state)
 
 static void test_schedule_message(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     json_t *obj = agent_with_execution("{\"mode\": \"task\", \"schedule\": \"0-60 * * * *\"}");
     lo_err_t err = {0};
@@ -416,7 +358,7 @@ static void test_schedule_message(void **state)
 
 static void test_schedule_needs_task_mode(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f, "team", "{}");
     static const char *const refused[] = {
         "{\"mode\": \"service\", \"schedule\": \"0 * * * *\"}",
@@ -453,7 +395,7 @@ static void test_schedule_needs_task_mode(void **state)
 
 static void test_membership(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     json_t *obj = mk_model("team", "m");
     lo_err_t err = {0};
     assert_int_equal(run(f, ADMISSION_CREATE, obj, 0, &err), 403);
@@ -486,14 +428,14 @@ static void test_membership(void **state)
 
 static void test_membership_only_on_create(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     /* an object left behind by a deleted cluster can still be updated (e.g. to drop finalizers) */
     assert_int_equal(check(f, ADMISSION_UPDATE, mk_model("gone", "m")), 0);
 }
 
 static void test_terminating_cluster(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     json_t *cluster = mk("LanguageCluster", NULL, "team", "{}");
     json_object_set_new(json_object_get(cluster, "metadata"), "deletionTimestamp",
                         json_string("2025-01-02T03:04:05Z"));
@@ -517,7 +459,7 @@ static void test_terminating_cluster(void **state)
 /* capacity                                                            */
 /* ================================================================== */
 
-static int create(fx_t *f, json_t *obj_stolen, lo_err_t *err)
+static int create(fx_store_t *f, json_t *obj_stolen, lo_err_t *err)
 {
     int code = run(f, ADMISSION_CREATE, obj_stolen, 1, err);
     json_decref(obj_stolen);
@@ -526,7 +468,7 @@ static int create(fx_t *f, json_t *obj_stolen, lo_err_t *err)
 
 static void test_capacity(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     lo_err_t err = {0};
     put_cluster(f, "team", "{\"capacity\": {\"maxModels\": 2, \"maxAgents\": 0}}");
     put_cluster(f, "other", "{\"capacity\": {\"maxModels\": 1}}");
@@ -560,7 +502,7 @@ static void test_capacity(void **state)
 /* Raising the limit lets creates through again. */
 static void test_capacity_raised(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     lo_err_t err = {0};
     put_cluster(f, "team", "{\"capacity\": {\"maxPersonas\": 1}}");
     assert_int_equal(create(f, mk("LanguagePersona", "team", "p1", "{}"), &err), 0);
@@ -576,7 +518,7 @@ static void test_capacity_raised(void **state)
 #define MAX_MODELS 5
 
 typedef struct racer {
-    fx_t *f;
+    fx_store_t *f;
     pthread_barrier_t *start;
     int id;
     int code;
@@ -614,7 +556,7 @@ static int count_mutate(store_txn_t *txn, const json_t *current, json_t **next, 
 
 static void test_capacity_concurrent(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     char spec[64];
     snprintf(spec, sizeof(spec), "{\"capacity\": {\"maxModels\": %d}}", MAX_MODELS);
     put_cluster(f, "team", spec);
@@ -654,7 +596,7 @@ static void test_capacity_concurrent(void **state)
 /* err is optional, as everywhere in the error channel. */
 static void test_null_err(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     (void)f;
     json_t *obj = mk("LanguageModel", "team", "m", "{\"modelName\": \"x\"}");
     assert_int_equal(admission_check(NULL, schema_kind_by_kind("LanguageModel"), ADMISSION_UPDATE, NULL, obj, NULL),
@@ -685,5 +627,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capacity_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_err, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, fx_registry_setup, fx_registry_teardown);
 }

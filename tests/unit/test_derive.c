@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "fixtures.h"
 #include <valgrind/valgrind.h>
 
 #include "langop/derive.h"
@@ -24,62 +26,15 @@
 
 /* ---- fixture: a fresh store per test; the schema registry per run ---- */
 
-typedef struct fx {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
-
-static int setup_registry(void **state)
-{
-    (void)state;
-    lo_err_t err = {0};
-    if (schema_registry_load(&err) < 0) {
-        print_error("schema_registry_load: %s\n", err.message);
-        lo_err_clear(&err);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown_registry(void **state)
-{
-    (void)state;
-    schema_registry_free();
-    return 0;
-}
-
 static int setup(void **state)
 {
-    fx_t *f = calloc(1, sizeof(*f));
-    lo_err_t err = {0};
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_derive.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
-    store_options_t opts = {.path = f->path, .sync_full = 0};
-    f->s = store_open(&opts, &err);
-    if (f->s == NULL) {
-        print_error("store_open: %s\n", err.message);
-        lo_err_clear(&err);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    *state = fx_store_open("test_derive");
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    static const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    store_close(f->s);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(*suffixes); i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
+    fx_store_close(*state);
     return 0;
 }
 
@@ -170,7 +125,7 @@ static json_t *mk_agent(const char *ns, const char *name, const char *models, co
 /* ---- reading what derive produced ---- */
 
 /* Derives the one object obj (borrowed, modified) of kind. */
-static void derive_one(fx_t *f, const char *kind, json_t *obj)
+static void derive_one(fx_store_t *f, const char *kind, json_t *obj)
 {
     lo_err_t err = {0};
     json_t *one = json_pack("[O]", obj);
@@ -237,7 +192,7 @@ static void assert_names(const json_t *arr, const char *want)
 
 static void test_cluster_counts_and_model_names(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f->s, "c1");
     put_cluster(f->s, "empty");
     put_model(f->s, "c1", "zeta");
@@ -276,7 +231,7 @@ static void test_cluster_counts_and_model_names(void **state)
 
 static void test_model_gateway_endpoint(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_cluster(f->s, "c1");
     json_t *m = mk("LanguageModel", "c1", "m", json_pack("{s:s, s:s}", "provider", "openai", "modelName", "x"));
     derive_one(f, "LanguageModel", m);
@@ -294,7 +249,7 @@ static void test_model_gateway_endpoint(void **state)
 
 /* ---- LanguageAgent ---- */
 
-static void seed_c1(fx_t *f)
+static void seed_c1(fx_store_t *f)
 {
     put_cluster(f->s, "c1");
     put_model(f->s, "c1", "fast");
@@ -306,7 +261,7 @@ static void seed_c1(fx_t *f)
 
 static void test_agent_all_resolved(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
     json_t *a = mk_agent("c1", "a", "smart,fast", "web,files", "helper");
     derive_one(f, "LanguageAgent", a);
@@ -323,7 +278,7 @@ static void test_agent_all_resolved(void **state)
 
 static void test_agent_missing_references(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
 
     /* Every kind missing: the model wins the reason; the message names all. */
@@ -357,7 +312,7 @@ static void test_agent_missing_references(void **state)
 
 static void test_agent_without_cluster(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     put_model(f->s, "lonely", "fast");
     json_t *a = mk_agent("lonely", "a", "fast", NULL, NULL);
     derive_one(f, "LanguageAgent", a);
@@ -369,7 +324,7 @@ static void test_agent_without_cluster(void **state)
 
 static void test_existing_status_kept(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
     json_t *a = mk_agent("c1", "a", "ghost", NULL, NULL);
     json_object_set_new(a, "status",
@@ -399,7 +354,7 @@ static void test_existing_status_kept(void **state)
 
 static void test_two_namespaces_in_one_call(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
     put_cluster(f->s, "c2");
     put_model(f->s, "c2", "smart");
@@ -428,7 +383,7 @@ static void test_two_namespaces_in_one_call(void **state)
 
 static void test_tool_endpoints(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     json_t *objs = json_pack("[o, o, o]", mk_tool("c1", "web", "service", 9000), mk_tool("c1", "fs", "sidecar", 8081),
                              mk("LanguageTool", "c2", "bare", json_pack("{s:s}", "image", "x")));
     lo_err_t err = {0};
@@ -442,7 +397,7 @@ static void test_tool_endpoints(void **state)
 
 static void test_persona_has_no_derived_status(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     json_t *p = mk("LanguagePersona", "c1", "p", json_object());
     derive_one(f, "LanguagePersona", p);
     assert_null(json_object_get(p, "status"));
@@ -472,7 +427,7 @@ static void assert_config_shape(const json_t *o, const char *kind, const char *n
 
 static void test_gateway_config_object(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
     lo_err_t err = {0};
     json_t *o = NULL;
@@ -494,7 +449,7 @@ static void test_gateway_config_object(void **state)
 
 static void test_agent_config_object(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     seed_c1(f);
     put(f->s, "languageagents", mk_agent("c1", "a", "smart,ghost", "web", NULL));
     lo_err_t err = {0};
@@ -520,7 +475,7 @@ static void test_agent_config_object(void **state)
 /* ---- scale: one pass per namespace ---- */
 
 /* Derives each object of objects alone: what a per-object implementation would cost. Returns ms. */
-static int64_t derive_one_by_one(fx_t *f, const json_t *objects)
+static int64_t derive_one_by_one(fx_store_t *f, const json_t *objects)
 {
     lo_err_t err = {0};
     size_t i;
@@ -541,7 +496,7 @@ static int64_t derive_one_by_one(fx_t *f, const json_t *objects)
  */
 static void test_thousand_agents_one_pass(void **state)
 {
-    fx_t *f = *state;
+    fx_store_t *f = *state;
     enum { AGENTS = 1000, EXTRA = 100 };
     seed_c1(f);
     for (int i = 0; i < EXTRA; i++) {
@@ -599,5 +554,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_config_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousand_agents_one_pass, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, setup_registry, teardown_registry);
+    return cmocka_run_group_tests(tests, fx_registry_setup, fx_registry_teardown);
 }

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include "langop/objmeta.h"
 #include "langop/schema.h"
 #include "langop/status.h"
@@ -26,12 +28,8 @@ static const schema_kind_t *cluster_kind; /* LanguageCluster: cluster-scoped */
 static int setup_registry(void **state)
 {
     (void)state;
-    lo_err_t err = { 0 };
-    if (schema_registry_load(&err) < 0) {
-        print_error("schema_registry_load: %s\n", err.message);
-        lo_err_clear(&err);
+    if (fx_registry_setup(state) != 0)
         return -1;
-    }
     model_kind = schema_kind_by_kind("LanguageModel");
     cluster_kind = schema_kind_by_kind("LanguageCluster");
     if (model_kind == NULL || cluster_kind == NULL || !model_kind->has_status || cluster_kind->namespaced) {
@@ -39,22 +37,6 @@ static int setup_registry(void **state)
         return -1;
     }
     return 0;
-}
-
-static int teardown_registry(void **state)
-{
-    (void)state;
-    schema_registry_free();
-    return 0;
-}
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    return v;
 }
 
 /* prefix + fill repeated n times + suffix; caller frees. */
@@ -237,7 +219,7 @@ static void test_envelope(void **state)
           "cannot be handled as a LanguageModel" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *obj = parse(cases[i].body);
+        json_t *obj = fx_json(cases[i].body);
         lo_err_t err = { 0 };
         int rc = objmeta_check_envelope(model_kind, obj, &err);
         json_decref(obj);
@@ -291,7 +273,7 @@ static void test_create_namespace_from_url(void **state)
         "{\"metadata\":{\"name\":\"x\",\"namespace\":\"team-a\"}}",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        json_t *obj = parse(bodies[i]);
+        json_t *obj = fx_json(bodies[i]);
         lo_err_t err = { 0 };
         assert_int_equal(objmeta_prepare_create(model_kind, "team-a", obj, &err), 0);
         assert_string_equal(meta_str(obj, "namespace"), "team-a");
@@ -304,7 +286,7 @@ static void test_create_namespace_from_url(void **state)
 static void test_create_namespace_mismatch(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"x\",\"namespace\":\"other\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"x\",\"namespace\":\"other\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "team-a", obj, &err), -1);
     assert_int_equal(err.code, 400);
@@ -318,7 +300,7 @@ static void test_create_namespace_mismatch(void **state)
 static void test_create_cluster_scoped_drops_namespace(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"prod\",\"namespace\":\"default\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"prod\",\"namespace\":\"default\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(cluster_kind, "", obj, &err), 0);
     assert_null(json_object_get(json_object_get(obj, "metadata"), "namespace"));
@@ -330,7 +312,7 @@ static void test_create_cluster_scoped_drops_namespace(void **state)
 static void test_create_refuses_resource_version(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), -1);
     assert_int_equal(err.code, 400);
@@ -370,7 +352,7 @@ static void assert_recent_rfc3339(const char *ts)
 static void test_create_sets_server_fields(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageModel\","
+    json_t *obj = fx_json("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageModel\","
                         "\"metadata\":{\"name\":\"x\",\"uid\":\"forged\",\"creationTimestamp\":\"2001-01-01T00:00:00Z\","
                         "\"generation\":7,\"deletionTimestamp\":\"2001-01-01T00:00:00Z\","
                         "\"deletionGracePeriodSeconds\":30,\"selfLink\":\"/apis/x\","
@@ -404,8 +386,8 @@ static void test_create_sets_server_fields(void **state)
 static void test_create_uids_differ(void **state)
 {
     (void)state;
-    json_t *a = parse("{\"metadata\":{\"name\":\"a\"}}");
-    json_t *b = parse("{\"metadata\":{\"name\":\"b\"}}");
+    json_t *a = fx_json("{\"metadata\":{\"name\":\"a\"}}");
+    json_t *b = fx_json("{\"metadata\":{\"name\":\"b\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", a, &err), 0);
     assert_int_equal(objmeta_prepare_create(model_kind, "default", b, &err), 0);
@@ -418,7 +400,7 @@ static void test_create_creates_metadata(void **state)
 {
     (void)state;
     /* no metadata at all: 422 for the missing name, not a crash */
-    json_t *obj = parse("{\"spec\":{}}");
+    json_t *obj = fx_json("{\"spec\":{}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), -1);
     assert_int_equal(err.code, 422);
@@ -435,7 +417,7 @@ static void test_create_name_required(void **state)
         "{\"metadata\":{\"name\":\"\",\"generateName\":\"\"}}",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        json_t *obj = parse(bodies[i]);
+        json_t *obj = fx_json(bodies[i]);
         lo_err_t err = { 0 };
         assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), -1);
         assert_int_equal(err.code, 422);
@@ -454,7 +436,7 @@ static void test_create_name_required(void **state)
 static void test_create_generate_name_only(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"generateName\":\"chat-\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"generateName\":\"chat-\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), 0);
     assert_true(objmeta_needs_generated_name(obj));
@@ -466,7 +448,7 @@ static void test_create_generate_name_only(void **state)
 static void test_create_invalid_name(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"My_Model\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"My_Model\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), -1);
     assert_int_equal(err.code, 422);
@@ -506,7 +488,7 @@ static void test_create_invalid_labels_annotations_finalizers(void **state)
         char *body = NULL;
         assert_true(asprintf(&body, "%s%s}}", text, cases[i].meta) > 0);
         free(text);
-        json_t *obj = parse(body);
+        json_t *obj = fx_json(body);
         lo_err_t err = { 0 };
         int rc = objmeta_prepare_create(model_kind, "default", obj, &err);
         if (rc != -1 || err.code != 422)
@@ -558,7 +540,7 @@ static void test_create_annotations_too_long(void **state)
 static void test_create_several_causes(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"Bad_Name\",\"labels\":{\"app\":\"-x\"}}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"Bad_Name\",\"labels\":{\"app\":\"-x\"}}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_prepare_create(model_kind, "default", obj, &err), -1);
     assert_int_equal(err.code, 422);
@@ -574,9 +556,9 @@ static void test_create_several_causes(void **state)
 static void test_create_refuses_without_err(void **state)
 {
     (void)state;
-    json_t *bad_name = parse("{\"metadata\":{\"name\":\"Bad_Name\"}}");
-    json_t *no_name = parse("{\"metadata\":{}}");
-    json_t *bad_label = parse("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-x\"}}}");
+    json_t *bad_name = fx_json("{\"metadata\":{\"name\":\"Bad_Name\"}}");
+    json_t *no_name = fx_json("{\"metadata\":{}}");
+    json_t *bad_label = fx_json("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-x\"}}}");
     int rc_bad_name = objmeta_prepare_create(model_kind, "default", bad_name, NULL);
     int rc_no_name = objmeta_prepare_create(model_kind, "default", no_name, NULL);
     int rc_bad_label = objmeta_prepare_create(model_kind, "default", bad_label, NULL);
@@ -596,7 +578,7 @@ static void test_generate_name(void **state)
     char first[64] = "";
     int differ = 0;
     for (int i = 0; i < 20; i++) {
-        json_t *obj = parse("{\"metadata\":{\"generateName\":\"chat-\"}}");
+        json_t *obj = fx_json("{\"metadata\":{\"generateName\":\"chat-\"}}");
         lo_err_t err = { 0 };
         assert_true(objmeta_needs_generated_name(obj));
         assert_int_equal(objmeta_generate_name(model_kind, obj, &err), 0);
@@ -621,7 +603,7 @@ static void test_generate_name(void **state)
 static void test_generate_name_invalid_prefix(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"generateName\":\"Chat_\"}}");
+    json_t *obj = fx_json("{\"metadata\":{\"generateName\":\"Chat_\"}}");
     lo_err_t err = { 0 };
     assert_int_equal(objmeta_generate_name(model_kind, obj, &err), -1);
     assert_int_equal(err.code, 422);
@@ -695,7 +677,7 @@ static void test_check_target(void **state)
           "the name of the object (dev) does not match the name on the URL (prod)", NULL },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *obj = parse(cases[i].body);
+        json_t *obj = fx_json(cases[i].body);
         lo_err_t err = { 0 };
         int rc = objmeta_check_target(*cases[i].kind, cases[i].url_ns, cases[i].url_name, obj, &err);
         if (cases[i].code == 0) {
@@ -728,7 +710,7 @@ static void test_check_target(void **state)
 static void test_preconditions(void **state)
 {
     (void)state;
-    json_t *current = parse(CURRENT_MODEL);
+    json_t *current = fx_json(CURRENT_MODEL);
     static const struct {
         const char *body;
         int code;
@@ -750,7 +732,7 @@ static void test_preconditions(void **state)
           "11111111-2222-4333-8444-555555555555" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *body = parse(cases[i].body);
+        json_t *body = fx_json(cases[i].body);
         lo_err_t err = { 0 };
         int rc = objmeta_check_preconditions(model_kind, current, body, &err);
         if (cases[i].code == 0) {
@@ -776,8 +758,8 @@ static void test_preconditions(void **state)
 static void test_merge_update_keeps_server_fields(void **state)
 {
     (void)state;
-    json_t *current = parse(CURRENT_MODEL);
-    json_t *body = parse("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageModel\",\"metadata\":{"
+    json_t *current = fx_json(CURRENT_MODEL);
+    json_t *body = fx_json("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageModel\",\"metadata\":{"
                          "\"name\":\"x\",\"namespace\":\"default\",\"uid\":\"forged\",\"resourceVersion\":\"10\","
                          "\"creationTimestamp\":\"1999-01-01T00:00:00Z\",\"generation\":42,"
                          "\"deletionTimestamp\":\"1999-01-01T00:00:00Z\",\"selfLink\":\"/x\","
@@ -833,9 +815,9 @@ static void test_merge_update_generation(void **state)
         { "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"provider\":\"openai\"}}", 4, "spec field removed" },
         { "{\"metadata\":{\"name\":\"x\"}}", 4, "spec removed" },
     };
-    json_t *current = parse(CURRENT_MODEL);
+    json_t *current = fx_json(CURRENT_MODEL);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *body = parse(cases[i].body);
+        json_t *body = fx_json(cases[i].body);
         /* apiVersion and kind as a client sends them */
         json_object_set_new(body, "apiVersion", json_string("langop.io/v1alpha1"));
         json_object_set_new(body, "kind", json_string("LanguageModel"));
@@ -856,8 +838,8 @@ static void test_merge_update_generation(void **state)
 static void test_merge_update_without_current_status(void **state)
 {
     (void)state;
-    json_t *current = parse("{\"metadata\":{\"name\":\"x\",\"uid\":\"u\",\"generation\":1},\"spec\":{}}");
-    json_t *body = parse("{\"metadata\":{\"name\":\"x\"},\"spec\":{},\"status\":{\"phase\":\"Ready\"}}");
+    json_t *current = fx_json("{\"metadata\":{\"name\":\"x\",\"uid\":\"u\",\"generation\":1},\"spec\":{}}");
+    json_t *body = fx_json("{\"metadata\":{\"name\":\"x\"},\"spec\":{},\"status\":{\"phase\":\"Ready\"}}");
     lo_err_t err = { 0 };
     json_t *next = objmeta_merge_update(model_kind, current, body, &err);
     assert_non_null(next);
@@ -871,8 +853,8 @@ static void test_merge_update_without_current_status(void **state)
 static void test_merge_update_invalid_label(void **state)
 {
     (void)state;
-    json_t *current = parse(CURRENT_MODEL);
-    json_t *body = parse("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-bad\"}},\"spec\":{}}");
+    json_t *current = fx_json(CURRENT_MODEL);
+    json_t *body = fx_json("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-bad\"}},\"spec\":{}}");
     lo_err_t err = { 0 };
     json_t *next = objmeta_merge_update(model_kind, current, body, &err);
     assert_null(next);
@@ -894,10 +876,10 @@ static void test_merge_update_invalid_label(void **state)
 static void test_merge_update_while_deleting(void **state)
 {
     (void)state;
-    json_t *current = parse(DELETING_MODEL);
+    json_t *current = fx_json(DELETING_MODEL);
 
     /* adding a finalizer: 422 */
-    json_t *body = parse("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\",\"example.com/hold\"]},"
+    json_t *body = fx_json("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\",\"example.com/hold\"]},"
                          "\"spec\":{\"provider\":\"openai\"}}");
     lo_err_t err = { 0 };
     json_t *next = objmeta_merge_update(model_kind, current, body, &err);
@@ -916,7 +898,7 @@ static void test_merge_update_while_deleting(void **state)
 
     /* removing the finalizer (what a controller does to let the delete finish): fine, and the
      * deletion fields stay even though the body leaves them out */
-    body = parse("{\"metadata\":{\"name\":\"x\",\"finalizers\":[]},\"spec\":{\"provider\":\"openai\"}}");
+    body = fx_json("{\"metadata\":{\"name\":\"x\",\"finalizers\":[]},\"spec\":{\"provider\":\"openai\"}}");
     next = objmeta_merge_update(model_kind, current, body, &err);
     assert_non_null(next);
     assert_string_equal(meta_str(next, "deletionTimestamp"), "2025-01-02T03:04:05Z");
@@ -931,10 +913,10 @@ static void test_merge_update_while_deleting(void **state)
 static void test_merge_update_refuses_without_err(void **state)
 {
     (void)state;
-    json_t *current = parse(DELETING_MODEL);
-    json_t *add_finalizer = parse("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\","
+    json_t *current = fx_json(DELETING_MODEL);
+    json_t *add_finalizer = fx_json("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\","
                                   "\"example.com/hold\"]},\"spec\":{\"provider\":\"openai\"}}");
-    json_t *bad_label = parse("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-bad\"}},"
+    json_t *bad_label = fx_json("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"-bad\"}},"
                               "\"spec\":{\"provider\":\"openai\"}}");
     json_t *next1 = objmeta_merge_update(model_kind, current, add_finalizer, NULL);
     json_t *next2 = objmeta_merge_update(model_kind, current, bad_label, NULL);
@@ -954,9 +936,9 @@ static void test_merge_update_refuses_without_err(void **state)
 static void test_merge_status(void **state)
 {
     (void)state;
-    json_t *current = parse(CURRENT_MODEL);
+    json_t *current = fx_json(CURRENT_MODEL);
     json_t *current_before = json_deep_copy(current);
-    json_t *body = parse("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"changed\"},\"uid\":\"forged\"},"
+    json_t *body = fx_json("{\"metadata\":{\"name\":\"x\",\"labels\":{\"app\":\"changed\"},\"uid\":\"forged\"},"
                          "\"spec\":{\"provider\":\"anthropic\"},"
                          "\"status\":{\"phase\":\"Failed\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}]}}");
     json_t *next = objmeta_merge_status(current, body);
@@ -974,7 +956,7 @@ static void test_merge_status(void **state)
     json_decref(body);
 
     /* a body without status clears it */
-    body = parse("{\"metadata\":{\"name\":\"x\"}}");
+    body = fx_json("{\"metadata\":{\"name\":\"x\"}}");
     next = objmeta_merge_status(current, body);
     assert_null(json_object_get(next, "status"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(next, "spec"), "provider")), "openai");
@@ -987,7 +969,7 @@ static void test_merge_status(void **state)
 static void test_mark_deleting(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\"]}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"x\",\"finalizers\":[\"langop.io/cleanup\"]}}");
     assert_false(objmeta_is_deleting(obj));
     assert_true(objmeta_has_finalizers(obj));
     objmeta_mark_deleting(obj);
@@ -999,7 +981,7 @@ static void test_mark_deleting(void **state)
     json_decref(obj);
 
     /* a second delete keeps the first deletionTimestamp */
-    obj = parse("{\"metadata\":{\"name\":\"x\",\"deletionTimestamp\":\"2025-01-02T03:04:05Z\","
+    obj = fx_json("{\"metadata\":{\"name\":\"x\",\"deletionTimestamp\":\"2025-01-02T03:04:05Z\","
                 "\"deletionGracePeriodSeconds\":0}}");
     assert_true(objmeta_is_deleting(obj));
     objmeta_mark_deleting(obj);
@@ -1007,14 +989,14 @@ static void test_mark_deleting(void **state)
     json_decref(obj);
 
     /* no metadata at all */
-    obj = parse("{}");
+    obj = fx_json("{}");
     assert_false(objmeta_is_deleting(obj));
     assert_false(objmeta_has_finalizers(obj));
     objmeta_mark_deleting(obj);
     assert_true(objmeta_is_deleting(obj));
     json_decref(obj);
 
-    obj = parse("{\"metadata\":{\"finalizers\":[]}}");
+    obj = fx_json("{\"metadata\":{\"finalizers\":[]}}");
     assert_false(objmeta_has_finalizers(obj));
     json_decref(obj);
 }
@@ -1056,5 +1038,5 @@ int main(void)
         cmocka_unit_test(test_merge_status),
         cmocka_unit_test(test_mark_deleting),
     };
-    return cmocka_run_group_tests(tests, setup_registry, teardown_registry);
+    return cmocka_run_group_tests(tests, setup_registry, fx_registry_teardown);
 }

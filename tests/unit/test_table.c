@@ -13,6 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include "langop/table.h"
 
 /* "2025-01-02T03:04:05Z", the creationTimestamp of the test objects. */
@@ -22,33 +24,13 @@ static int64_t created;
 static int setup_registry(void **state)
 {
     (void)state;
-    lo_err_t err = { 0 };
-    if (schema_registry_load(&err) < 0) {
-        print_error("schema_registry_load: %s\n", err.message);
-        lo_err_clear(&err);
+    if (fx_registry_setup(state) != 0)
         return -1;
-    }
     if (lo_time_parse(CREATED, &created) < 0) {
         print_error("lo_time_parse cannot read " CREATED "\n");
         return -1;
     }
     return 0;
-}
-
-static int teardown_registry(void **state)
-{
-    (void)state;
-    schema_registry_free();
-    return 0;
-}
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    return v;
 }
 
 static const schema_kind_t *kind(const char *name)
@@ -272,11 +254,11 @@ static void test_jsonpath_subset(void **state)
         { ".spec.map[*]", "[\"v1\",\"v2\"]" },
         { ".spec.map.*", "[\"v1\",\"v2\"]" },
     };
-    json_t *doc = parse(PATH_DOC);
+    json_t *doc = fx_json(PATH_DOC);
     int mismatches = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *got = table_jsonpath(doc, cases[i].path);
-        json_t *want = parse(cases[i].want);
+        json_t *want = fx_json(cases[i].want);
         if (!json_equal(got, want)) {
             char *text = json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT);
             print_error("%s: want %s, got %s\n", cases[i].path, cases[i].want, text);
@@ -299,7 +281,7 @@ static void test_jsonpath_broken_paths_find_nothing(void **state)
         ".spec[1x]", ".spec.list[99999999999999999999999]", ".spec.list[-]", "$", "$$.spec",
         ".spec.list[0:1]", ".spec.list[?(@.name>'x')]", ".spec.list[?(@.name=='x')", "@.spec",
     };
-    json_t *doc = parse(PATH_DOC);
+    json_t *doc = fx_json(PATH_DOC);
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         json_t *got = table_jsonpath(doc, broken[i]);
         assert_non_null(got);
@@ -394,7 +376,7 @@ static void test_model_endpoint_column_is_wide_only(void **state)
 static void test_model_rows(void **state)
 {
     (void)state;
-    json_t *objects = parse("[" MODEL_GPT "," MODEL_LOCAL "]");
+    json_t *objects = fx_json("[" MODEL_GPT "," MODEL_LOCAL "]");
     int64_t now = created + 5 * 60 + 12;
     json_t *table = table_render(kind("LanguageModel"), objects, NULL, TABLE_INCLUDE_METADATA, 1, now);
     assert_int_equal(json_array_size(json_object_get(table, "rows")), 2);
@@ -426,7 +408,7 @@ static void test_model_rows(void **state)
 static void test_age_of_future_and_broken_timestamps(void **state)
 {
     (void)state;
-    json_t *objects = parse("[" MODEL_GPT "," MODEL_GPT "," MODEL_GPT "]");
+    json_t *objects = fx_json("[" MODEL_GPT "," MODEL_GPT "," MODEL_GPT "]");
     json_object_set_new(json_object_get(json_array_get(objects, 1), "metadata"), "creationTimestamp",
                         json_string("yesterday"));
     json_object_del(json_object_get(json_array_get(objects, 2), "metadata"), "creationTimestamp");
@@ -447,7 +429,7 @@ static void test_age_of_future_and_broken_timestamps(void **state)
 static void test_agent_resolved_column_filters_conditions(void **state)
 {
     (void)state;
-    json_t *objects = parse(
+    json_t *objects = fx_json(
         "[{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
         "\"metadata\":{\"name\":\"a\",\"namespace\":\"team\",\"creationTimestamp\":\"" CREATED "\"},"
         "\"spec\":{\"image\":\"agent:1\"},\"status\":{\"conditions\":["
@@ -470,7 +452,7 @@ static void test_agent_resolved_column_filters_conditions(void **state)
 static void test_agent_models_are_joined(void **state)
 {
     (void)state;
-    json_t *objects = parse(
+    json_t *objects = fx_json(
         "[{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
         "\"metadata\":{\"name\":\"helper\",\"namespace\":\"team\",\"creationTimestamp\":\"" CREATED "\"},"
         "\"spec\":{\"image\":\"agent:1\",\"models\":[{\"name\":\"gpt\",\"role\":\"primary\"},"
@@ -498,7 +480,7 @@ static void test_agent_models_are_joined(void **state)
 static void test_include_object_variants(void **state)
 {
     (void)state;
-    json_t *objects = parse("[" MODEL_GPT "]");
+    json_t *objects = fx_json("[" MODEL_GPT "]");
     json_t *gpt = json_array_get(objects, 0);
     const schema_kind_t *k = kind("LanguageModel");
 
@@ -538,7 +520,7 @@ static void test_include_object_variants(void **state)
 static void test_watch_events_after_the_first_omit_columns(void **state)
 {
     (void)state;
-    json_t *objects = parse("[" MODEL_GPT "]");
+    json_t *objects = fx_json("[" MODEL_GPT "]");
     json_t *table = table_render(kind("LanguageModel"), objects, NULL, TABLE_INCLUDE_METADATA, 0, created);
     assert_null(json_object_get(table, "columnDefinitions"));
     json_t *row = json_array_get(json_object_get(table, "rows"), 0);
@@ -551,10 +533,10 @@ static void test_list_meta_copied(void **state)
 {
     (void)state;
     json_t *none = json_array();
-    json_t *list_meta = parse("{\"resourceVersion\":\"104\",\"continue\":\"tok\",\"remainingItemCount\":3,"
+    json_t *list_meta = fx_json("{\"resourceVersion\":\"104\",\"continue\":\"tok\",\"remainingItemCount\":3,"
                               "\"selfLink\":\"/x\",\"junk\":1}");
     json_t *table = table_render(kind("LanguageModel"), none, list_meta, TABLE_INCLUDE_METADATA, 1, created);
-    json_t *want = parse("{\"resourceVersion\":\"104\",\"continue\":\"tok\",\"remainingItemCount\":3}");
+    json_t *want = fx_json("{\"resourceVersion\":\"104\",\"continue\":\"tok\",\"remainingItemCount\":3}");
     assert_true(json_equal(json_object_get(table, "metadata"), want));
     json_decref(want);
     json_decref(table);
@@ -573,7 +555,7 @@ static void test_list_meta_copied(void **state)
 static void test_typed_and_broken_columns(void **state)
 {
     (void)state;
-    json_t *columns = parse(
+    json_t *columns = fx_json(
         "[{\"name\":\"Count\",\"type\":\"integer\",\"jsonPath\":\".spec.count\"},"
         "{\"name\":\"Ratio\",\"type\":\"number\",\"jsonPath\":\".spec.ratio\"},"
         "{\"name\":\"On\",\"type\":\"boolean\",\"jsonPath\":\".spec.on\"},"
@@ -585,7 +567,7 @@ static void test_typed_and_broken_columns(void **state)
         "\"not a column\","
         "{\"name\":\"Counts\",\"type\":\"integer\",\"jsonPath\":\".spec.counts[*]\"}]");
     const schema_kind_t widget = { .kind = "Widget", .printer_columns = columns };
-    json_t *objects = parse(
+    json_t *objects = fx_json(
         "[{\"metadata\":{\"name\":\"w1\"},\"spec\":{\"count\":3.9,\"ratio\":2,\"on\":false,"
         "\"blob\":{\"b\":[1,2],\"a\":\"x\"},\"counts\":[1,\"two\",3]}},"
         "{\"metadata\":{\"name\":\"w2\"},\"spec\":{\"count\":\"3\",\"ratio\":\"half\",\"on\":\"yes\",\"blob\":[]}},"
@@ -660,5 +642,5 @@ int main(void)
         cmocka_unit_test(test_list_meta_copied),
         cmocka_unit_test(test_typed_and_broken_columns),
     };
-    return cmocka_run_group_tests(tests, setup_registry, teardown_registry);
+    return cmocka_run_group_tests(tests, setup_registry, fx_registry_teardown);
 }

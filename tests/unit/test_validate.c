@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <cmocka.h>
 
+#include "fixtures.h"
+
 #include "langop/schema.h"
 #include "langop/status.h"
 #include "langop/validate.h"
@@ -26,12 +28,8 @@ static const schema_kind_t *cluster_kind;
 static int setup_registry(void **state)
 {
     (void)state;
-    lo_err_t err = { 0 };
-    if (schema_registry_load(&err) < 0) {
-        print_error("schema_registry_load: %s\n", err.message);
-        lo_err_clear(&err);
+    if (fx_registry_setup(state) != 0)
         return -1;
-    }
     model_kind = schema_kind_by_kind("LanguageModel");
     agent_kind = schema_kind_by_kind("LanguageAgent");
     tool_kind = schema_kind_by_kind("LanguageTool");
@@ -41,22 +39,6 @@ static int setup_registry(void **state)
         return -1;
     }
     return 0;
-}
-
-static int teardown_registry(void **state)
-{
-    (void)state;
-    schema_registry_free();
-    return 0;
-}
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    return v;
 }
 
 /* A kind whose openAPIV3Schema is the given tree (borrowed). */
@@ -242,8 +224,8 @@ static const keyword_case_t keyword_cases[] = {
 
 static json_t *keyword_schema(const char *x_schema)
 {
-    json_t *x = parse(x_schema);
-    json_t *root = parse("{\"type\":\"object\",\"properties\":{\"metadata\":{\"type\":\"object\"},"
+    json_t *x = fx_json(x_schema);
+    json_t *root = fx_json("{\"type\":\"object\",\"properties\":{\"metadata\":{\"type\":\"object\"},"
                          "\"spec\":{\"type\":\"object\",\"properties\":{}}}}");
     json_object_set_new(json_object_get(json_object_get(json_object_get(root, "properties"), "spec"), "properties"),
                         "x", x);
@@ -258,8 +240,8 @@ static void test_keywords(void **state)
         print_message("case %zu: %s with %s\n", i, tc->schema, tc->value);
         json_t *schema = keyword_schema(tc->schema);
         schema_kind_t k = fake_kind(schema);
-        json_t *obj = parse("{\"metadata\":{\"name\":\"w\"},\"spec\":{}}");
-        json_object_set_new(json_object_get(obj, "spec"), "x", parse(tc->value));
+        json_t *obj = fx_json("{\"metadata\":{\"name\":\"w\"},\"spec\":{}}");
+        json_object_set_new(json_object_get(obj, "spec"), "x", fx_json(tc->value));
         lo_err_t err = { 0 };
         int rc = validate_object(&k, obj, &err);
         if (tc->field == NULL) {
@@ -282,13 +264,13 @@ static void test_keywords(void **state)
 static void test_all_violations_reported(void **state)
 {
     (void)state;
-    json_t *schema = parse("{\"type\":\"object\",\"properties\":{\"metadata\":{\"type\":\"object\"},"
+    json_t *schema = fx_json("{\"type\":\"object\",\"properties\":{\"metadata\":{\"type\":\"object\"},"
                            "\"spec\":{\"type\":\"object\",\"required\":[\"b\"],\"properties\":{"
                            "\"a\":{\"type\":\"integer\",\"minimum\":1},\"b\":{\"type\":\"string\"},"
                            "\"c\":{\"type\":\"array\",\"x-kubernetes-list-type\":\"set\",\"items\":{\"type\":\"string\","
                            "\"enum\":[\"x\",\"y\"]}}}}}}");
     schema_kind_t k = fake_kind(schema);
-    json_t *obj = parse("{\"metadata\":{\"name\":\"w\"},\"spec\":{\"a\":0,\"c\":[\"x\",\"z\",\"x\",\"x\"]}}");
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"w\"},\"spec\":{\"a\":0,\"c\":[\"x\",\"z\",\"x\",\"x\"]}}");
     lo_err_t err = { 0 };
     assert_int_equal(validate_object(&k, obj, &err), -1);
     assert_int_equal(cause_count(&err), 4);
@@ -322,7 +304,7 @@ static json_t *model(const char *spec)
                             "\"metadata\":{\"name\":\"m\",\"namespace\":\"team\",\"labels\":{\"a\":\"b\"}},"
                             "\"spec\":%s}",
                             spec);
-    json_t *obj = parse(text);
+    json_t *obj = fx_json(text);
     free(text);
     return obj;
 }
@@ -402,7 +384,7 @@ static void test_model_fields(void **state)
     expect_one_cause(model_kind, model("{\"provider\":\"openai\",\"modelName\":\"x\",\"apiKeySecretRef\":{}}"),
                      "spec.apiKeySecretRef.name", "FieldValueRequired", "Required value");
     /* spec itself is required */
-    expect_one_cause(model_kind, parse("{\"metadata\":{\"name\":\"m\"}}"), "spec", "FieldValueRequired",
+    expect_one_cause(model_kind, fx_json("{\"metadata\":{\"name\":\"m\"}}"), "spec", "FieldValueRequired",
                      "Required value");
 }
 
@@ -410,7 +392,7 @@ static void test_model_status(void **state)
 {
     (void)state;
     json_t *obj = model("{\"provider\":\"openai\",\"modelName\":\"x\"}");
-    json_object_set_new(obj, "status", parse("{\"phase\":\"Ready\",\"observedGeneration\":3,\"conditions\":["
+    json_object_set_new(obj, "status", fx_json("{\"phase\":\"Ready\",\"observedGeneration\":3,\"conditions\":["
                                              "{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"Served\","
                                              "\"lastTransitionTime\":\"2025-01-02T03:04:05Z\"}]}"));
     expect_valid(model_kind, json_incref(obj));
@@ -419,7 +401,7 @@ static void test_model_status(void **state)
                      "Unsupported value: \"Nope\": supported values: \"Pending\", \"Ready\", \"Failed\"");
 
     obj = model("{\"provider\":\"openai\",\"modelName\":\"x\"}");
-    json_object_set_new(obj, "status", parse("{\"conditions\":["
+    json_object_set_new(obj, "status", fx_json("{\"conditions\":["
                                              "{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"A\","
                                              "\"lastTransitionTime\":\"2025-01-02T03:04:05Z\"},"
                                              "{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"B\","
@@ -433,7 +415,7 @@ static json_t *agent(const char *spec)
     char *text = lo_sprintf("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
                             "\"metadata\":{\"name\":\"a\"},\"spec\":%s}",
                             spec);
-    json_t *obj = parse(text);
+    json_t *obj = fx_json(text);
     free(text);
     return obj;
 }
@@ -471,12 +453,12 @@ static void test_agent(void **state)
 static void test_cluster_metadata_name(void **state)
 {
     (void)state;
-    expect_valid(cluster_kind, parse("{\"metadata\":{\"name\":\"team-a\",\"labels\":{\"x\":\"y\"}},\"spec\":{}}"));
-    expect_one_cause(cluster_kind, parse("{\"metadata\":{\"name\":\"Team_A\"},\"spec\":{}}"), "metadata.name",
+    expect_valid(cluster_kind, fx_json("{\"metadata\":{\"name\":\"team-a\",\"labels\":{\"x\":\"y\"}},\"spec\":{}}"));
+    expect_one_cause(cluster_kind, fx_json("{\"metadata\":{\"name\":\"Team_A\"},\"spec\":{}}"), "metadata.name",
                      "FieldValueInvalid",
                      "Invalid value: \"Team_A\": metadata.name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'");
     char *long_name = lo_sprintf("{\"metadata\":{\"name\":\"%064d\"},\"spec\":{}}", 0);
-    expect_one_cause(cluster_kind, parse(long_name), "metadata.name", "FieldValueTooLong",
+    expect_one_cause(cluster_kind, fx_json(long_name), "metadata.name", "FieldValueTooLong",
                      "Too long: may not be more than 63 bytes");
     free(long_name);
 }
@@ -516,7 +498,7 @@ static void test_every_schema_pattern_compiles(void **state)
                                                     "properties"), "x");
         json_object_set(x, "pattern", p);
         schema_kind_t k = fake_kind(schema);
-        json_t *obj = parse("{\"spec\":{\"x\":\"a b\"}}");
+        json_t *obj = fx_json("{\"spec\":{\"x\":\"a b\"}}");
         lo_err_t err = { 0 };
         if (validate_object(&k, obj, &err) != 0 && strstr(err.message, "cannot be evaluated"))
             fail_msg("pattern %s does not compile", json_string_value(p));
@@ -563,7 +545,7 @@ static void test_quantity_pattern(void **state)
 
 static void assert_json_equal(const json_t *got, const char *want_text)
 {
-    json_t *want = parse(want_text);
+    json_t *want = fx_json(want_text);
     if (!json_equal((json_t *)got, want)) {
         char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
@@ -579,7 +561,7 @@ static void assert_json_equal(const json_t *got, const char *want_text)
 static void test_prune_agent(void **state)
 {
     (void)state;
-    json_t *obj = parse("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\",\"extra\":1,"
+    json_t *obj = fx_json("{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\",\"extra\":1,"
                         "\"metadata\":{\"name\":\"a\",\"labels\":{\"k\":\"v\"},\"color\":\"red\","
                         "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"X\",\"name\":\"o\",\"uid\":\"u\","
                         "\"bogus\":true}]},"
@@ -613,7 +595,7 @@ static void test_prune_keeps_preserved_and_known(void **state)
                        "\"fieldsType\":\"FieldsV1\",\"fieldsV1\":{\"f:spec\":{}}}]},"
                        "\"spec\":{\"provider\":\"openai\",\"modelName\":\"x\",\"params\":{\"temperature\":0.2,"
                        "\"nested\":{\"any\":[1]}}}}";
-    json_t *obj = parse(text);
+    json_t *obj = fx_json(text);
     json_t *unknown = json_array();
     validate_prune(model_kind, obj, unknown);
     assert_int_equal(json_array_size(unknown), 0);
@@ -629,7 +611,7 @@ static void test_prune_keeps_preserved_and_known(void **state)
 static void test_prune_inline(void **state)
 {
     (void)state;
-    json_t *schema = parse("{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
+    json_t *schema = fx_json("{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
                            "\"keep\":{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true,"
                            "\"properties\":{\"inner\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}}},"
                            "\"map\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"object\",\"properties\":"
@@ -637,7 +619,7 @@ static void test_prune_inline(void **state)
                            "\"emb\":{\"type\":\"object\",\"x-kubernetes-embedded-resource\":true,\"properties\":{"
                            "\"spec\":{\"type\":\"object\"}}}}}}}");
     schema_kind_t k = fake_kind(schema);
-    json_t *obj = parse("{\"spec\":{\"keep\":{\"free\":1,\"inner\":{\"a\":\"x\",\"b\":2}},"
+    json_t *obj = fx_json("{\"spec\":{\"keep\":{\"free\":1,\"inner\":{\"a\":\"x\",\"b\":2}},"
                         "\"map\":{\"one\":{\"v\":1,\"w\":2}},"
                         "\"emb\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"zzz\":1},"
                         "\"spec\":{},\"other\":1}}}");
@@ -703,7 +685,7 @@ static void test_default_agent_and_tool(void **state)
                       "\"ports\":[{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}]}");
     expect_valid(agent_kind, obj);
 
-    obj = parse("{\"metadata\":{\"name\":\"t\"},\"spec\":{\"image\":\"i\"}}");
+    obj = fx_json("{\"metadata\":{\"name\":\"t\"},\"spec\":{\"image\":\"i\"}}");
     validate_default(tool_kind, obj);
     assert_json_equal(json_object_get(obj, "spec"), "{\"image\":\"i\",\"type\":\"mcp\",\"transport\":"
                                                     "\"streamable-http\",\"port\":8080,\"deploymentMode\":\"service\"}");
@@ -714,7 +696,7 @@ static void test_default_agent_and_tool(void **state)
 static void test_default_inline(void **state)
 {
     (void)state;
-    json_t *schema = parse("{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
+    json_t *schema = fx_json("{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
                            "\"obj\":{\"type\":\"object\",\"default\":{\"given\":[1]},\"properties\":{"
                            "\"given\":{\"type\":\"array\"},\"b\":{\"type\":\"integer\",\"default\":7}}},"
                            "\"map\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"object\",\"properties\":{"
@@ -722,7 +704,7 @@ static void test_default_inline(void **state)
                            "\"list\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"default\":\"item\"}},"
                            "\"maybe\":{\"type\":\"string\",\"nullable\":true,\"default\":\"m\"}}}}}");
     schema_kind_t k = fake_kind(schema);
-    json_t *a = parse("{\"spec\":{\"map\":{\"x\":{},\"y\":{\"v\":\"set\"}},\"list\":[\"a\",null],\"maybe\":null}}");
+    json_t *a = fx_json("{\"spec\":{\"map\":{\"x\":{},\"y\":{\"v\":\"set\"}},\"list\":[\"a\",null],\"maybe\":null}}");
     validate_default(&k, a);
     /* nested defaults apply inside the defaulted object; the nullable null stays */
     assert_json_equal(a, "{\"spec\":{\"obj\":{\"given\":[1],\"b\":7},\"map\":{\"x\":{\"v\":\"d\"},\"y\":{\"v\":\"set\"}},"
@@ -730,7 +712,7 @@ static void test_default_inline(void **state)
     /* the default is a copy: changing one object changes neither the schema nor the next object */
     json_array_append_new(json_object_get(json_object_get(json_object_get(a, "spec"), "obj"), "given"),
                           json_integer(2));
-    json_t *b = parse("{\"spec\":{}}");
+    json_t *b = fx_json("{\"spec\":{}}");
     validate_default(&k, b);
     assert_json_equal(json_object_get(json_object_get(b, "spec"), "obj"), "{\"given\":[1],\"b\":7}");
     json_t *spec_schema = json_object_get(json_object_get(schema, "properties"), "spec");
@@ -758,11 +740,11 @@ static void *worker_main(void *arg)
         /* each thread also brings a pattern of its own, so the cache grows while others read it */
         char *text = lo_sprintf("{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":"
                                 "{\"x\":{\"type\":\"string\",\"pattern\":\"^t%d-[0-9]+$\"}}}}}", w->id * 100 + i % 5);
-        json_t *schema = parse(text);
+        json_t *schema = fx_json(text);
         free(text);
         schema_kind_t k = fake_kind(schema);
         char *value = lo_sprintf("{\"spec\":{\"x\":\"t%d-%d\"}}", w->id * 100 + i % 5, i);
-        json_t *obj = parse(value);
+        json_t *obj = fx_json(value);
         free(value);
         if (validate_object(&k, obj, NULL) != 0)
             w->failures++;
@@ -818,5 +800,5 @@ int main(void)
         cmocka_unit_test(test_default_inline),
         cmocka_unit_test(test_concurrent_validation),
     };
-    return cmocka_run_group_tests(tests, setup_registry, teardown_registry);
+    return cmocka_run_group_tests(tests, setup_registry, fx_registry_teardown);
 }
