@@ -726,11 +726,7 @@ char *codec_encode_json(const json_t *value)
 /* Shortest text that reads back as d, always with a '.' or exponent so that it stays a float. */
 static void format_real(double d, char *buf, size_t size)
 {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
+    lo_real_text(d, buf, size);
     if (strpbrk(buf, ".eEn") == NULL) /* "n": inf/nan never reach here, jansson refuses them */
         strncat(buf, ".0", size - strlen(buf) - 1);
 }

@@ -229,6 +229,15 @@ void lo_random_suffix(char *out, size_t n)
     out[n] = '\0';
 }
 
+void lo_real_text(double d, char *buf, size_t size)
+{
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(buf, size, "%.*g", precision, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+}
+
 void lo_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];

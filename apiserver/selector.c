@@ -462,15 +462,11 @@ field_selector_t *field_selector_parse(const char *text, const char *const *supp
     return sel;
 }
 
-/* Shortest "%g" text that reads back as d. New string. */
+/* Shortest text that reads back as d. New string. */
 static char *real_text(double d)
 {
     char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
+    lo_real_text(d, buf, sizeof(buf));
     return lo_strdup(buf);
 }
 

@@ -336,11 +336,7 @@ void table_human_duration(int64_t seconds, char *buf, size_t size)
 static char *real_text(double d)
 {
     char buf[40];
-    for (int precision = 1; precision <= 17; precision++) {
-        snprintf(buf, sizeof(buf), "%.*g", precision, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
+    lo_real_text(d, buf, sizeof(buf));
     return lo_strdup(buf);
 }
 

@@ -70,6 +70,12 @@ void lo_uuid4(char out[37]);
 /** n random characters from Kubernetes' generateName alphabet; out needs n+1 bytes. */
 void lo_random_suffix(char *out, size_t n);
 
+/**
+ * The shortest "%g" text that reads back as exactly d ("3.9", "1e+06"),
+ * as Go prints a float64; printf's 17 digits would show "3.8999999999999999".
+ */
+void lo_real_text(double d, char *buf, size_t size);
+
 /** Lower-case hex SHA-256 of data: 64 characters + NUL. */
 void lo_sha256_hex(const void *data, size_t len, char out[65]);
 
