@@ -6,11 +6,11 @@
  */
 #include "langop/objmeta.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "langop/selector.h"
 #include "langop/status.h"
 
 #define DNS1123_SUBDOMAIN_MSG                                                                                     \
@@ -22,74 +22,20 @@
 
 const char *const objmeta_field_labels[] = {"metadata.name", "metadata.namespace", NULL};
 
-static int is_lower_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static int is_alnum(char c)
-{
-    return isalnum((unsigned char)c) != 0;
-}
-
-/* One dot-separated part of a DNS-1123 subdomain: [a-z0-9]([-a-z0-9]*[a-z0-9])?
- * (apimachinery's IsDNS1123Subdomain bounds only the whole name, not each part) */
-static int valid_subdomain_part(const char *s, size_t len)
-{
-    if (len == 0 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!is_lower_alnum(s[i]) && s[i] != '-')
-            return 0;
-    return 1;
-}
-
-static int valid_subdomain(const char *s, size_t len)
-{
-    if (len == 0 || len > OBJMETA_NAME_MAX)
-        return 0;
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == '.') {
-            if (!valid_subdomain_part(s + start, i - start))
-                return 0;
-            start = i + 1;
-        }
-    }
-    return 1;
-}
-
+/* The rules are the label rules of selector.h: object names are DNS-1123 subdomains. */
 int objmeta_valid_name(const char *name)
 {
-    return name != NULL && valid_subdomain(name, strlen(name));
-}
-
-/* [A-Za-z0-9._-]{1,63} with alphanumeric ends */
-static int valid_label_token(const char *s, size_t len)
-{
-    if (len == 0 || len > 63 || !is_alnum(s[0]) || !is_alnum(s[len - 1]))
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-            return 0;
-    return 1;
+    return name != NULL && label_subdomain_problem(name) == NULL;
 }
 
 int objmeta_valid_qualified_name(const char *key)
 {
-    if (key == NULL)
-        return 0;
-    const char *slash = strchr(key, '/');
-    if (slash == NULL)
-        return valid_label_token(key, strlen(key));
-    if (strchr(slash + 1, '/') != NULL)
-        return 0;
-    return valid_subdomain(key, (size_t)(slash - key)) && valid_label_token(slash + 1, strlen(slash + 1));
+    return key != NULL && label_key_problem(key) == NULL;
 }
 
 int objmeta_valid_label_value(const char *value)
 {
-    return value != NULL && (value[0] == '\0' || valid_label_token(value, strlen(value)));
+    return value != NULL && label_value_problem(value) == NULL;
 }
 
 const char *objmeta_get_string(const json_t *obj, const char *field)

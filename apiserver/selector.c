@@ -166,6 +166,21 @@ static const char *check_label_value(const char *s, size_t len)
                                    : NULL;
 }
 
+const char *label_key_problem(const char *text)
+{
+    return check_label_key(text, strlen(text));
+}
+
+const char *label_value_problem(const char *text)
+{
+    return check_label_value(text, strlen(text));
+}
+
+const char *label_subdomain_problem(const char *text)
+{
+    return check_dns_subdomain(text, strlen(text));
+}
+
 static int add_value(label_req_t *req, const char *s, size_t len, lo_err_t *err)
 {
     const char *why = check_label_value(s, len);

@@ -23,6 +23,19 @@ typedef struct label_selector label_selector_t;
 typedef struct field_selector field_selector_t;
 
 label_selector_t *label_selector_parse(const char *text, lo_err_t *err);
+
+/*
+ * The name rules of labels, shared with object metadata: each returns NULL
+ * when text is valid, else why not (static text).
+ *   key:    a qualified name, [DNS-1123-subdomain "/"] name, the name 1-63 of
+ *           [A-Za-z0-9._-] with alphanumeric ends
+ *   value:  empty, or a name as above
+ *   subdomain: a lower-case DNS-1123 subdomain of at most 253 characters (a
+ *           key's prefix; also what object names must be)
+ */
+const char *label_key_problem(const char *text);
+const char *label_value_problem(const char *text);
+const char *label_subdomain_problem(const char *text);
 /** 1 if the labels object (borrowed; may be NULL = no labels) satisfies sel. */
 int label_selector_matches(const label_selector_t *sel, const json_t *labels);
 /** 1 if the selector has no requirements. */
