@@ -6,7 +6,6 @@
  */
 #include "langop/handlers.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -103,43 +102,19 @@ int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err)
     return handlers_parse_dry_run(reqinfo_query_get(hr->info, "dryRun"), err);
 }
 
-int handlers_parse_bool(const char *text, int *out)
-{
-    static const char *const truths[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const lies[] = {"0", "f", "F", "FALSE", "false", "False"};
-    for (size_t i = 0; i < 6; i++) {
-        if (strcmp(text, truths[i]) == 0 || strcmp(text, lies[i]) == 0) {
-            *out = strcmp(text, truths[i]) == 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int check_count(const handler_request_t *hr, const char *name, lo_err_t *err)
-{
-    const char *v = reqinfo_query_get(hr->info, name);
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*end == '\0' && errno == 0 && n >= 0)
-        return 0;
-    status_bad_request(err, "%s: Invalid value: \"%.100s\": must be a non-negative integer", name, v);
-    return -1;
-}
-
 int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err)
 {
     static const char *const bools[] = {"allowWatchBookmarks", "watch"};
+    static const char *const counts[] = {"limit", "timeoutSeconds", "resourceVersion"};
+    int b;
+    int64_t n;
     for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-        const char *v = reqinfo_query_get(hr->info, bools[i]);
-        int b;
-        if (v && v[0] && handlers_parse_bool(v, &b) != 0) {
-            status_bad_request(err, "%s: Invalid value: \"%.100s\": must be a boolean", bools[i], v);
+        if (reqinfo_query_bool(hr->info, bools[i], 0, &b, err) != 0)
             return -1;
-        }
+    }
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        if (reqinfo_query_count(hr->info, counts[i], &n, err) != 0)
+            return -1;
     }
     const char *initial = reqinfo_query_get(hr->info, "sendInitialEvents");
     if (initial && initial[0]) {
@@ -162,10 +137,7 @@ int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err)
         if (rc != 0)
             return -1;
     }
-    return check_count(hr, "limit", err) || check_count(hr, "timeoutSeconds", err) ||
-                   check_count(hr, "resourceVersion", err)
-               ? -1
-               : 0;
+    return 0;
 }
 
 /* ---- selectors ---- */
@@ -256,40 +228,21 @@ static void serve_get(const handler_request_t *hr, api_response_t *resp)
 
 /* ---- list ---- */
 
-static int parse_int64(const char *text, int64_t *out)
-{
-    if (text == NULL || text[0] == '\0')
-        return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end != '\0' || v < 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Resolves limit, continue and resourceVersion(+Match) into store options. */
+/*
+ * Resolves limit, continue and resourceVersion(+Match) into store options.
+ * Each was checked on its own by handlers_check_list_options(); here they
+ * are combined.
+ */
 static int list_window(const handler_request_t *hr, store_list_opts_t *opts, char **after_ns, char **after_name,
                        lo_err_t *err)
 {
-    const char *limit = reqinfo_query_get(hr->info, "limit");
     const char *cont = reqinfo_query_get(hr->info, "continue");
     const char *rv = reqinfo_query_get(hr->info, "resourceVersion");
     const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
-    int64_t n;
-    if (limit && limit[0]) {
-        if (parse_int64(limit, &n) != 0) {
-            status_bad_request(err, "limit must be a non-negative integer: \"%s\"", limit);
-            return -1;
-        }
-        opts->limit = (size_t)n;
-    }
-    if (match && match[0] && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
-        status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%s\": supported values: \"Exact\", "
-                                "\"NotOlderThan\"", match);
+    int64_t n = 0;
+    if (reqinfo_query_count(hr->info, "limit", &n, err) != 0)
         return -1;
-    }
+    opts->limit = (size_t)n;
     if (match && match[0] && (rv == NULL || rv[0] == '\0')) {
         status_bad_request(err, "resourceVersionMatch is forbidden unless resourceVersion is provided");
         return -1;
@@ -306,10 +259,8 @@ static int list_window(const handler_request_t *hr, store_list_opts_t *opts, cha
         return 0;
     }
     if (rv && rv[0]) {
-        if (parse_int64(rv, &n) != 0) {
-            status_bad_request(err, "resourceVersion: Invalid value: \"%s\": must be a non-negative integer", rv);
+        if (reqinfo_query_count(hr->info, "resourceVersion", &n, err) != 0)
             return -1;
-        }
         if (match && strcmp(match, "Exact") == 0) {
             if (n == 0) {
                 status_bad_request(err, "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"");

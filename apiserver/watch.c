@@ -3,7 +3,6 @@
  */
 #include "langop/watch.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,33 +12,6 @@
 #include "langop/status.h"
 
 /* ---- parsing ---- */
-
-static int parse_bool(const char *name, const char *value, int *out, lo_err_t *err)
-{
-    if (value == NULL || value[0] == '\0' || strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
-        *out = 0;
-        return 0;
-    }
-    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
-        *out = 1;
-        return 0;
-    }
-    status_bad_request(err, "%s: Invalid value: \"%s\": must be true or false", name, value);
-    return -1;
-}
-
-static int parse_count(const char *name, const char *value, int64_t *out, lo_err_t *err)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (value[0] == '\0' || *end != '\0' || errno || v < 0) {
-        status_bad_request(err, "%s: Invalid value: \"%s\": must be a non-negative integer", name, value);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* resourceVersion, resourceVersionMatch and sendInitialEvents of a watch. */
 static int parse_start(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err)
@@ -60,14 +32,13 @@ static int parse_start(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err)
         out->with_state = 1;
         return 0;
     }
-    return parse_count("resourceVersion", rv, &out->rv, err);
+    return reqinfo_query_count(info, "resourceVersion", &out->rv, err);
 }
 
 static int parse_timeout(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err)
 {
-    const char *t = reqinfo_query_get(info, "timeoutSeconds");
     int64_t seconds = 0;
-    if (t && t[0] && parse_count("timeoutSeconds", t, &seconds, err) != 0)
+    if (reqinfo_query_count(info, "timeoutSeconds", &seconds, err) != 0)
         return -1;
     if (seconds == 0) /* kube: minRequestTimeout * (1 + rand), so that watches do not all end at once */
         seconds = WATCH_MIN_REQUEST_TIMEOUT_S + (int64_t)(rand() % WATCH_MIN_REQUEST_TIMEOUT_S);
@@ -95,7 +66,7 @@ int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const char *
     free(by_name);
     if ((out->labels = label_selector_parse(labels, err)) == NULL || out->fields == NULL ||
         parse_start(info, out, err) != 0 ||
-        parse_bool("allowWatchBookmarks", reqinfo_query_get(info, "allowWatchBookmarks"), &out->bookmarks, err) != 0 ||
+        reqinfo_query_bool(info, "allowWatchBookmarks", 0, &out->bookmarks, err) != 0 ||
         parse_timeout(info, out, err) != 0 || encode_choose(accept, 1, &out->format, err) != 0)
         goto fail;
     if (out->format == ENCODE_YAML) {

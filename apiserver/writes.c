@@ -411,11 +411,8 @@ static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_
 static int check_apply_params(const handler_request_t *hr, patch_ctx_t *p, lo_err_t *err)
 {
     const char *force = reqinfo_query_get(hr->info, "force");
-    p->force = 0;
-    if (force && force[0] && handlers_parse_bool(force, &p->force) != 0) {
-        status_bad_request(err, "force: Invalid value: \"%s\": must be a boolean", force);
+    if (reqinfo_query_bool(hr->info, "force", 0, &p->force, err) != 0)
         return -1;
-    }
     if (p->type == PATCH_APPLY) {
         const char *m = reqinfo_query_get(hr->info, "fieldManager");
         if (m == NULL || m[0] == '\0') {

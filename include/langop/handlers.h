@@ -55,8 +55,6 @@ int handlers_filter_parse(const handler_request_t *hr, handlers_filter_t *f, lo_
 /** store_filter_fn over a handlers_filter_t. */
 int handlers_filter_keep(const json_t *obj, void *ctx);
 void handlers_filter_free(handlers_filter_t *f);
-/** A boolean as Go's strconv.ParseBool reads it (clients send "true", "True", "1" ...); -1 otherwise. */
-int handlers_parse_bool(const char *text, int *out);
 /**
  * Checks the list options of a list or deletecollection (limit,
  * continue, resourceVersion(Match), timeoutSeconds, the booleans,

@@ -85,6 +85,11 @@ static void test_parameters(void **state)
     assert_int_equal(parse(NS_PATH "?watch=1&resourceVersion=0", NULL, &spec), 0);
     assert_true(spec.with_state); /* "0" is "any": the current state, as unset */
     watch_spec_free(&spec);
+
+    /* python3-kubernetes sends watch.stream(..., allow_watch_bookmarks=True) as "True" */
+    assert_int_equal(parse(NS_PATH "?watch=True&allowWatchBookmarks=True", NULL, &spec), 0);
+    assert_true(spec.bookmarks);
+    watch_spec_free(&spec);
 }
 
 static void test_bad_parameters(void **state)
