@@ -37,14 +37,20 @@ static void unsupported_media_type(lo_err_t *err)
                "application/json, application/yaml");
 }
 
+int decode_check_size(const api_request_t *req, lo_err_t *err)
+{
+    if (req->body_len <= API_MAX_BODY)
+        return 0;
+    lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+    return -1;
+}
+
 json_t *decode_body(const api_request_t *req, json_t **duplicates, lo_err_t *err)
 {
     if (duplicates)
         *duplicates = NULL;
-    if (req->body_len > API_MAX_BODY) {
-        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+    if (decode_check_size(req, err) != 0)
         return NULL;
-    }
     if (req->body == NULL || req->body_len == 0) {
         status_bad_request(err, "the request body is empty: an object is required");
         return NULL;

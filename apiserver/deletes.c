@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "langop/codec.h"
+#include "langop/decode.h"
 #include "langop/objmeta.h"
 #include "langop/status.h"
 
@@ -84,10 +85,8 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
     const api_request_t *req = hr->req;
     if (req->body == NULL || req->body_len == 0)
         return 0;
-    if (req->body_len > API_MAX_BODY) {
-        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+    if (decode_check_size(req, err) != 0)
         return -1;
-    }
     json_t *opts = codec_decode_auto(req->body, req->body_len, err);
     if (opts == NULL)
         return -1;

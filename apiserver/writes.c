@@ -376,10 +376,8 @@ static int mutate_patch(store_txn_t *txn, const json_t *current, json_t **next, 
 static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_t *err)
 {
     const api_request_t *req = hr->req;
-    if (req->body_len > API_MAX_BODY) {
-        lo_err_set(err, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u", API_MAX_BODY);
+    if (decode_check_size(req, err) != 0)
         return NULL;
-    }
     if (req->body == NULL || req->body_len == 0) {
         status_bad_request(err, "the request body is empty: a patch is required");
         return NULL;

@@ -29,6 +29,9 @@ typedef enum field_validation {
 /** Parses the fieldValidation query value (NULL or "" = Warn). 400 for anything else. */
 int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err);
 
+/** 413 RequestEntityTooLarge (and -1) when the body is over API_MAX_BODY; 0 otherwise. */
+int decode_check_size(const api_request_t *req, lo_err_t *err);
+
 /**
  * Decodes a body as JSON or YAML by its Content-Type (413 above
  * API_MAX_BODY, 415 for other types, 400 for malformed text or an empty
