@@ -70,14 +70,9 @@ void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, 
     }
     if (format == ENCODE_TABLE && own_kind) {
         table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err);
-        json_t *one = json_pack("[O]", obj);
-        json_t *meta = json_pack("{s:O*}", "resourceVersion",
-                                 json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
-        json_t *table = table_render(hr->kind, one, meta, include, 1, (int64_t)time(NULL));
+        json_t *table = table_render_object(hr->kind, obj, include, 1, (int64_t)time(NULL));
         encode_object(resp, status, ENCODE_TABLE, table);
         json_decref(table);
-        json_decref(meta);
-        json_decref(one);
     } else {
         encode_object(resp, status, format == ENCODE_TABLE ? ENCODE_JSON : format, obj);
     }

@@ -555,3 +555,15 @@ json_t *table_render(const schema_kind_t *k, const json_t *objects, const json_t
     json_object_set_new(table, "rows", rows);
     return table;
 }
+
+json_t *table_render_object(const schema_kind_t *k, const json_t *obj, table_include_t include, int with_columns,
+                            int64_t now)
+{
+    json_t *one = json_pack("[O]", obj);
+    json_t *meta = json_pack("{s:O*}", "resourceVersion",
+                             json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    json_t *table = table_render(k, one, meta, include, with_columns, now);
+    json_decref(meta);
+    json_decref(one);
+    return table;
+}

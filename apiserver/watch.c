@@ -161,12 +161,9 @@ char *watch_encode(const watch_spec_t *spec, store_event_type_t type, const json
 {
     json_t *obj = with_rv(object, rv);
     if (spec->format == ENCODE_TABLE) {
-        json_t *one = json_pack("[o]", obj);
-        json_t *meta = json_pack("{s:O*}", "resourceVersion",
-                                 json_object_get(json_object_get(json_array_get(one, 0), "metadata"), "resourceVersion"));
-        obj = table_render(spec->kind, one, meta, spec->include, with_columns, (int64_t)time(NULL));
-        json_decref(meta);
-        json_decref(one);
+        json_t *table = table_render_object(spec->kind, obj, spec->include, with_columns, (int64_t)time(NULL));
+        json_decref(obj);
+        obj = table;
     }
     return line_of(json_pack("{s:s, s:o}", "type", store_event_type_name(type), "object", obj), len);
 }

@@ -39,6 +39,14 @@ int table_parse_include(const char *value, table_include_t *out, lo_err_t *err);
 json_t *table_render(const schema_kind_t *k, const json_t *objects, const json_t *list_meta,
                      table_include_t include, int with_columns, int64_t now);
 
+/**
+ * A one-row Table (new reference) for one object (borrowed) of kind k, its
+ * metadata carrying the object's resourceVersion, as kube answers a get or
+ * a write, and sends a Table watch event.
+ */
+json_t *table_render_object(const schema_kind_t *k, const json_t *obj, table_include_t include, int with_columns,
+                            int64_t now);
+
 /** Evaluates a jsonPath of the subset on obj: new array of the values found (maybe empty). */
 json_t *table_jsonpath(const json_t *obj, const char *path);
 
