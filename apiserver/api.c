@@ -146,10 +146,8 @@ store_t *api_store(api_t *api)
 void api_derive(api_t *api, const char *resource, json_t *objects)
 {
     const schema_kind_t *k = schema_kind_by_resource(resource);
-    lo_err_t err = {0};
-    if (k && derive_status(api->store, k, objects, api->cluster_domain, &err) != 0)
-        lo_log(LO_INFO, "cannot derive the status of %s: %s", resource, err.message);
-    lo_err_clear(&err);
+    if (k)
+        derive_overlay(api->store, k, objects, api->cluster_domain);
 }
 
 void api_set_ready(api_t *api, int ready)

@@ -411,6 +411,14 @@ static const kind_rule_t *rule_for(const char *kind)
     return NULL;
 }
 
+void derive_overlay(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain)
+{
+    lo_err_t err = {0};
+    if (derive_status(store, k, objects, cluster_domain, &err) != 0)
+        lo_log(LO_INFO, "cannot derive the status of %s: %s", k->plural, err.message);
+    lo_err_clear(&err);
+}
+
 void derive_strip(const schema_kind_t *k, json_t *obj)
 {
     const kind_rule_t *rule = rule_for(k->kind);

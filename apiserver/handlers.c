@@ -30,15 +30,6 @@ void handlers_respond_error(api_response_t *resp, lo_err_t *err)
     api_response_set_error(resp, err);
 }
 
-/* Overlays the computed status (derive.h) on objects (an array, modified in place). */
-void handlers_derive(const handler_request_t *hr, json_t *objects)
-{
-    lo_err_t err = {0};
-    if (derive_status(hr->store, hr->kind, objects, hr->cluster_domain, &err) != 0)
-        lo_log(LO_INFO, "cannot derive the status of %s: %s", hr->kind->plural, err.message);
-    lo_err_clear(&err);
-}
-
 int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
 {
     encode_format_t format;
@@ -65,7 +56,7 @@ void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, 
     int own_kind = json_is_object(obj) && json_object_get(obj, "spec") != NULL;
     if (own_kind) {
         json_t *one = json_pack("[O]", obj);
-        handlers_derive(hr, one);
+        derive_overlay(hr->store, hr->kind, one, hr->cluster_domain);
         json_decref(one);
     }
     if (format == ENCODE_TABLE && own_kind) {
@@ -210,7 +201,7 @@ static void serve_get(const handler_request_t *hr, api_response_t *resp)
         handlers_respond_error(resp, &err);
     } else {
         json_t *one = json_pack("[O]", obj);
-        handlers_derive(hr, one);
+        derive_overlay(hr->store, hr->kind, one, hr->cluster_domain);
         json_t *meta = json_pack("{s:O*}", "resourceVersion",
                                  json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
         respond_read(hr, resp, obj, one, meta);
@@ -342,7 +333,7 @@ static void serve_list(const handler_request_t *hr, api_response_t *resp)
     if (selecting)
         res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
     json_t *list = list_envelope(hr->kind, &res);
-    handlers_derive(hr, json_object_get(list, "items"));
+    derive_overlay(hr->store, hr->kind, json_object_get(list, "items"), hr->cluster_domain);
     respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
     json_decref(list);
 exit:

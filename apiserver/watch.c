@@ -195,15 +195,6 @@ typedef struct replay_buf {
     size_t n, n_cap;
 } replay_buf_t;
 
-/* Overlays the computed status on objects, as every read shows it (one pass per namespace). */
-static void derive_all(const replay_buf_t *b, json_t *objects)
-{
-    lo_err_t err = {0};
-    if (derive_status(b->store, b->spec->kind, objects, b->spec->cluster_domain, &err) != 0)
-        lo_log(LO_INFO, "watch: cannot derive the status of %s: %s", b->spec->kind->plural, err.message);
-    lo_err_clear(&err);
-}
-
 static void replay_append(replay_buf_t *b, char *line /* stolen */, size_t len)
 {
     watch_replay_t *out = b->out;
@@ -254,7 +245,7 @@ static int replay_change(void *ctx, const store_event_t *ev)
 /* The kept changes as lines: derived after the log's read transaction (deriving reads the store too). */
 static void replay_changes_encode(replay_buf_t *b)
 {
-    derive_all(b, b->objects);
+    derive_overlay(b->store, b->spec->kind, b->objects, b->spec->cluster_domain);
     for (size_t i = 0; i < b->n; i++)
         replay_event(b, b->types[i], json_array_get(b->objects, i), b->rvs[i]);
 }
@@ -282,7 +273,7 @@ static void replay_state(replay_buf_t *b, store_t *store)
     if (store_list(store, &opts, &res, &err) != STORE_OK) {
         replay_fail(b, &err);
     } else {
-        derive_all(b, res.items);
+        derive_overlay(store, spec->kind, res.items, spec->cluster_domain);
         size_t i;
         json_t *obj;
         json_array_foreach(res.items, i, obj) {

@@ -31,6 +31,12 @@ int derive_status(store_t *store, const schema_kind_t *k, json_t *objects, const
                   lo_err_t *err);
 
 /**
+ * derive_status() for a read that must answer anyway: a store failure is
+ * logged and the objects keep their stored status.
+ */
+void derive_overlay(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain);
+
+/**
  * Removes, in place, the derived status fields (and derived conditions) of
  * obj, an object of kind k about to be stored: they are computed on read,
  * so a value a client writes there is dropped rather than kept.

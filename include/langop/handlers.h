@@ -32,8 +32,6 @@ void handlers_serve(const handler_request_t *hr, api_response_t *resp);
 const char *handlers_url_ns(const handler_request_t *hr);
 /** Answers the Status of err. */
 void handlers_respond_error(api_response_t *resp, lo_err_t *err);
-/** Overlays the computed status (derive.h) on objects (an array, modified in place). */
-void handlers_derive(const handler_request_t *hr, json_t *objects);
 /**
  * Checks, before a write, that its answer can be given as the client
  * accepts (406 otherwise): a write that cannot be answered is not made.
