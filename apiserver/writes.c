@@ -197,58 +197,65 @@ static int create_with_name(const handler_request_t *hr, json_t *body, const wri
     return rc;
 }
 
+/* What a create or an update carries from its request to its answer. */
+typedef struct object_write {
+    lo_err_t err;
+    write_params_t params;
+    json_t *warnings;                 /* unknown or duplicate fields, for the Warning header */
+    json_t *body;                     /* the decoded, defaulted object */
+    store_write_result_t res;
+} object_write_t;
+
+/* The shared first steps: the answer can be given, the parameters and the body are read. */
+static int object_write_begin(const handler_request_t *hr, object_write_t *ow)
+{
+    memset(ow, 0, sizeof(*ow));
+    ow->warnings = json_array();
+    if (handlers_check_output(hr, &ow->err) != 0 || parse_write_params(hr, &ow->params, &ow->err) != 0)
+        return -1;
+    ow->body = decode_object(hr->kind, hr->req, ow->params.field_validation, ow->warnings, &ow->err);
+    return ow->body ? 0 : -1;
+}
+
+/* Answers (the stored object with status, or the error) and releases ow. */
+static void object_write_end(const handler_request_t *hr, api_response_t *resp, object_write_t *ow, int ok,
+                             int status)
+{
+    if (ok) {
+        handlers_respond_object(hr, resp, status, ow->res.object);
+        decode_add_warnings(resp, ow->warnings);
+    } else {
+        handlers_respond_error(resp, &ow->err);
+    }
+    store_write_result_free(&ow->res);
+    json_decref(ow->body);
+    json_decref(ow->warnings);
+    free(ow->params.manager);
+    lo_err_clear(&ow->err);
+}
+
 void handlers_create(const handler_request_t *hr, api_response_t *resp)
 {
-    lo_err_t err = {0};
-    store_write_result_t res = {0};
-    write_params_t params = {0};
-    json_t *warnings = json_array();
-    json_t *body = NULL;
-    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
-        (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
-        objmeta_prepare_create(hr->kind, handlers_url_ns(hr), body, &err) != 0 ||
-        validate_object(hr->kind, body, &err) != 0 ||
-        create_with_name(hr, body, &params, &res, &err) != STORE_OK) {
-        handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    handlers_respond_object(hr, resp, 201, res.object);
-    decode_add_warnings(resp, warnings);
-exit:
-    store_write_result_free(&res);
-    json_decref(body);
-    json_decref(warnings);
-    free(params.manager);
-    lo_err_clear(&err);
+    object_write_t ow;
+    int ok = object_write_begin(hr, &ow) == 0 &&
+             objmeta_prepare_create(hr->kind, handlers_url_ns(hr), ow.body, &ow.err) == 0 &&
+             validate_object(hr->kind, ow.body, &ow.err) == 0 &&
+             create_with_name(hr, ow.body, &ow.params, &ow.res, &ow.err) == STORE_OK;
+    object_write_end(hr, resp, &ow, ok, 201);
 }
 
 void handlers_update(const handler_request_t *hr, api_response_t *resp, int status_subresource)
 {
-    lo_err_t err = {0};
-    store_write_result_t res = {0};
-    write_params_t params = {0};
-    json_t *warnings = json_array();
-    json_t *body = NULL;
-    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
-        (body = decode_object(hr->kind, hr->req, params.field_validation, warnings, &err)) == NULL ||
-        objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, body, &err) != 0) {
-        handlers_respond_error(resp, &err);
-        goto exit;
+    object_write_t ow;
+    int ok = object_write_begin(hr, &ow) == 0 &&
+             objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, ow.body, &ow.err) == 0;
+    if (ok) {
+        write_ctx_t w = {.hr = hr, .body = ow.body, .name = hr->info->name, .manager = ow.params.manager};
+        ok = run_write(hr, status_subresource ? mutate_status : mutate_update, &w, ow.params.dry_run, &ow.res,
+                       &ow.err) == STORE_OK;
     }
-    write_ctx_t w = {.hr = hr, .body = body, .name = hr->info->name, .manager = params.manager};
-    if (run_write(hr, status_subresource ? mutate_status : mutate_update, &w, params.dry_run, &res, &err) != 0) {
-        handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    /* also when the update removed the last finalizer of an object being deleted, and it is gone */
-    handlers_respond_object(hr, resp, 200, res.object);
-    decode_add_warnings(resp, warnings);
-exit:
-    store_write_result_free(&res);
-    json_decref(body);
-    json_decref(warnings);
-    free(params.manager);
-    lo_err_clear(&err);
+    /* answered with the object also when the update removed the last finalizer and it is gone */
+    object_write_end(hr, resp, &ow, ok, 200);
 }
 
 /* ---- patch ---- */
