@@ -29,8 +29,9 @@
  *  - policy: `<plural>.langop.io "<name>" is forbidden: <why>`, details
  *    {name, group, kind: plural}, as apimachinery's NewForbidden.
  *
- * No global mutable state: the tables are const, so admission_check may run
- * on any thread (it runs on the store's writer).
+ * No global mutable state: the tables are const, so the checks may run on
+ * any thread: admission_check on a request's worker against a snapshot,
+ * admission_check_policy again in the store's writer, atomically.
  */
 #include "langop/admission.h"
 
@@ -465,7 +466,7 @@ static void forbidden(const rule_input_t *in, lo_err_t *err, const char *fmt, ..
 static int cluster_get(const rule_input_t *in, json_t **out, lo_err_t *err)
 {
     lo_err_t e = {0};
-    int rc = store_txn_get(in->txn, CLUSTER_RESOURCE, "", in->ns, out, &e);
+    int rc = store_txn_get(in->txn, CLUSTER_RESOURCE, "", in->ns, out, NULL, &e);
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         status_internal(err, "reading LanguageCluster \"%s\": %s", in->ns, e.message);
     lo_err_clear(&e);
@@ -587,8 +588,9 @@ static const char *meta_string(const json_t *obj, const char *key)
     return s ? s : "";
 }
 
-int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
-                    const json_t *obj, lo_err_t *err)
+/* Runs the rules of k, the field rules only when fields is set. */
+static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                     const json_t *obj, int fields, lo_err_t *err)
 {
     assert(k != NULL && obj != NULL);
     rule_input_t in = {
@@ -599,7 +601,7 @@ int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operatio
     int causes = 0;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
         const struct rule *r = &rules[i];
-        if (!rule_applies(r, k))
+        if (!rule_applies(r, k) || (r->sort == RULE_FIELD && !fields))
             continue;
         if (r->sort == RULE_FIELD)
             causes += r->fn(&in, &invalid);
@@ -617,4 +619,16 @@ int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operatio
 fail:
     lo_err_clear(&invalid);
     return -1;
+}
+
+int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                    const json_t *obj, lo_err_t *err)
+{
+    return run_rules(txn, k, op, old, obj, 1, err);
+}
+
+int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,
+                           lo_err_t *err)
+{
+    return run_rules(txn, k, op, NULL, obj, 0, err);
 }

@@ -28,6 +28,29 @@ struct api {
     atomic_int ready;
 };
 
+/*
+ * One request in progress, from api_handle() to its answer: what handlers
+ * point into (the parsed request) lives here, so a handler can wait on the
+ * store and go on later on another worker.
+ */
+struct api_call {
+    api_t *api;
+    reqinfo_t info;
+    handler_request_t hr;
+    api_wake_fn wake;
+    void *wake_ctx;
+    api_resume_fn resume;    /* the handler's continuation while pending */
+    void *ctx;
+};
+
+static void call_free(api_call_t *call)
+{
+    if (call == NULL)
+        return;
+    reqinfo_free(&call->info);
+    free(call);
+}
+
 /* ---- requests, responses, users ---- */
 
 void api_user_copy(api_user_t *dst, const api_user_t *src)
@@ -63,6 +86,7 @@ void api_request_free(api_request_t *req)
 
 void api_response_free(api_response_t *resp)
 {
+    call_free(resp->call);
     if (resp->watch) {
         watch_spec_free(resp->watch);
         free(resp->watch);
@@ -103,6 +127,12 @@ void api_response_set_json(api_response_t *resp, int status, const char *content
     set_body(resp, status, content_type, text);
 }
 
+void api_response_set_json_text(api_response_t *resp, int status, const char *content_type, char *text, size_t len)
+{
+    set_body(resp, status, content_type, text);
+    resp->body_len = len;
+}
+
 void api_response_set_text(api_response_t *resp, int status, const char *text)
 {
     set_body(resp, status, "text/plain; charset=utf-8", lo_strdup(text));
@@ -117,6 +147,20 @@ void api_response_set_error(api_response_t *resp, const lo_err_t *err)
 
 /* ---- the api ---- */
 
+/* The store's commit rules: derived status is computed where it is stored. */
+static int rule_prepare(void *ctx, store_txn_t *txn, const char *resource, json_t *obj, lo_err_t *err)
+{
+    api_t *api = ctx;
+    const schema_kind_t *k = schema_kind_by_resource(resource);
+    return k ? derive_object(txn, k, obj, api->cluster_domain, err) : 0;
+}
+
+static int rule_settle(void *ctx, store_txn_t *txn, const store_change_t *changes, size_t n, lo_err_t *err)
+{
+    api_t *api = ctx;
+    return derive_settle(txn, changes, n, api->cluster_domain, err);
+}
+
 api_t *api_new(store_t *store, const api_options_t *opts)
 {
     api_t *api = lo_calloc(1, sizeof(*api));
@@ -125,6 +169,8 @@ api_t *api_new(store_t *store, const api_options_t *opts)
     api->openapi = openapi_new();
     api->cluster_domain = lo_strdup(opts && opts->cluster_domain ? opts->cluster_domain : "cluster.local");
     atomic_init(&api->ready, 0);
+    store_rules_t rules = {.prepare = rule_prepare, .settle = rule_settle, .ctx = api};
+    store_set_rules(store, &rules);
     return api;
 }
 
@@ -143,11 +189,69 @@ store_t *api_store(api_t *api)
     return api->store;
 }
 
-void api_derive(api_t *api, const char *resource, json_t *objects)
+#define REFRESH_PAGE 256
+
+/* Rewrites one page of stored objects through the writer: prepare derives them, the no-op test drops the equal. */
+static int refresh_page(api_t *api, const schema_kind_t *k, const json_t *items, lo_err_t *err)
 {
-    const schema_kind_t *k = schema_kind_by_resource(resource);
-    if (k)
-        derive_overlay(api->store, k, objects, api->cluster_domain);
+    size_t n = json_array_size(items);
+    if (n == 0)
+        return 0;
+    store_op_t *ops = lo_calloc(n, sizeof(*ops));
+    json_t *copies = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const json_t *obj = json_array_get(items, i);
+        const char *rv = objmeta_get_string(obj, "resourceVersion");
+        json_t *copy = json_deep_copy(obj);
+        json_array_append_new(copies, copy);
+        derive_strip(k, copy);
+        ops[i] = (store_op_t){.resource = k->plural, .ns = objmeta_get_string(obj, "namespace"),
+                              .name = objmeta_get_string(obj, "name"), .kind = STORE_WRITE_PUT, .object = copy,
+                              .current = obj, .expect_rv = rv ? strtoll(rv, NULL, 10) : STORE_RV_ANY};
+    }
+    int ret = store_write(api->store, ops, n) == STORE_OK ? 0 : -1;
+    for (size_t i = 0; i < n; i++) {
+        /* a conflict means someone wrote it meanwhile, and that write derived it */
+        if (ret == 0 && ops[i].rc != STORE_OK && ops[i].rc != STORE_CONFLICT && ops[i].rc != STORE_NOT_FOUND) {
+            lo_err_set(err, 500, "InternalError", "%s", ops[i].err.message);
+            ret = -1;
+        }
+        store_op_clear(&ops[i]);
+    }
+    free(ops);
+    json_decref(copies);
+    return ret;
+}
+
+int api_refresh_derived(api_t *api, lo_err_t *err)
+{
+    for (size_t i = 0; i < schema_kind_count(); i++) {
+        const schema_kind_t *k = schema_kind_at(i);
+        if (!derive_has_status(k))
+            continue;
+        char *after_ns = NULL, *after_name = NULL;
+        int more = 1, ret = 0;
+        while (more && ret == 0) {
+            store_list_opts_t o = {.resource = k->plural, .after_ns = after_ns, .after_name = after_name,
+                                   .limit = REFRESH_PAGE, .skip_remaining = 1};
+            store_list_result_t res;
+            if (store_list(api->store, &o, &res, err) != STORE_OK)
+                return -1;
+            ret = refresh_page(api, k, res.items, err);
+            more = res.more;
+            free(after_ns);
+            free(after_name);
+            after_ns = res.last_ns;
+            after_name = res.last_name;
+            res.last_ns = res.last_name = NULL;
+            store_list_result_free(&res);
+        }
+        free(after_ns);
+        free(after_name);
+        if (ret != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void api_set_ready(api_t *api, int ready)
@@ -260,7 +364,7 @@ static int serve_namespace(api_t *api, const api_request_t *req, const reqinfo_t
         return 0;
     lo_err_t err = {0};
     json_t *cluster = NULL;
-    int rc = store_get(api->store, "languageclusters", "", name, &cluster, &err);
+    int rc = store_get(api->store, "languageclusters", "", name, &cluster, NULL, &err);
     if (rc == STORE_OK) {
         json_t *meta = json_object_get(cluster, "metadata");
         json_t *ns = json_pack("{s:s, s:s, s:{s:s, s:O*, s:O*}, s:{s:s}}", "kind", "Namespace", "apiVersion", "v1",
@@ -374,8 +478,10 @@ static int check_shape(const schema_kind_t *k, const char *method, const reqinfo
     return 0;
 }
 
-static void serve_resource(api_t *api, const api_request_t *req, const reqinfo_t *info, api_response_t *resp)
+static void serve_resource(api_call_t *call, const api_request_t *req, api_response_t *resp)
 {
+    api_t *api = call->api;
+    const reqinfo_t *info = &call->info;
     const schema_kind_t *k = NULL;
     if (info->group && strcmp(info->group, SCHEMA_GROUP) == 0 && info->version &&
         strcmp(info->version, SCHEMA_VERSION) == 0 && info->resource)
@@ -386,9 +492,9 @@ static void serve_resource(api_t *api, const api_request_t *req, const reqinfo_t
     }
     if (check_shape(k, req->method, info, resp) != 0)
         return;
-    handler_request_t hr = {.store = api->store, .kind = k, .info = info, .req = req,
-                            .cluster_domain = api->cluster_domain};
-    handlers_serve(&hr, resp);
+    call->hr = (handler_request_t){.store = api->store, .kind = k, .info = info, .req = req,
+                                   .cluster_domain = api->cluster_domain};
+    handlers_serve(&call->hr, resp);
 }
 
 /* The verb of the request log, as kube-apiserver's httplog writes it: LIST, WATCH, GET, POST ... */
@@ -402,23 +508,61 @@ static void log_verb(const reqinfo_t *info, const api_request_t *req, api_respon
     snprintf(resp->verb, sizeof(resp->verb), "%s", verb);
 }
 
-void api_handle(api_t *api, const api_request_t *req, api_response_t *resp)
+/*
+ * After a handler ran: done, or its deferred ops are queued and the call
+ * waits (1). A full queue answers the ops STORE_BUSY at once and the
+ * handler goes on with that.
+ */
+static int settle_response(api_call_t *call, api_response_t *resp)
 {
-    reqinfo_t info;
+    while (resp->deferred.ops != NULL) {
+        api_deferred_t d = resp->deferred;
+        memset(&resp->deferred, 0, sizeof(resp->deferred));
+        call->resume = d.resume;
+        call->ctx = d.ctx;
+        resp->call = call;
+        if (store_submit(call->api->store, d.ops, d.n, (store_done_fn)call->wake, call->wake_ctx) == STORE_OK)
+            return 1;
+        resp->call = NULL;
+        for (size_t i = 0; i < d.n; i++) {
+            d.ops[i].rc = STORE_BUSY;
+            lo_err_set(&d.ops[i].err, 0, "", "the store's write queue is full");
+        }
+        call->resume(call->ctx, resp);
+    }
+    call_free(call);
+    return 0;
+}
+
+int api_handle(api_t *api, const api_request_t *req, api_response_t *resp, api_wake_fn wake, void *wake_ctx)
+{
+    api_call_t *call = lo_calloc(1, sizeof(*call));
     lo_err_t err = {0};
-    memset(&info, 0, sizeof(info));
-    if (reqinfo_parse(req->method, req->target, strlen(req->target), &info, &err) != 0) {
+    call->api = api;
+    call->wake = wake;
+    call->wake_ctx = wake_ctx;
+    reqinfo_t *info = &call->info;
+    if (reqinfo_parse(req->method, req->target, strlen(req->target), info, &err) != 0) {
         if (err.code == 0)
             status_bad_request(&err, "malformed request path");
         api_response_set_error(resp, &err);
         snprintf(resp->verb, sizeof(resp->verb), "%s", req->method);
     } else {
-        log_verb(&info, req, resp);
-        if (info.is_resource)
-            serve_resource(api, req, &info, resp);
+        log_verb(info, req, resp);
+        if (info->is_resource)
+            serve_resource(call, req, resp);
         else
-            serve_non_resource(api, req, &info, resp);
+            serve_non_resource(api, req, info, resp);
     }
-    reqinfo_free(&info);
     lo_err_clear(&err);
+    return settle_response(call, resp);
+}
+
+int api_resume(api_t *api, api_response_t *resp)
+{
+    (void)api;
+    api_call_t *call = resp->call;
+    resp->call = NULL;
+    call->resume(call->ctx, resp);
+    return settle_response(call, resp);
 }

@@ -2,6 +2,8 @@
  * deletes.c - delete and deletecollection, with DeleteOptions (body and
  * query), preconditions, dry run and finalizers: an object with finalizers
  * is marked (deletionTimestamp) and goes when an update empties them.
+ * Both are compare-and-swap writes on the rv read (writes.c's driver): a
+ * delete that meets a newer version reads it again and decides again.
  */
 #include "langop/handlers.h"
 
@@ -114,138 +116,284 @@ exit:
     return ret;
 }
 
-typedef struct delete_ctx {
-    const handler_request_t *hr;
-    const delete_options_t *opts;
-    const char *name;
-} delete_ctx_t;
-
-static int check_delete_preconditions(const delete_ctx_t *d, const json_t *current, lo_err_t *err)
+static int check_delete_preconditions(const handler_request_t *hr, const delete_options_t *opts, const char *name,
+                                      const json_t *current, lo_err_t *err)
 {
     const char *uid = objmeta_get_string(current, "uid");
     const char *rv = objmeta_get_string(current, "resourceVersion");
     char why[256];
-    if (d->opts->precondition_uid && (uid == NULL || strcmp(uid, d->opts->precondition_uid) != 0)) {
+    if (opts->precondition_uid && (uid == NULL || strcmp(uid, opts->precondition_uid) != 0)) {
         snprintf(why, sizeof(why), "Precondition failed: UID in precondition: %s, UID in object meta: %s",
-                 d->opts->precondition_uid, uid ? uid : "");
-        status_conflict(err, d->hr->kind->plural, SCHEMA_GROUP, d->name, why);
+                 opts->precondition_uid, uid ? uid : "");
+        status_conflict(err, hr->kind->plural, SCHEMA_GROUP, name, why);
         return -1;
     }
-    if (d->opts->precondition_rv && (rv == NULL || strcmp(rv, d->opts->precondition_rv) != 0)) {
+    if (opts->precondition_rv && (rv == NULL || strcmp(rv, opts->precondition_rv) != 0)) {
         snprintf(why, sizeof(why),
                  "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s",
-                 d->opts->precondition_rv, rv ? rv : "");
-        status_conflict(err, d->hr->kind->plural, SCHEMA_GROUP, d->name, why);
+                 opts->precondition_rv, rv ? rv : "");
+        status_conflict(err, hr->kind->plural, SCHEMA_GROUP, name, why);
         return -1;
     }
     return 0;
 }
 
-static int mutate_delete(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+/*
+ * The op that deletes current (read at rv), into *op: a DELETE, or - with
+ * finalizers pending - a PUT of a copy marked deleting (*marked, a new ref
+ * the caller keeps while op is queued). Returns 0, 1 when nothing is to be
+ * written (already being deleted), -1 with err.
+ */
+static int delete_op(const handler_request_t *hr, const delete_options_t *opts, const json_t *current, int64_t rv,
+                     store_op_t *op, json_t **marked, lo_err_t *err)
 {
-    (void)txn;
-    delete_ctx_t *d = ctx;
-    if (current == NULL) {
-        status_not_found(err, d->hr->kind->plural, SCHEMA_GROUP, d->name);
+    const char *name = objmeta_get_string(current, "name");
+    const char *ns = objmeta_get_string(current, "namespace");
+    if (check_delete_preconditions(hr, opts, name, current, err) != 0)
         return -1;
-    }
-    if (check_delete_preconditions(d, current, err) != 0)
-        return -1;
+    *op = (store_op_t){.resource = hr->kind->plural, .ns = ns ? ns : "", .name = name, .current = current,
+                       .expect_rv = rv, .dry_run = opts->dry_run, .kind = STORE_WRITE_DELETE};
     if (!objmeta_has_finalizers(current))
-        return STORE_WRITE_DELETE;
+        return 0;
     /* finalizers pending: mark it; it goes when an update empties them */
     if (objmeta_is_deleting(current))
-        return STORE_WRITE_NOOP;
-    *next = json_deep_copy(current);
-    objmeta_mark_deleting(*next);
-    return STORE_WRITE_PUT;
+        return 1;
+    *marked = json_deep_copy(current);
+    objmeta_mark_deleting(*marked);
+    op->kind = STORE_WRITE_PUT;
+    op->object = *marked;
+    return 0;
 }
 
-/* Deletes one object; on success *result is the object (new ref) and *gone says whether it was removed. */
-static int delete_one(const handler_request_t *hr, const delete_options_t *opts, const char *ns, const char *name,
-                      json_t **result, int *gone, lo_err_t *err)
+static int64_t object_rv(const json_t *obj)
 {
-    delete_ctx_t d = {.hr = hr, .opts = opts, .name = name};
-    store_write_t op = {.resource = hr->kind->plural, .ns = ns, .name = name, .mutate = mutate_delete, .ctx = &d,
-                        .dry_run = opts->dry_run};
-    store_write_result_t res = {0};
-    int rc = store_write(hr->store, &op, &res, err);
-    if (rc == STORE_NOT_FOUND)
-        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, name);
-    if (rc != STORE_OK)
-        return rc;
-    *gone = res.kind == STORE_WRITE_DELETE;
-    *result = res.object;
-    res.object = NULL;
-    store_write_result_free(&res);
-    return STORE_OK;
+    const char *rv = objmeta_get_string(obj, "resourceVersion");
+    return rv ? strtoll(rv, NULL, 10) : STORE_RV_ANY;
+}
+
+/* ---- delete ---- */
+
+typedef struct delete_job {
+    handlers_write_t w;     /* first: the driver's callbacks get &job->w */
+    delete_options_t opts;
+} delete_job_t;
+
+static int delete_prepare(handlers_write_t *w, lo_err_t *err)
+{
+    delete_job_t *d = (delete_job_t *)w;
+    int64_t rv = 0;
+    if (handlers_read_current(w->hr, w->name, &w->current, &rv, err) != STORE_OK)
+        return -1;
+    return delete_op(w->hr, &d->opts, w->current, rv, &w->op, &w->next, err);
+}
+
+static void delete_answer(handlers_write_t *w, api_response_t *resp)
+{
+    const handler_request_t *hr = w->hr;
+    if (w->op.rc == STORE_OK && w->op.done_kind == STORE_WRITE_DELETE) {
+        json_t *st = status_success(w->name, SCHEMA_GROUP, hr->kind->plural, objmeta_get_string(w->op.result, "uid"));
+        handlers_respond_object(hr, resp, 200, st);
+        json_decref(st);
+    } else { /* still there, with deletionTimestamp */
+        handlers_respond_object(hr, resp, 200, w->op.result ? w->op.result : w->current);
+    }
+}
+
+static void delete_release(handlers_write_t *w)
+{
+    delete_job_t *d = (delete_job_t *)w;
+    delete_options_free(&d->opts);
+    free(d);
 }
 
 void handlers_delete(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    delete_options_t opts = {0};
-    json_t *obj = NULL;
-    int gone = 0;
-    if (handlers_check_output(hr, &err) != 0 || parse_delete_options(hr, &opts, &err) != 0 ||
-        delete_one(hr, &opts, hr->kind->namespaced ? handlers_url_ns(hr) : "", hr->info->name, &obj, &gone, &err) != 0) {
+    delete_job_t *d = lo_calloc(1, sizeof(*d));
+    d->w = (handlers_write_t){.hr = hr, .name = hr->info->name, .prepare = delete_prepare,
+                              .retry = handlers_retry_on_conflict, .answer = delete_answer, .release = delete_release};
+    if (handlers_check_output(hr, &err) != 0 || parse_delete_options(hr, &d->opts, &err) != 0) {
         handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    if (gone) {
-        json_t *st = status_success(hr->info->name, SCHEMA_GROUP, hr->kind->plural, objmeta_get_string(obj, "uid"));
-        handlers_respond_object(hr, resp, 200, st);
-        json_decref(st);
+        delete_release(&d->w);
     } else {
-        handlers_respond_object(hr, resp, 200, obj); /* still there, with deletionTimestamp */
+        handlers_write_run(&d->w, resp);
     }
-exit:
-    json_decref(obj);
-    delete_options_free(&opts);
     lo_err_clear(&err);
+}
+
+/* ---- deletecollection ---- */
+
+#define COLLECTION_PAGE STORE_BATCH_MAX  /* items listed and deleted per round: one writer batch */
+#define COLLECTION_ATTEMPTS 16           /* rounds an item that keeps changing is retried */
+
+/*
+ * A collection delete in rounds: list a page after the last key (at the
+ * newest rv), hand its deletes to the writer in one submission (so they
+ * commit in one batch), collect what went, retry what moved meanwhile from
+ * a fresh read, then the next page. Memory holds one page at a time.
+ */
+typedef struct collection_job {
+    const handler_request_t *hr;
+    delete_options_t opts;
+    handlers_filter_t filter;
+    json_t *deleted;          /* what the answer lists */
+    json_t *page;             /* the objects the ops were built from (refs held for them) */
+    json_t *marked;           /* the marked copies of the ops that mark */
+    store_op_t *ops;
+    size_t n;
+    char *after_ns, *after_name;
+    int more;                 /* pages remain after this one */
+    int attempts;
+} collection_job_t;
+
+static void collection_free(collection_job_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        store_op_clear(&c->ops[i]);
+    free(c->ops);
+    json_decref(c->page);
+    json_decref(c->marked);
+    json_decref(c->deleted);
+    free(c->after_ns);
+    free(c->after_name);
+    handlers_filter_free(&c->filter);
+    delete_options_free(&c->opts);
+    free(c);
+}
+
+/* Builds the ops of c->page; items being deleted already are answered as they are. */
+static void collection_ops(collection_job_t *c)
+{
+    size_t n = json_array_size(c->page);
+    c->ops = lo_realloc(c->ops, (n ? n : 1) * sizeof(*c->ops));
+    c->n = 0;
+    json_decref(c->marked);
+    c->marked = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const json_t *item = json_array_get(c->page, i);
+        json_t *marked = NULL;
+        lo_err_t err = {0};
+        int rc = delete_op(c->hr, &c->opts, item, object_rv(item), &c->ops[c->n], &marked, &err);
+        if (marked)
+            json_array_append_new(c->marked, marked);
+        if (rc == 0)
+            c->n++;
+        else if (rc == 1)
+            json_array_append(c->deleted, (json_t *)item);
+        lo_err_clear(&err); /* a failed precondition skips the item, as kube's collection delete does */
+    }
+}
+
+static void collection_resumed(void *ctx, api_response_t *resp);
+
+/* Re-reads the items whose delete met a newer version; those still there make the next round. */
+static json_t *collection_moved(collection_job_t *c)
+{
+    json_t *again = json_array();
+    for (size_t i = 0; i < c->n; i++) {
+        store_op_t *op = &c->ops[i];
+        if (op->rc == STORE_OK) {
+            json_array_append(c->deleted, op->result);
+        } else if (op->rc == STORE_CONFLICT) {
+            json_t *fresh = NULL;
+            if (store_get(c->hr->store, op->resource, op->ns, op->name, &fresh, NULL, NULL) == STORE_OK &&
+                handlers_filter_keep(fresh, &c->filter))
+                json_array_append(again, fresh);
+            json_decref(fresh);
+        }
+        /* gone meanwhile (someone else deleted it): skipped, as kube does */
+        store_op_clear(op);
+    }
+    c->n = 0;
+    return again;
+}
+
+static void collection_answer(collection_job_t *c, api_response_t *resp)
+{
+    const handler_request_t *hr = c->hr;
+    json_t *list = json_pack("{s:s, s:s, s:{}, s:O}", "apiVersion", SCHEMA_GROUP_VERSION, "kind",
+                             hr->kind->list_kind, "metadata", "items", c->deleted);
+    handlers_respond_object(hr, resp, 200, list);
+    json_decref(list);
+    collection_free(c);
+}
+
+/* The next round: the moved items again, or the next page, or the answer. */
+static void collection_round(collection_job_t *c, api_response_t *resp, json_t *again /* stolen */)
+{
+    lo_err_t err = {0};
+    json_decref(c->page);
+    c->page = NULL;
+    if (json_array_size(again) > 0 && ++c->attempts < COLLECTION_ATTEMPTS) {
+        c->page = again;
+    } else {
+        json_decref(again);
+        c->attempts = 0;
+        if (!c->more) {
+            collection_answer(c, resp);
+            return;
+        }
+        const handler_request_t *hr = c->hr;
+        store_list_opts_t lo = {.resource = hr->kind->plural, .ns = hr->kind->namespaced ? hr->info->ns : "",
+                                .after_ns = c->after_ns, .after_name = c->after_name, .limit = COLLECTION_PAGE,
+                                .skip_remaining = 1, .filter = handlers_filter_keep, .filter_ctx = &c->filter};
+        store_list_result_t res;
+        if (store_list(hr->store, &lo, &res, &err) != STORE_OK) {
+            char why[LO_ERR_MESSAGE_MAX / 2];
+            snprintf(why, sizeof(why), "%.400s", err.message);
+            status_internal(&err, "listing %s: %s", hr->kind->plural, why);
+            handlers_respond_error(resp, &err);
+            collection_free(c);
+            lo_err_clear(&err);
+            return;
+        }
+        c->more = res.more;
+        free(c->after_ns);
+        free(c->after_name);
+        c->after_ns = res.last_ns;
+        c->after_name = res.last_name;
+        res.last_ns = res.last_name = NULL;
+        c->page = json_incref(res.items);
+        store_list_result_free(&res);
+    }
+    collection_ops(c);
+    if (c->n == 0) {
+        collection_round(c, resp, json_array());
+        return;
+    }
+    handlers_defer(resp, c->ops, c->n, collection_resumed, c);
+}
+
+static void collection_resumed(void *ctx, api_response_t *resp)
+{
+    collection_job_t *c = ctx;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->ops[i].rc == STORE_BUSY || c->ops[i].rc == STORE_IO) {
+            lo_err_t err = {0};
+            handlers_op_error(c->hr, resp, &c->ops[i], c->ops[i].name, &err);
+            handlers_respond_error(resp, &err);
+            lo_err_clear(&err);
+            collection_free(c);
+            return;
+        }
+    }
+    collection_round(c, resp, collection_moved(c));
 }
 
 void handlers_deletecollection(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    delete_options_t opts = {0};
-    handlers_filter_t filter = {0};
-    store_list_result_t res = {0};
-    json_t *deleted = json_array();
+    collection_job_t *c = lo_calloc(1, sizeof(*c));
+    c->hr = hr;
+    c->deleted = json_array();
+    c->more = 1;
     /* a collection delete lists first, with the same options a list takes: refused as a list refuses them */
     if (handlers_check_output(hr, &err) != 0 || handlers_check_list_options(hr, &err) != 0 ||
-        parse_delete_options(hr, &opts, &err) != 0 ||
-        handlers_filter_parse(hr, &filter, &err) != 0) {
+        parse_delete_options(hr, &c->opts, &err) != 0 || handlers_filter_parse(hr, &c->filter, &err) != 0) {
         handlers_respond_error(resp, &err);
-        goto exit;
+        collection_free(c);
+    } else {
+        collection_round(c, resp, json_array());
     }
-    store_list_opts_t lo = {.resource = hr->kind->plural, .ns = hr->kind->namespaced ? hr->info->ns : "",
-                            .filter = handlers_filter_keep, .filter_ctx = &filter};
-    if (store_list(hr->store, &lo, &res, &err) != STORE_OK) {
-        handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(res.items, i, item) {
-        json_t *obj = NULL;
-        int gone = 0;
-        lo_err_t one = {0};
-        /* an item deleted meanwhile by someone else is simply skipped, as kube does */
-        if (delete_one(hr, &opts, objmeta_get_string(item, "namespace") ? objmeta_get_string(item, "namespace") : "",
-                       objmeta_get_string(item, "name"), &obj, &gone, &one) == STORE_OK)
-            json_array_append_new(deleted, obj);
-        lo_err_clear(&one);
-    }
-    json_t *list = json_pack("{s:s, s:s, s:{}, s:O}", "apiVersion", SCHEMA_GROUP_VERSION, "kind",
-                             hr->kind->list_kind, "metadata", "items", deleted);
-    handlers_respond_object(hr, resp, 200, list);
-    json_decref(list);
-exit:
-    json_decref(deleted);
-    store_list_result_free(&res);
-    handlers_filter_free(&filter);
-    delete_options_free(&opts);
     lo_err_clear(&err);
 }
-

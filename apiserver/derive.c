@@ -1,17 +1,21 @@
 /*
- * derive.c - computed status and the GatewayConfig / AgentConfig
- * subresources, on read (contract: include/langop/derive.h).
+ * derive.c - derived status, set by the store's writer, and the
+ * GatewayConfig / AgentConfig subresources, computed on read (contract:
+ * include/langop/derive.h).
  *
- * Every derived value comes from the renderers (render.h) applied to what
- * the store holds now; nothing here writes to the store.
+ * Every derived value comes from the renderers (render.h) applied to what a
+ * store transaction sees: the writer's own (derive_object, derive_settle),
+ * or a read snapshot (the subresources), so the inputs of one derivation are
+ * always one consistent state.
  *
- * One pass per namespace: derive_status() sorts the objects by namespace
- * and, for each namespace, reads the related objects once (ns_load: at most
- * one store_get of the LanguageCluster and one store_list per related kind)
- * before overlaying every object of that namespace (kind_rule_t.overlay).
- * A LIST of N agents in one namespace therefore costs 1 get + 3 lists, not N.
- * The reads are not one snapshot: a write landing between them may show in
- * one and not in another, as with any read racing a write.
+ * Per kind, one row of kind_rules says what it reads (ns_needs_t), which
+ * changes in its namespace it follows, how it overlays its fields, and which
+ * fields are derived. derive_settle() groups a batch's changes by namespace
+ * and, for each kind that follows what changed there, derives its objects
+ * once more from one read of the namespace (ns_load: at most one get of the
+ * LanguageCluster and one read per related kind), storing those that
+ * changed. Agents are re-derived only when a model, tool or persona they
+ * name changed, or their cluster did.
  *
  * Choices the header leaves open:
  *  - A derived field with nothing to derive from (gatewayEndpoint or
@@ -22,13 +26,12 @@
  *  - ReferencesResolved: when several kinds are missing, the reason names
  *    the first of Model, Tool, Persona (an agent without its model cannot
  *    work at all; a missing persona only changes its voice); the message
- *    names every missing reference. A derived condition has no history, so
- *    lastTransitionTime is the object's metadata.creationTimestamp: stable
- *    across reads, and never later than the real transition.
- *    observedGeneration is metadata.generation (it is computed from it).
- *  - The subresource objects carry metadata.resourceVersion = the newest
- *    store rv seen by the reads that fed the renderer: two reads with the
- *    same rv render the same config.
+ *    names every missing reference. lastTransitionTime is the object's
+ *    metadata.creationTimestamp: deterministic, and never later than the
+ *    real transition. observedGeneration is metadata.generation.
+ *  - The subresource objects carry metadata.resourceVersion = the rv of the
+ *    snapshot they were rendered from: two reads with the same rv render
+ *    the same config.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +54,17 @@ static const char *const related_resource[REL_COUNT] = {
     [REL_AGENTS] = "languageagents",
 };
 
-typedef enum read_mode { READ_NONE = 0, READ_COUNT, READ_ALL } read_mode_t;
+#define FOLLOWS_CLUSTER (1u << REL_COUNT)   /* a bit beside the REL_* bits */
+
+typedef enum read_mode { READ_NONE = 0, READ_COUNT, READ_NAMES, READ_ALL } read_mode_t;
 
 /* The related objects of one namespace, read once and shared by all its objects. */
 typedef struct ns_ctx {
     const char *ns;              /* borrowed */
     const char *domain;          /* borrowed */
     json_t *cluster;             /* new ref: the LanguageCluster named ns, or NULL */
-    json_t *items[REL_COUNT];    /* new refs (READ_ALL) or NULL */
-    int64_t count[REL_COUNT];    /* READ_COUNT and READ_ALL */
-    int64_t rv;                  /* newest store rv reported by the lists */
+    json_t *items[REL_COUNT];    /* new refs: objects (READ_ALL) or names (READ_NAMES), or NULL */
+    int64_t count[REL_COUNT];    /* READ_COUNT, READ_NAMES and READ_ALL */
 } ns_ctx_t;
 
 typedef struct ns_needs {
@@ -78,61 +82,42 @@ static void ns_ctx_release(ns_ctx_t *ctx)
     }
 }
 
-/* A list filter that counts and keeps nothing, so counting holds no objects. */
-static int count_only(const json_t *obj, void *ctx)
+static int ns_read_related(store_txn_t *txn, ns_ctx_t *ctx, int rel, read_mode_t mode, lo_err_t *err)
 {
-    (void)obj;
-    (*(int64_t *)ctx)++;
-    return 0;
-}
-
-static int ns_read_related(store_t *store, ns_ctx_t *ctx, int rel, read_mode_t mode, lo_err_t *err)
-{
-    int64_t counted = 0;
-    store_list_opts_t opts = {.resource = related_resource[rel], .ns = ctx->ns};
-    store_list_result_t res;
-    if (mode == READ_COUNT) {
-        opts.filter = count_only;
-        opts.filter_ctx = &counted;
-    }
-    if (store_list(store, &opts, &res, err) != STORE_OK)
+    const char *res = related_resource[rel];
+    int rc;
+    if (mode == READ_COUNT)
+        return store_txn_count(txn, res, ctx->ns, &ctx->count[rel], err) == STORE_OK ? 0 : -1;
+    if (mode == READ_NAMES)
+        rc = store_txn_names(txn, res, ctx->ns, &ctx->items[rel], err);
+    else
+        rc = store_txn_list(txn, res, ctx->ns, NULL, NULL, &ctx->items[rel], err);
+    if (rc != STORE_OK)
         return -1;
-    if (mode == READ_ALL) {
-        ctx->items[rel] = json_incref(res.items);
-        counted = (int64_t)json_array_size(res.items);
-    }
-    ctx->count[rel] = counted;
-    if (res.rv > ctx->rv)
-        ctx->rv = res.rv;
-    store_list_result_free(&res);
+    ctx->count[rel] = (int64_t)json_array_size(ctx->items[rel]);
     return 0;
 }
 
 /* The LanguageCluster named ctx->ns (absent is not an error). */
-static int ns_read_cluster(store_t *store, ns_ctx_t *ctx, lo_err_t *err)
+static int ns_read_cluster(store_txn_t *txn, ns_ctx_t *ctx, lo_err_t *err)
 {
-    lo_err_t local = {0};
-    int rc = store_get(store, "languageclusters", "", ctx->ns, &ctx->cluster, &local);
+    int rc = store_txn_get(txn, "languageclusters", "", ctx->ns, &ctx->cluster, NULL, err);
     if (rc == STORE_NOT_FOUND)
         ctx->cluster = NULL;
-    else if (rc != STORE_OK)
-        lo_err_set(err, local.code ? local.code : 500, local.reason[0] ? local.reason : "InternalError", "%s",
-                   local.message);
-    lo_err_clear(&local);
     return rc == STORE_OK || rc == STORE_NOT_FOUND ? 0 : -1;
 }
 
-/* Reads what needs asks for in namespace ns: the only store reads of a pass. */
-static int ns_load(store_t *store, const char *ns, const char *domain, const ns_needs_t *needs, ns_ctx_t *ctx,
+/* Reads what needs asks for in namespace ns: the only store reads of a derivation. */
+static int ns_load(store_txn_t *txn, const char *ns, const char *domain, const ns_needs_t *needs, ns_ctx_t *ctx,
                    lo_err_t *err)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->ns = ns;
     ctx->domain = domain;
-    if (needs->cluster && ns_read_cluster(store, ctx, err) != 0)
+    if (needs->cluster && ns_read_cluster(txn, ctx, err) != 0)
         goto Fail;
     for (int i = 0; i < REL_COUNT; i++)
-        if (needs->reads[i] != READ_NONE && ns_read_related(store, ctx, i, needs->reads[i], err) != 0)
+        if (needs->reads[i] != READ_NONE && ns_read_related(txn, ctx, i, needs->reads[i], err) != 0)
             goto Fail;
     return 0;
 Fail:
@@ -202,26 +187,12 @@ static void overlay_model(const ns_ctx_t *ctx, json_t *obj)
 
 /* ---- LanguageCluster (ctx->ns is the cluster's own name) ---- */
 
-/* New array of the names of objects, in their order. */
-static json_t *object_names(const json_t *objects)
-{
-    json_t *names = json_array();
-    size_t i;
-    const json_t *o;
-    json_array_foreach(objects, i, o) {
-        const char *name = meta_str(o, "name");
-        if (name)
-            json_array_append_new(names, json_string(name));
-    }
-    return names;
-}
-
 static void overlay_cluster(const ns_ctx_t *ctx, json_t *obj)
 {
     json_t *status = status_of(obj);
     status_set_string(status, "gatewayEndpoint", render_gateway_endpoint(ctx->ns, ctx->domain));
-    /* store_list returns names in byte-wise order, and names are unique in a namespace. */
-    json_object_set_new(status, "models", object_names(ctx->items[REL_MODELS]));
+    /* names come in byte-wise order, and are unique in a namespace */
+    json_object_set_new(status, "models", json_copy(ctx->items[REL_MODELS]));
     json_object_set_new(status, "agentCount", json_integer(ctx->count[REL_AGENTS]));
     json_object_set_new(status, "modelCount", json_integer(ctx->count[REL_MODELS]));
     json_object_set_new(status, "toolCount", json_integer(ctx->count[REL_TOOLS]));
@@ -381,7 +352,10 @@ typedef void (*overlay_fn)(const ns_ctx_t *ctx, json_t *obj);
 
 typedef struct kind_rule {
     const char *kind;
+    const char *resource;
     ns_needs_t needs;
+    unsigned follows;               /* REL_* bits and FOLLOWS_CLUSTER: changes in its namespace that move it */
+    int by_reference;               /* follows only the related objects it names (and its cluster) */
     overlay_fn overlay;
     const char *const *fields;      /* the status fields it derives (NULL-terminated) */
     const char *condition;          /* the condition type it derives, or NULL */
@@ -393,30 +367,35 @@ static const char *const model_fields[] = {"gatewayEndpoint", NULL};
 static const char *const agent_fields[] = {"modelEndpoint", "models", NULL};
 static const char *const tool_fields[] = {"endpoint", NULL};
 
+#define BIT(rel) (1u << (rel))
+
 /* A kind not listed (LanguagePersona) has no derived status. */
 static const kind_rule_t kind_rules[] = {
-    {"LanguageCluster", {0, {[REL_MODELS] = READ_ALL, [REL_TOOLS] = READ_COUNT, [REL_PERSONAS] = READ_COUNT,
-                             [REL_AGENTS] = READ_COUNT}}, overlay_cluster, cluster_fields, NULL},
-    {"LanguageModel", {1, {READ_NONE}}, overlay_model, model_fields, NULL},
-    {"LanguageAgent", {1, {[REL_MODELS] = READ_ALL, [REL_TOOLS] = READ_ALL, [REL_PERSONAS] = READ_ALL}},
-     overlay_agent, agent_fields, COND_REFERENCES_RESOLVED},
-    {"LanguageTool", {0, {READ_NONE}}, overlay_tool, tool_fields, NULL},
+    {"LanguageCluster", "languageclusters",
+     {0, {[REL_MODELS] = READ_NAMES, [REL_TOOLS] = READ_COUNT, [REL_PERSONAS] = READ_COUNT,
+          [REL_AGENTS] = READ_COUNT}},
+     BIT(REL_MODELS) | BIT(REL_TOOLS) | BIT(REL_PERSONAS) | BIT(REL_AGENTS), 0, overlay_cluster, cluster_fields,
+     NULL},
+    {"LanguageModel", "languagemodels", {1, {READ_NONE}}, FOLLOWS_CLUSTER, 0, overlay_model, model_fields, NULL},
+    {"LanguageAgent", "languageagents",
+     {1, {[REL_MODELS] = READ_ALL, [REL_TOOLS] = READ_ALL, [REL_PERSONAS] = READ_ALL}},
+     FOLLOWS_CLUSTER | BIT(REL_MODELS) | BIT(REL_TOOLS) | BIT(REL_PERSONAS), 1, overlay_agent, agent_fields,
+     COND_REFERENCES_RESOLVED},
+    {"LanguageTool", "languagetools", {0, {READ_NONE}}, 0, 0, overlay_tool, tool_fields, NULL},
 };
+#define KIND_RULES (sizeof(kind_rules) / sizeof(*kind_rules))
 
 static const kind_rule_t *rule_for(const char *kind)
 {
-    for (size_t i = 0; i < sizeof(kind_rules) / sizeof(*kind_rules); i++)
+    for (size_t i = 0; i < KIND_RULES; i++)
         if (strcmp(kind_rules[i].kind, kind) == 0)
             return &kind_rules[i];
     return NULL;
 }
 
-void derive_overlay(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain)
+int derive_has_status(const schema_kind_t *k)
 {
-    lo_err_t err = {0};
-    if (derive_status(store, k, objects, cluster_domain, &err) != 0)
-        lo_log(LO_INFO, "cannot derive the status of %s: %s", k->plural, err.message);
-    lo_err_clear(&err);
+    return rule_for(k->kind) != NULL;
 }
 
 void derive_strip(const schema_kind_t *k, json_t *obj)
@@ -437,69 +416,186 @@ void derive_strip(const schema_kind_t *k, json_t *obj)
     }
 }
 
-/* ---- derive_status: group by namespace, load once, overlay each ---- */
-
-typedef struct slot {
-    const char *ns;   /* borrowed from the object */
-    size_t index;
-} slot_t;
-
-static int slot_cmp(const void *a, const void *b)
-{
-    const slot_t *x = a, *y = b;
-    int c = strcmp(x->ns, y->ns);
-    if (c != 0)
-        return c;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 /* The namespace an object's related objects live in: a cluster's is its own name. */
 static const char *object_ns(const schema_kind_t *k, const json_t *obj)
 {
     return meta_str(obj, k->namespaced ? "namespace" : "name");
 }
 
-/* Slots of the objects that have a namespace, sorted by it; *n receives their number. malloc'd. */
-static slot_t *slots_by_ns(const schema_kind_t *k, const json_t *objects, size_t *n)
-{
-    slot_t *slots = lo_calloc(json_array_size(objects) + 1, sizeof(*slots));
-    size_t i, used = 0;
-    const json_t *obj;
-    json_array_foreach(objects, i, obj) {
-        const char *ns = object_ns(k, obj);
-        if (json_is_object(obj) && ns)
-            slots[used++] = (slot_t){ns, i};
-    }
-    qsort(slots, used, sizeof(*slots), slot_cmp);
-    *n = used;
-    return slots;
-}
-
-int derive_status(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain,
-                  lo_err_t *err)
+int derive_object(store_txn_t *txn, const schema_kind_t *k, json_t *obj, const char *cluster_domain, lo_err_t *err)
 {
     const kind_rule_t *rule = k ? rule_for(k->kind) : NULL;
-    size_t n = 0;
-    int ret = 0;
-    if (rule == NULL || !json_is_array(objects) || json_array_size(objects) == 0)
+    const char *ns = json_is_object(obj) ? object_ns(k, obj) : NULL;
+    ns_ctx_t ctx;
+    if (rule == NULL || ns == NULL)
         return 0;
-    slot_t *slots = slots_by_ns(k, objects, &n);
-    for (size_t start = 0, end; start < n; start = end) {
-        ns_ctx_t ctx;
-        if (ns_load(store, slots[start].ns, cluster_domain, &rule->needs, &ctx, err) != 0) {
-            ret = -1;
-            break;
+    if (ns_load(txn, ns, cluster_domain, &rule->needs, &ctx, err) != 0)
+        return -1;
+    rule->overlay(&ctx, obj);
+    ns_ctx_release(&ctx);
+    return 0;
+}
+
+/* ---- derive_settle: what a batch's changes move, namespace by namespace ---- */
+
+/* What changed in one namespace: the related kinds (and the cluster), and the names per kind. */
+typedef struct ns_changes {
+    const char *ns;              /* borrowed from the changes */
+    unsigned kinds;
+    json_t *names[REL_COUNT];    /* new: object of changed names -> true, or NULL */
+} ns_changes_t;
+
+static int related_of(const char *resource)
+{
+    for (int i = 0; i < REL_COUNT; i++)
+        if (strcmp(related_resource[i], resource) == 0)
+            return i;
+    return -1;
+}
+
+static ns_changes_t *ns_changes_for(ns_changes_t **v, size_t *n, const char *ns)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i].ns, ns) == 0)
+            return &(*v)[i];
+    *v = lo_realloc(*v, (*n + 1) * sizeof(**v));
+    ns_changes_t *c = &(*v)[(*n)++];
+    memset(c, 0, sizeof(*c));
+    c->ns = ns;
+    return c;
+}
+
+/* Groups changes by the namespace they are in (a LanguageCluster's: the one of its name). */
+static ns_changes_t *group_changes(const store_change_t *changes, size_t n, size_t *count)
+{
+    ns_changes_t *v = NULL;
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_change_t *c = &changes[i];
+        int cluster = strcmp(c->resource, "languageclusters") == 0;
+        int rel = related_of(c->resource);
+        if (!cluster && rel < 0)
+            continue;
+        ns_changes_t *g = ns_changes_for(&v, count, cluster ? c->name : c->ns);
+        if (cluster) {
+            g->kinds |= FOLLOWS_CLUSTER;
+            continue;
         }
-        /* slots[].ns point into objects that overlay modifies only under status. */
-        for (end = start; end < n && strcmp(slots[end].ns, slots[start].ns) == 0; end++)
-            rule->overlay(&ctx, json_array_get(objects, slots[end].index));
-        ns_ctx_release(&ctx);
+        g->kinds |= BIT(rel);
+        if (g->names[rel] == NULL)
+            g->names[rel] = json_object();
+        json_object_set_new(g->names[rel], c->name, json_true());
     }
-    free(slots);
+    return v;
+}
+
+/* Whether an agent names one of the changed models, tools or its persona. */
+static int agent_names_changed(const json_t *agent, const ns_changes_t *g)
+{
+    const json_t *spec = json_object_get(agent, "spec");
+    static const struct {
+        int rel;
+        const char *list;
+    } refs[] = {{REL_MODELS, "models"}, {REL_TOOLS, "tools"}};
+    for (size_t r = 0; r < sizeof(refs) / sizeof(*refs); r++) {
+        const json_t *changed = g->names[refs[r].rel];
+        size_t i;
+        const json_t *ref;
+        if (changed == NULL)
+            continue;
+        json_array_foreach(json_object_get(spec, refs[r].list), i, ref) {
+            const char *name = json_string_value(json_object_get(ref, "name"));
+            if (name && json_object_get(changed, name))
+                return 1;
+        }
+    }
+    const char *persona = json_string_value(json_object_get(spec, "persona"));
+    return persona && g->names[REL_PERSONAS] && json_object_get(g->names[REL_PERSONAS], persona);
+}
+
+/* Derives target (borrowed) anew and stores it if its derived fields moved. */
+static int rederive(store_txn_t *txn, const kind_rule_t *rule, const ns_ctx_t *ctx, const json_t *target,
+                    lo_err_t *err)
+{
+    json_t *next = json_deep_copy(target);
+    rule->overlay(ctx, next);
+    int rc = STORE_OK;
+    if (!json_equal(next, target))
+        rc = store_txn_put(txn, rule->resource, meta_str(target, "namespace"), meta_str(target, "name"), next, err);
+    json_decref(next);
+    return rc == STORE_OK ? 0 : -1;
+}
+
+/* The objects of rule's kind in g's namespace that its changes may move. New array, or NULL on failure. */
+static json_t *settle_targets(store_txn_t *txn, const kind_rule_t *rule, const ns_changes_t *g, lo_err_t *err)
+{
+    json_t *items = NULL;
+    if (strcmp(rule->kind, "LanguageCluster") == 0) {
+        json_t *cluster = NULL;
+        int rc = store_txn_get(txn, rule->resource, "", g->ns, &cluster, NULL, err);
+        if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+            return NULL;
+        items = json_array();
+        if (cluster)
+            json_array_append_new(items, cluster);
+        return items;
+    }
+    if (store_txn_list(txn, rule->resource, g->ns, NULL, NULL, &items, err) != STORE_OK)
+        return NULL;
+    if (rule->by_reference && !(g->kinds & FOLLOWS_CLUSTER)) {
+        for (size_t i = json_array_size(items); i-- > 0;)
+            if (!agent_names_changed(json_array_get(items, i), g))
+                json_array_remove(items, i);
+    }
+    return items;
+}
+
+static int settle_namespace(store_txn_t *txn, const ns_changes_t *g, const char *domain, lo_err_t *err)
+{
+    for (size_t r = 0; r < KIND_RULES; r++) {
+        const kind_rule_t *rule = &kind_rules[r];
+        if (!(rule->follows & g->kinds))
+            continue;
+        json_t *targets = settle_targets(txn, rule, g, err);
+        if (targets == NULL)
+            return -1;
+        int ret = 0;
+        if (json_array_size(targets) > 0) {
+            ns_ctx_t ctx;
+            ret = ns_load(txn, g->ns, domain, &rule->needs, &ctx, err);
+            size_t i;
+            const json_t *t;
+            json_array_foreach(targets, i, t) {
+                if (ret == 0)
+                    ret = rederive(txn, rule, &ctx, t, err);
+            }
+            if (ret == 0)
+                ns_ctx_release(&ctx);
+        }
+        json_decref(targets);
+        if (ret != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int derive_settle(store_txn_t *txn, const store_change_t *changes, size_t n, const char *cluster_domain,
+                  lo_err_t *err)
+{
+    size_t count = 0;
+    int ret = 0;
+    ns_changes_t *groups = group_changes(changes, n, &count);
+    for (size_t i = 0; i < count; i++) {
+        if (ret == 0)
+            ret = settle_namespace(txn, &groups[i], cluster_domain, err);
+        for (int k = 0; k < REL_COUNT; k++)
+            json_decref(groups[i].names[k]);
+    }
+    free(groups);
     return ret;
 }
 
-/* ---- the subresources ---- */
+/* ---- the subresources, from one snapshot ---- */
 
 /* New GatewayConfig / AgentConfig object holding r (its parts are copied). */
 static json_t *config_object(const char *kind, const char *name, const char *ns, int64_t rv,
@@ -517,14 +613,32 @@ static json_t *config_object(const char *kind, const char *name, const char *ns,
                      r->unresolved ? json_incref(r->unresolved) : json_array(), "hash", r->hash);
 }
 
+/* Turns the store's failure in err into a 500 saying what was being read. */
+static void read_failed(lo_err_t *err, const char *what, const char *name)
+{
+    char why[LO_ERR_MESSAGE_MAX / 2];
+    snprintf(why, sizeof(why), "%.400s", err->message);
+    status_internal(err, "reading %s \"%s\": %s", what, name, why);
+}
+
 /* Reads one object, turning "absent" into the API's 404 for resource. */
-static int get_or_404(store_t *store, const char *resource, const char *ns, const char *name, json_t **out,
+static int get_or_404(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t **out,
                       lo_err_t *err)
 {
-    int rc = store_get(store, resource, ns, name, out, err);
+    int rc = store_txn_get(txn, resource, ns, name, out, NULL, err);
     if (rc == STORE_NOT_FOUND)
         status_not_found(err, resource, SCHEMA_GROUP, name);
+    else if (rc != STORE_OK)
+        read_failed(err, resource, name);
     return rc == STORE_OK ? 0 : -1;
+}
+
+static store_txn_t *snapshot_or_500(store_t *store, lo_err_t *err)
+{
+    store_txn_t *txn = store_snapshot(store, err);
+    if (txn == NULL)
+        read_failed(err, "the store", "snapshot");
+    return txn;
 }
 
 int derive_gateway_config(store_t *store, const char *cluster, const char *cluster_domain, json_t **out,
@@ -537,16 +651,22 @@ int derive_gateway_config(store_t *store, const char *cluster, const char *clust
     int ret = -1;
 
     *out = NULL;
-    if (get_or_404(store, "languageclusters", "", cluster, &obj, err) != 0)
+    store_txn_t *txn = snapshot_or_500(store, err);
+    if (txn == NULL)
         return -1;
-    if (ns_load(store, cluster, cluster_domain, &needs, &ctx, err) != 0)
+    if (get_or_404(txn, "languageclusters", "", cluster, &obj, err) != 0)
         goto Exit;
+    if (ns_load(txn, cluster, cluster_domain, &needs, &ctx, err) != 0) {
+        read_failed(err, "the models of LanguageCluster", cluster);
+        goto Exit;
+    }
     if (render_gateway_config(cluster, cluster_domain, ctx.items[REL_MODELS], &r, err) == 0) {
-        *out = config_object("GatewayConfig", cluster, NULL, ctx.rv, &r);
+        *out = config_object("GatewayConfig", cluster, NULL, store_txn_rv(txn), &r);
         ret = 0;
     }
     ns_ctx_release(&ctx);
 Exit:
+    store_snapshot_end(txn);
     render_result_free(&r);
     json_decref(obj);
     return ret;
@@ -562,17 +682,23 @@ int derive_agent_config(store_t *store, const char *ns, const char *name, const 
     int ret = -1;
 
     *out = NULL;
-    if (get_or_404(store, "languageagents", ns, name, &agent, err) != 0)
+    store_txn_t *txn = snapshot_or_500(store, err);
+    if (txn == NULL)
         return -1;
-    if (ns_load(store, ns, cluster_domain, needs, &ctx, err) != 0)
+    if (get_or_404(txn, "languageagents", ns, name, &agent, err) != 0)
         goto Exit;
+    if (ns_load(txn, ns, cluster_domain, needs, &ctx, err) != 0) {
+        read_failed(err, "the namespace of LanguageAgent", name);
+        goto Exit;
+    }
     if (render_agent_config(agent, ctx.cluster, cluster_domain, ctx.items[REL_MODELS], ctx.items[REL_TOOLS],
                             ctx.items[REL_PERSONAS], &r, err) == 0) {
-        *out = config_object("AgentConfig", name, ns, ctx.rv, &r);
+        *out = config_object("AgentConfig", name, ns, store_txn_rv(txn), &r);
         ret = 0;
     }
     ns_ctx_release(&ctx);
 Exit:
+    store_snapshot_end(txn);
     render_result_free(&r);
     json_decref(agent);
     return ret;

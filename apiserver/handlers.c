@@ -30,6 +30,60 @@ void handlers_respond_error(api_response_t *resp, lo_err_t *err)
     api_response_set_error(resp, err);
 }
 
+void handlers_defer(api_response_t *resp, store_op_t *ops, size_t n, api_resume_fn resume, void *ctx)
+{
+    resp->deferred = (api_deferred_t){.ops = ops, .n = n, .resume = resume, .ctx = ctx};
+}
+
+/* How long a client told 429 waits before it tries again (kube's max-in-flight filter says 1). */
+#define RETRY_AFTER_SECONDS 1
+
+void handlers_op_error(const handler_request_t *hr, api_response_t *resp, store_op_t *op, const char *name,
+                       lo_err_t *err)
+{
+    const char *plural = hr->kind->plural;
+    switch (op->rc) {
+    case STORE_NOT_FOUND:
+        status_not_found(err, plural, SCHEMA_GROUP, name);
+        break;
+    case STORE_EXISTS:
+        status_already_exists(err, plural, SCHEMA_GROUP, name);
+        break;
+    case STORE_CONFLICT:
+        status_conflict(err, plural, SCHEMA_GROUP, name,
+                        "the object has been modified; please apply your changes to the latest version and try "
+                        "again");
+        break;
+    case STORE_ABORTED: /* the check's own Status */
+        lo_err_clear(err);
+        *err = op->err;
+        memset(&op->err, 0, sizeof(op->err));
+        break;
+    case STORE_BUSY:
+        lo_err_set(err, 429, "TooManyRequests", "Too many requests, please try again later.");
+        lo_err_set_details(err, json_pack("{s:i}", "retryAfterSeconds", RETRY_AFTER_SECONDS));
+        api_response_add_header(resp, "retry-after", "1");
+        break;
+    default:
+        status_internal(err, "storing %s \"%s\": %s", plural, name, op->err.message);
+        break;
+    }
+}
+
+int handlers_read_current(const handler_request_t *hr, const char *name, json_t **current, int64_t *rv,
+                          lo_err_t *err)
+{
+    lo_err_t e = {0};
+    const char *ns = hr->kind->namespaced ? handlers_url_ns(hr) : "";
+    int rc = store_get(hr->store, hr->kind->plural, ns, name, current, rv, &e);
+    if (rc == STORE_NOT_FOUND)
+        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, name);
+    else if (rc != STORE_OK)
+        status_internal(err, "reading %s \"%s\": %s", hr->kind->plural, name, e.message);
+    lo_err_clear(&e);
+    return rc;
+}
+
 int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
 {
     encode_format_t format;
@@ -42,7 +96,7 @@ int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
 }
 
 /*
- * The answer to a write: the object (with its computed status) as JSON,
+ * The answer to a write: the object (with its derived status) as JSON,
  * YAML or a one-row Table. A Status or a List passes through as JSON, as
  * kube's transformation does. The caller checked the Accept header with
  * handlers_check_output() before writing.
@@ -54,11 +108,6 @@ void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, 
     table_include_t include = TABLE_INCLUDE_METADATA;
     encode_choose(hr->req->accept, 1, &format, &err);
     int own_kind = json_is_object(obj) && json_object_get(obj, "spec") != NULL;
-    if (own_kind) {
-        json_t *one = json_pack("[O]", obj);
-        derive_overlay(hr->store, hr->kind, one, hr->cluster_domain);
-        json_decref(one);
-    }
     if (format == ENCODE_TABLE && own_kind) {
         table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err);
         json_t *table = table_render_object(hr->kind, obj, include, 1, (int64_t)time(NULL));
@@ -68,6 +117,20 @@ void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, 
         encode_object(resp, status, format == ENCODE_TABLE ? ENCODE_JSON : format, obj);
     }
     lo_err_clear(&err);
+}
+
+void handlers_respond_stored(const handler_request_t *hr, api_response_t *resp, int status, store_op_t *op)
+{
+    lo_err_t err = {0};
+    encode_format_t format = ENCODE_JSON;
+    encode_choose(hr->req->accept, 1, &format, &err);
+    lo_err_clear(&err);
+    if (format == ENCODE_JSON && op->result_json) {
+        api_response_set_json_text(resp, status, "application/json", op->result_json, op->result_json_len);
+        op->result_json = NULL;
+        return;
+    }
+    handlers_respond_object(hr, resp, status, op->result);
 }
 
 /* ---- decoding the request ---- */
@@ -194,14 +257,10 @@ static void serve_get(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
     json_t *obj = NULL;
-    int rc = store_get(hr->store, hr->kind->plural, handlers_url_ns(hr), hr->info->name, &obj, &err);
-    if (rc == STORE_NOT_FOUND)
-        status_not_found(&err, hr->kind->plural, SCHEMA_GROUP, hr->info->name);
-    if (rc != STORE_OK) {
+    if (handlers_read_current(hr, hr->info->name, &obj, NULL, &err) != STORE_OK) {
         handlers_respond_error(resp, &err);
     } else {
         json_t *one = json_pack("[O]", obj);
-        derive_overlay(hr->store, hr->kind, one, hr->cluster_domain);
         json_t *meta = json_pack("{s:O*}", "resourceVersion",
                                  json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
         respond_read(hr, resp, obj, one, meta);
@@ -333,7 +392,6 @@ static void serve_list(const handler_request_t *hr, api_response_t *resp)
     if (selecting)
         res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
     json_t *list = list_envelope(hr->kind, &res);
-    derive_overlay(hr->store, hr->kind, json_object_get(list, "items"), hr->cluster_domain);
     respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
     json_decref(list);
 exit:
@@ -357,7 +415,6 @@ static void serve_watch(const handler_request_t *hr, api_response_t *resp)
     } else {
         resp->status = 200;
         resp->content_type = lo_strdup(spec->format == ENCODE_TABLE ? ENCODE_TABLE_CONTENT_TYPE : "application/json");
-        spec->cluster_domain = hr->cluster_domain;
         resp->watch = spec;
     }
     lo_err_clear(&err);

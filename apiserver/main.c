@@ -228,6 +228,10 @@ int main(int argc, char **argv)
              f.secure_port);
     api_options_t ao = {.server_address = address, .cluster_domain = f.cluster_domain};
     api = api_new(store, &ao);
+    if (api_refresh_derived(api, &err) != 0) {
+        fprintf(stderr, "error: cannot derive the status of the stored objects: %s\n", err.message);
+        goto exit;
+    }
     server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
                              .key_file = f.key_file, .workers = f.workers,
                              .bookmark_interval_ms = f.bookmark_interval_s * 1000};

@@ -34,6 +34,7 @@
  *
  * No global state: everything a call needs lives in an mf_ctx_t on its stack.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "langop/managedfields.h"
@@ -65,25 +66,34 @@ static const char strip_set_text[] =
 
 typedef struct mf_ctx {
     const json_t *root;  /* borrowed: the kind's openAPIV3Schema, or NULL */
-    json_t *meta;        /* new: meta_schema_text */
-    json_t *strip;       /* new: strip_set_text */
+    const json_t *meta;  /* borrowed: meta_schema_text, parsed once */
+    const json_t *strip; /* borrowed: strip_set_text, parsed once */
     char *bad;           /* first malformed list found by set_walk, caller frees; or NULL */
 } mf_ctx_t;
 
+/* The built-in documents, parsed on first use and read-only from then on (any thread). */
+static json_t *builtin_meta, *builtin_strip;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void builtin_parse(void)
+{
+    builtin_meta = json_loads(meta_schema_text, 0, NULL);
+    builtin_strip = json_loads(strip_set_text, 0, NULL);
+    if (builtin_meta == NULL || builtin_strip == NULL)
+        lo_fatal("managedfields: built-in schema does not parse");
+}
+
 static void ctx_init(mf_ctx_t *c, const schema_kind_t *k)
 {
+    pthread_once(&builtin_once, builtin_parse);
     c->root = k ? k->openapi_schema : NULL;
-    c->meta = json_loads(meta_schema_text, 0, NULL);
-    c->strip = json_loads(strip_set_text, 0, NULL);
-    if (c->meta == NULL || c->strip == NULL)
-        lo_fatal("managedfields: built-in schema does not parse");
+    c->meta = builtin_meta;
+    c->strip = builtin_strip;
     c->bad = NULL;
 }
 
 static void ctx_free(mf_ctx_t *c)
 {
-    json_decref(c->meta);
-    json_decref(c->strip);
     free(c->bad);
 }
 

@@ -6,7 +6,10 @@
  *     into a job (method, target, a few headers, body), authenticates it,
  *     links a small slot into the request's pool and queues the job;
  *   worker thread: api_handle() fills job->response, then the job is posted
- *     back to the loop through the multithread queue;
+ *     back to the loop through the multithread queue; or the answer is
+ *     pending on the store's writer (a write), and the job waits, holding
+ *     no thread, until the writer's wake puts it back on the worker queue,
+ *     where api_resume() goes on with it;
  *   loop thread: on_jobs_done() sends the response, logs it, frees the job.
  * If the client goes away first, h2o clears the request's pool; the slot's
  * dispose callback then sets job->req = NULL, and the finished job is
@@ -44,6 +47,7 @@
 /* h2o itself refuses bodies above this with its own plain 413; up to it,
  * the API answers with a Status (its limit is API_MAX_BODY) */
 #define SERVER_MAX_ENTITY (16u * 1024u * 1024u)
+#define SHUTDOWN_DRAIN_MS 5000   /* how long a stopping server waits for the answers it owes */
 
 typedef struct job job_t;
 
@@ -64,6 +68,8 @@ struct job {
     job_slot_t *slot;
     api_request_t request;
     api_response_t response;
+    int resuming;                        /* set by the wake: api_resume() rather than api_handle() */
+    struct server *srv;
     int64_t started_ms;
     job_t *next;                         /* worker queue link */
 };
@@ -85,6 +91,7 @@ typedef struct server {
     pthread_t *workers;
     int worker_count;
     stream_hub_t *hub;                   /* open watches */
+    int requests;                        /* atomic: requests accepted and not yet answered */
 } server_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -99,6 +106,8 @@ static void on_signal(int sig)
 
 static void job_free(job_t *job)
 {
+    if (job->srv)
+        __atomic_sub_fetch(&job->srv->requests, 1, __ATOMIC_RELAXED);
     api_request_free(&job->request);
     api_response_free(&job->response);
     free(job);
@@ -139,16 +148,28 @@ static job_t *take_job(server_t *srv)
     return job;
 }
 
+/* api_wake_fn, on the store's writer thread: the job's answer can go on. */
+static void job_wake(void *ctx)
+{
+    job_t *job = ctx;
+    job->resuming = 1;
+    queue_job(job->srv, job);
+}
+
 static void *worker_main(void *arg)
 {
     server_t *srv = arg;
     job_t *job;
     while ((job = take_job(srv)) != NULL) {
+        int pending = 0;
         if (job->work)
             job->work(job->arg);
+        else if (job->resuming)
+            pending = api_resume(srv->api, &job->response);
         else
-            api_handle(srv->api, &job->request, &job->response);
-        h2o_multithread_send_message(&srv->done_receiver, &job->message);
+            pending = api_handle(srv->api, &job->request, &job->response, job_wake, job);
+        if (!pending) /* else the wake queues it again */
+            h2o_multithread_send_message(&srv->done_receiver, &job->message);
     }
     return NULL;
 }
@@ -218,12 +239,6 @@ static void send_response(h2o_req_t *req, const api_response_t *resp)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
     req->res.content_length = resp->body_len;
     h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
-}
-
-/* stream_derive_fn: watch events carry the computed status, as every read does. */
-static void derive_event(void *ctx, const char *resource, json_t *objects)
-{
-    api_derive(ctx, resource, objects);
 }
 
 /* stream_offload_fn: runs work on a worker, then done on the loop. */
@@ -317,6 +332,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         areq->body_len = req->entity.len;
     }
     job->req = req;
+    job->srv = srv;
+    __atomic_add_fetch(&srv->requests, 1, __ATOMIC_RELAXED);
     job->slot = h2o_mem_alloc_shared(&req->pool, sizeof(job_slot_t), on_slot_dispose);
     job->slot->job = job;
     queue_job(srv, job);
@@ -392,8 +409,12 @@ static void start_workers(server_t *srv, int count)
 {
     srv->worker_count = count;
     srv->workers = lo_calloc((size_t)count, sizeof(pthread_t));
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
+        char name[16];
         h2o_multithread_create_thread(&srv->workers[i], NULL, worker_main, srv);
+        snprintf(name, sizeof(name), "api-worker-%d", i % 1000);
+        pthread_setname_np(srv->workers[i], name); /* what top -H and perf show */
+    }
 }
 
 static void stop_workers(server_t *srv)
@@ -438,7 +459,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     listener->data = &srv;
     h2o_socket_read_start(listener, on_accept);
     start_workers(&srv, opts->workers > 0 ? opts->workers : 4);
-    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), opts->bookmark_interval_ms, offload, &srv, derive_event, api);
+    srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), opts->bookmark_interval_ms, offload, &srv);
 
     api_set_ready(api, 1);
     lo_log(LO_INFO, "Serving securely on %s:%d", opts->bind_address, opts->port);
@@ -448,9 +469,13 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     lo_log(LO_INFO, "Stopping: signal received");
     h2o_socket_read_stop(listener);
     h2o_socket_close(listener);
+    /* answer what was accepted (writes wait on the store's writer), within a bound */
+    int64_t until = lo_now_ms() + SHUTDOWN_DRAIN_MS;
+    while (__atomic_load_n(&srv.requests, __ATOMIC_RELAXED) > 0 && lo_now_ms() < until)
+        h2o_evloop_run(srv.ctx.loop, 50);
     stop_workers(&srv);
     /* watches end with the process; the hub stops following the store */
-    store_set_commit_hook(api_store(api), NULL, NULL);
+    stream_hub_stop(srv.hub);
     /* deliver what the workers finished so that no job is left behind */
     h2o_evloop_run(srv.ctx.loop, 0);
     SSL_CTX_free(srv.ssl_ctx);

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "langop/derive.h"
 #include "langop/objmeta.h"
 #include "langop/status.h"
 
@@ -182,22 +181,59 @@ char *watch_encode_error(const lo_err_t *err, size_t *len)
     return line_of(json_pack("{s:s, s:o}", "type", "ERROR", "object", status_from_err(err)), len);
 }
 
-/* ---- replay ---- */
-
-typedef struct replay_buf {
-    const watch_spec_t *spec;
-    store_t *store;
-    watch_replay_t *out;
-    size_t cap;
-    json_t *objects;        /* the events' objects, derived together once the log is read */
-    int64_t *rvs;           /* per object: its event's rv and type */
-    store_event_type_t *types;
-    size_t n, n_cap;
-} replay_buf_t;
-
-static void replay_append(replay_buf_t *b, char *line /* stolen */, size_t len)
+char *watch_encode_body(store_event_type_t type, const char *body, size_t body_len, size_t *len)
 {
-    watch_replay_t *out = b->out;
+    static const char head[] = "{\"type\":\"";
+    static const char mid[] = "\",\"object\":";
+    const char *t = store_event_type_name(type);
+    size_t tlen = strlen(t);
+    size_t n = sizeof(head) - 1 + tlen + sizeof(mid) - 1 + body_len + 2;
+    char *line = lo_malloc(n + 1);
+    char *p = line;
+    memcpy(p, head, sizeof(head) - 1), p += sizeof(head) - 1;
+    memcpy(p, t, tlen), p += tlen;
+    memcpy(p, mid, sizeof(mid) - 1), p += sizeof(mid) - 1;
+    memcpy(p, body, body_len), p += body_len;
+    *p++ = '}';
+    *p++ = '\n';
+    *p = '\0';
+    *len = n;
+    return line;
+}
+
+/* ---- replay pages ---- */
+
+void watch_cursor_init(watch_cursor_t *c, const watch_spec_t *spec)
+{
+    memset(c, 0, sizeof(*c));
+    c->phase = spec->with_state ? WATCH_PHASE_STATE : WATCH_PHASE_EVENTS;
+    c->after_rv = spec->with_state ? 0 : spec->rv;
+}
+
+void watch_cursor_free(watch_cursor_t *c)
+{
+    free(c->after_ns);
+    free(c->after_name);
+    c->after_ns = c->after_name = NULL;
+}
+
+void watch_page_free(watch_page_t *page)
+{
+    free(page->data);
+    memset(page, 0, sizeof(*page));
+}
+
+/* A page being filled. */
+typedef struct page_buf {
+    const watch_spec_t *spec;
+    watch_page_t *out;
+    size_t cap;
+    int with_columns;       /* the next Table line carries the column definitions */
+} page_buf_t;
+
+static void page_append(page_buf_t *b, char *line /* stolen */, size_t len)
+{
+    watch_page_t *out = b->out;
     if (out->len + len + 1 > b->cap) {
         b->cap = (out->len + len + 1) * 2;
         out->data = lo_realloc(out->data, b->cap);
@@ -208,13 +244,37 @@ static void replay_append(replay_buf_t *b, char *line /* stolen */, size_t len)
     free(line);
 }
 
-static void replay_event(replay_buf_t *b, store_event_type_t type, const json_t *obj, int64_t rv)
+static void page_event(page_buf_t *b, store_event_type_t type, const json_t *obj, int64_t rv)
 {
     size_t len;
-    int columns = b->spec->format == ENCODE_TABLE && !b->out->columns_sent;
+    int columns = b->spec->format == ENCODE_TABLE && b->with_columns;
     char *line = watch_encode(b->spec, type, obj, rv, columns, &len);
-    replay_append(b, line, len);
-    b->out->columns_sent |= columns;
+    page_append(b, line, len);
+    if (columns) {
+        b->with_columns = 0;
+        b->out->columns_sent = 1;
+    }
+}
+
+/* The page is one ERROR line with the Status of a store failure rc (err: the store's message). */
+static void page_fail(page_buf_t *b, int rc, const watch_spec_t *spec, lo_err_t *err)
+{
+    char why[LO_ERR_MESSAGE_MAX / 2];
+    snprintf(why, sizeof(why), "%.400s", err->message);
+    if (rc == STORE_EXPIRED)
+        lo_err_set(err, 410, "Expired", "%s", why);
+    else if (rc == STORE_FUTURE_RV)
+        lo_err_set(err, 504, "Timeout", "%s", why);
+    else
+        status_internal(err, "reading the replay of %s: %s", spec->kind->plural, why);
+    free(b->out->data);
+    b->out->data = NULL;
+    b->out->len = 0;
+    b->cap = 0;
+    size_t len;
+    char *line = watch_encode_error(err, &len);
+    page_append(b, line, len);
+    b->out->failed = 1;
 }
 
 static int replay_filter(const json_t *obj, void *ctx)
@@ -222,102 +282,88 @@ static int replay_filter(const json_t *obj, void *ctx)
     return matches(ctx, obj);
 }
 
-/* Keeps what the watcher sees of one logged change; encoded after the scan, once derived. */
-static int replay_change(void *ctx, const store_event_t *ev)
+static int64_t object_rv(const json_t *obj)
 {
-    replay_buf_t *b = ctx;
-    const json_t *obj;
-    int type = watch_event_type(b->spec, ev, &obj);
-    if (type == 0)
-        return 0;
-    if (b->n == b->n_cap) {
-        b->n_cap = b->n_cap ? 2 * b->n_cap : 64;
-        b->rvs = lo_realloc(b->rvs, b->n_cap * sizeof(*b->rvs));
-        b->types = lo_realloc(b->types, b->n_cap * sizeof(*b->types));
-    }
-    b->rvs[b->n] = ev->rv;
-    b->types[b->n] = (store_event_type_t)type;
-    b->n++;
-    json_array_append_new(b->objects, json_deep_copy(obj));
-    return 0;
+    const char *rv = objmeta_get_string(obj, "resourceVersion");
+    return rv ? strtoll(rv, NULL, 10) : 0;
 }
 
-/* The kept changes as lines: derived after the log's read transaction (deriving reads the store too). */
-static void replay_changes_encode(replay_buf_t *b)
-{
-    derive_overlay(b->store, b->spec->kind, b->objects, b->spec->cluster_domain);
-    for (size_t i = 0; i < b->n; i++)
-        replay_event(b, b->types[i], json_array_get(b->objects, i), b->rvs[i]);
-}
-
-static void replay_fail(replay_buf_t *b, const lo_err_t *err)
-{
-    size_t len;
-    free(b->out->data);
-    b->out->data = NULL;
-    b->out->len = 0;
-    b->cap = 0;
-    char *line = watch_encode_error(err, &len);
-    replay_append(b, line, len);
-    b->out->failed = 1;
-}
-
-/* The current objects, as ADDED, and the rv they are as of. */
-static void replay_state(replay_buf_t *b, store_t *store)
+/* The next page of the objects as of cursor->at_rv, as ADDED; the last one moves the cursor to the log. */
+static void read_state_page(store_t *store, page_buf_t *b, watch_cursor_t *cur)
 {
     const watch_spec_t *spec = b->spec;
     lo_err_t err = {0};
     store_list_result_t res = {0};
     store_list_opts_t opts = {.resource = spec->kind->plural, .ns = spec->kind->namespaced ? spec->ns : "",
+                              .at_rv = cur->at_rv, .after_ns = cur->after_ns, .after_name = cur->after_name,
+                              .limit = WATCH_PAGE_ITEMS, .max_bytes = WATCH_PAGE_BYTES, .skip_remaining = 1,
                               .filter = spec->selecting ? replay_filter : NULL, .filter_ctx = (void *)spec};
-    if (store_list(store, &opts, &res, &err) != STORE_OK) {
-        replay_fail(b, &err);
-    } else {
-        derive_overlay(store, spec->kind, res.items, spec->cluster_domain);
-        size_t i;
-        json_t *obj;
-        json_array_foreach(res.items, i, obj) {
-            const char *rv = objmeta_get_string(obj, "resourceVersion");
-            replay_event(b, STORE_EVENT_ADDED, obj, rv ? strtoll(rv, NULL, 10) : 0);
-        }
-        b->out->up_to = res.rv;
-    }
-    store_list_result_free(&res);
-    lo_err_clear(&err);
-}
-
-void watch_replay(store_t *store, const watch_spec_t *spec, watch_replay_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    replay_buf_t b = {.spec = spec, .store = store, .out = out};
-    if (spec->with_state) {
-        replay_state(&b, store);
+    int rc = store_list(store, &opts, &res, &err);
+    if (rc != STORE_OK) {
+        page_fail(b, rc, spec, &err);
+        lo_err_clear(&err);
         return;
     }
-    lo_err_t err = {0};
-    b.objects = json_array();
-    int rc = store_events(store, spec->kind->plural, spec->kind->namespaced ? spec->ns : "", spec->rv,
-                          spec->selecting, replay_change, &b, &out->up_to, &err);
-    if (rc == STORE_OK)
-        replay_changes_encode(&b);
-    json_decref(b.objects);
-    free(b.rvs);
-    free(b.types);
-    if (rc != STORE_OK) {
-        if (rc == STORE_EXPIRED) {
-            int64_t horizon = 0;
-            store_compacted_rv(store, &horizon, NULL);
-            lo_err_clear(&err);
-            lo_err_set(&err, 410, "Expired", "too old resource version: %lld (%lld)", (long long)spec->rv,
-                       (long long)horizon);
-        }
-        replay_fail(&b, &err);
+    size_t i;
+    json_t *obj;
+    json_array_foreach(res.items, i, obj) page_event(b, STORE_EVENT_ADDED, obj, object_rv(obj));
+    cur->at_rv = res.rv;
+    watch_cursor_free(cur);
+    if (res.more) {
+        cur->after_ns = res.last_ns;
+        cur->after_name = res.last_name;
+        res.last_ns = res.last_name = NULL;
+    } else { /* the state is out: what follows is the log after its rv */
+        cur->phase = WATCH_PHASE_EVENTS;
+        cur->after_rv = res.rv;
+        b->out->seen = res.rv;
+        b->out->caught_up = 1;
     }
-    lo_err_clear(&err);
+    store_list_result_free(&res);
 }
 
-void watch_replay_free(watch_replay_t *replay)
+/* What the watcher sees of one logged change, as a line; stops the page once it holds enough. */
+static int page_change(void *ctx, const store_event_t *ev)
 {
-    free(replay->data);
-    memset(replay, 0, sizeof(*replay));
+    page_buf_t *b = ctx;
+    const json_t *obj;
+    int type = watch_event_type(b->spec, ev, &obj);
+    if (type != 0)
+        page_event(b, (store_event_type_t)type, obj, ev->rv);
+    return b->out->len >= WATCH_PAGE_BYTES;
+}
+
+static void read_events_page(store_t *store, page_buf_t *b, watch_cursor_t *cur)
+{
+    const watch_spec_t *spec = b->spec;
+    lo_err_t err = {0};
+    int64_t up_to = 0, last = 0;
+    store_events_opts_t o = {.resource = spec->kind->plural, .ns = spec->kind->namespaced ? spec->ns : "",
+                             .after_rv = cur->after_rv, .limit = WATCH_PAGE_ITEMS, .with_prev = spec->selecting};
+    int rc = store_events(store, &o, page_change, b, &up_to, &last, &err);
+    if (rc != STORE_OK) {
+        if (rc == STORE_EXPIRED) { /* kube words it with the horizon */
+            int64_t horizon = 0;
+            store_compacted_rv(store, &horizon, NULL);
+            lo_err_set(&err, 0, "", "too old resource version: %lld (%lld)", (long long)cur->after_rv,
+                       (long long)horizon);
+        }
+        page_fail(b, rc, spec, &err);
+        lo_err_clear(&err);
+        return;
+    }
+    cur->after_rv = last;
+    b->out->seen = last;
+    b->out->caught_up = last == up_to;
+}
+
+void watch_read_page(store_t *store, const watch_spec_t *spec, watch_cursor_t *cursor, int with_columns,
+                     watch_page_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    page_buf_t b = {.spec = spec, .out = out, .with_columns = with_columns};
+    if (cursor->phase == WATCH_PHASE_STATE)
+        read_state_page(store, &b, cursor);
+    else
+        read_events_page(store, &b, cursor);
 }

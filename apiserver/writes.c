@@ -1,11 +1,18 @@
 /*
  * writes.c - create, update (main resource and status) and patch (JSON,
- * merge, strategic-as-merge, server-side apply).
+ * merge, strategic-as-merge, server-side apply), and the driver every write
+ * verb shares (handlers_write_run).
  *
- * Each write is one store_write(): the mutate callbacks below see the
- * current object inside the write transaction, so the resourceVersion
- * precondition, admission (capacity counts) and "delete once the
- * finalizers are gone" are atomic with the write that follows them.
+ * A write is prepared on the request's worker: the body decoded, the
+ * object as stored read, the patch or the apply merged, defaults, schema,
+ * admission (against a read snapshot) and field ownership computed. The
+ * store's writer then commits it as a compare-and-swap on the rv that was
+ * read, re-running only what must be atomic (the membership and capacity
+ * rules, store_op_t.check). If the object moved meanwhile, the writer
+ * answers STORE_CONFLICT and the driver prepares again from a fresh read,
+ * up to WRITE_ATTEMPTS times, as kube-apiserver's GuaranteedUpdate does; a
+ * resourceVersion the client sent is checked at each preparation, so a
+ * client's own precondition still fails with 409.
  */
 #include "langop/handlers.h"
 
@@ -26,17 +33,83 @@
 #include "langop/status.h"
 #include "langop/validate.h"
 
+#define WRITE_ATTEMPTS 16          /* preparations of one write before a conflict is answered 409 */
 #define GENERATE_NAME_ATTEMPTS 8
 
-/* ---- writes ---- */
+/* ---- the driver ---- */
 
-typedef struct write_ctx {
-    const handler_request_t *hr;
-    json_t *body;        /* borrowed: the prepared request object */
-    const char *name;
-    const char *manager; /* the field manager of the write */
-    int applying;        /* server-side apply: field ownership is already settled */
-} write_ctx_t;
+/* Forgets the previous attempt: its op's results and the objects it was built from. */
+static void attempt_reset(handlers_write_t *w)
+{
+    store_op_clear(&w->op);
+    json_decref(w->current);
+    json_decref(w->next);
+    w->current = w->next = NULL;
+    memset(&w->op, 0, sizeof(w->op));
+}
+
+static void write_finish(handlers_write_t *w)
+{
+    attempt_reset(w);
+    w->release(w);
+}
+
+static void write_resumed(void *ctx, api_response_t *resp);
+
+/* One attempt: prepare and hand the op to the writer, or answer at once. */
+static void write_attempt(handlers_write_t *w, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    attempt_reset(w);
+    int rc = w->prepare(w, &err);
+    if (rc == 0) {
+        handlers_defer(resp, &w->op, 1, write_resumed, w);
+    } else {
+        if (rc > 0)
+            w->answer(w, resp);
+        else
+            handlers_respond_error(resp, &err);
+        write_finish(w);
+    }
+    lo_err_clear(&err);
+}
+
+static void write_resumed(void *ctx, api_response_t *resp)
+{
+    handlers_write_t *w = ctx;
+    if (w->op.rc != STORE_OK && w->op.rc != STORE_BUSY && w->retry(w) && ++w->attempts < WRITE_ATTEMPTS) {
+        write_attempt(w, resp);
+        return;
+    }
+    if (w->op.rc == STORE_OK) {
+        w->answer(w, resp);
+    } else {
+        lo_err_t err = {0};
+        handlers_op_error(w->hr, resp, &w->op, w->name, &err);
+        handlers_respond_error(resp, &err);
+        lo_err_clear(&err);
+    }
+    write_finish(w);
+}
+
+int handlers_retry_on_conflict(const handlers_write_t *w)
+{
+    return w->op.rc == STORE_CONFLICT;
+}
+
+void handlers_write_run(handlers_write_t *w, api_response_t *resp)
+{
+    write_attempt(w, resp);
+}
+
+/* ---- what creates, updates and patches share ---- */
+
+/* The query parameters every write shares. */
+typedef struct write_params {
+    int dry_run;
+    field_validation_t field_validation;
+    char *manager;
+} write_params_t;
 
 /* The field manager: ?fieldManager=, else the client's product name (User-Agent up to '/'), as kube does. */
 static char *field_manager(const handler_request_t *hr, lo_err_t *err)
@@ -57,117 +130,6 @@ static char *field_manager(const handler_request_t *hr, lo_err_t *err)
     return lo_strndup(ua, n > 128 ? 128 : n);
 }
 
-static int mutate_create(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    write_ctx_t *w = ctx;
-    if (current != NULL) {
-        status_already_exists(err, w->hr->kind->plural, SCHEMA_GROUP, w->name);
-        return -1;
-    }
-    if (admission_check(txn, w->hr->kind, ADMISSION_CREATE, NULL, w->body, err) != 0)
-        return -1;
-    *next = json_deep_copy(w->body);
-    managedfields_record_update(w->hr->kind, NULL, *next, w->manager, NULL);
-    return STORE_WRITE_PUT;
-}
-
-/* After an update, an object being deleted whose finalizers are all gone is deleted. */
-static int put_or_finish_delete(json_t *next)
-{
-    if (objmeta_is_deleting(next) && !objmeta_has_finalizers(next))
-        return STORE_WRITE_DELETE;
-    return STORE_WRITE_PUT;
-}
-
-/* What every update checks first inside the transaction: the object exists. */
-static int check_update_target(const write_ctx_t *w, const json_t *current, lo_err_t *err)
-{
-    if (current == NULL) {
-        status_not_found(err, w->hr->kind->plural, SCHEMA_GROUP, w->name);
-        return -1;
-    }
-    return 0;
-}
-
-/* Schema and admission checks of the object an update is about to store (stolen; NULL on failure). */
-static json_t *admit_update(store_txn_t *txn, const write_ctx_t *w, const json_t *current, json_t *next,
-                            lo_err_t *err)
-{
-    if (validate_object(w->hr->kind, next, err) != 0 ||
-        admission_check(txn, w->hr->kind, ADMISSION_UPDATE, current, next, err) != 0) {
-        json_decref(next);
-        return NULL;
-    }
-    return next;
-}
-
-/*
- * The object an update of current to body stores (new reference, or NULL
- * with err): server-owned fields kept, the main resource or only status
- * changed, then schema, admission and field ownership.
- */
-static json_t *updated_object(store_txn_t *txn, const write_ctx_t *w, const json_t *current, const json_t *body,
-                              const char *subresource, lo_err_t *err)
-{
-    const schema_kind_t *k = w->hr->kind;
-    if (objmeta_check_preconditions(k, current, body, err) != 0)
-        return NULL;
-    json_t *merged = subresource ? objmeta_merge_status(current, body) : objmeta_merge_update(k, current, body, err);
-    if (merged == NULL)
-        return NULL;
-    derive_strip(k, merged); /* computed on read, never stored */
-    if (w->applying) /* the apply computed the new ownership; the merge kept the old one */
-        json_object_set(objmeta_metadata(merged), "managedFields",
-                        json_object_get(json_object_get(body, "metadata"), "managedFields"));
-    json_t *next = admit_update(txn, w, current, merged, err);
-    if (next && !w->applying)
-        managedfields_record_update(k, current, next, w->manager, subresource);
-    return next;
-}
-
-static int mutate_update(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    write_ctx_t *w = ctx;
-    if (check_update_target(w, current, err) != 0)
-        return -1;
-    if ((*next = updated_object(txn, w, current, w->body, NULL, err)) == NULL)
-        return -1;
-    return put_or_finish_delete(*next);
-}
-
-static int mutate_status(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    write_ctx_t *w = ctx;
-    if (check_update_target(w, current, err) != 0)
-        return -1;
-    *next = updated_object(txn, w, current, w->body, "status", err);
-    return *next ? STORE_WRITE_PUT : -1;
-}
-
-static int run_write(const handler_request_t *hr, store_mutate_fn fn, write_ctx_t *w, int dry_run,
-                     store_write_result_t *res, lo_err_t *err)
-{
-    store_write_t op = {
-        .resource = hr->kind->plural,
-        .ns = hr->kind->namespaced ? handlers_url_ns(hr) : "",
-        .name = w->name,
-        .mutate = fn,
-        .ctx = w,
-        .dry_run = dry_run,
-    };
-    int rc = store_write(hr->store, &op, res, err);
-    if (rc == STORE_NOT_FOUND)
-        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, w->name);
-    return rc;
-}
-
-/* The query parameters every write shares. */
-typedef struct write_params {
-    int dry_run;
-    field_validation_t field_validation;
-    char *manager;
-} write_params_t;
-
 static int parse_write_params(const handler_request_t *hr, write_params_t *p, lo_err_t *err)
 {
     memset(p, 0, sizeof(*p));
@@ -179,83 +141,225 @@ static int parse_write_params(const handler_request_t *hr, write_params_t *p, lo
     return p->manager ? 0 : -1;
 }
 
-/* Creates body (prepared), picking a generated name, retried on a collision as kube does. */
-static int create_with_name(const handler_request_t *hr, json_t *body, const write_params_t *params,
-                            store_write_result_t *res, lo_err_t *err)
+/*
+ * One create, update or patch in progress. w stays first: the driver's
+ * callbacks get &job->w.
+ */
+typedef struct object_job {
+    handlers_write_t w;
+    write_params_t params;
+    json_t *warnings;            /* unknown or duplicate fields, for the Warning header */
+    json_t *body;                /* the decoded, defaulted object (create, update) or the patch */
+    int status_subresource;      /* update or patch of /status */
+    int generate;                /* create: metadata.generateName picks the name */
+    /* patch */
+    int patch_type;
+    int force;
+    int applying;                /* server-side apply: field ownership is already settled */
+    int created;                 /* an apply created the object */
+} object_job_t;
+
+static void object_job_release(handlers_write_t *w)
 {
-    int generate = objmeta_needs_generated_name(body);
-    int rc = STORE_ABORTED;
-    for (int attempt = 0; attempt < (generate ? GENERATE_NAME_ATTEMPTS : 1); attempt++) {
-        if (generate && objmeta_generate_name(hr->kind, body, err) != 0)
-            break;
-        write_ctx_t w = {.hr = hr, .body = body, .name = objmeta_get_string(body, "name"), .manager = params->manager};
-        lo_err_clear(err);
-        rc = run_write(hr, mutate_create, &w, params->dry_run, res, err);
-        if (rc == STORE_OK || !generate || err->code != 409)
-            break;
+    object_job_t *j = (object_job_t *)w;
+    json_decref(j->warnings);
+    json_decref(j->body);
+    free(j->params.manager);
+    free(j);
+}
+
+/* The shared first steps: the answer can be given, the parameters are read. */
+static object_job_t *object_job_new(const handler_request_t *hr, lo_err_t *err)
+{
+    object_job_t *j = lo_calloc(1, sizeof(*j));
+    j->w.hr = hr;
+    j->w.name = hr->info->name;
+    j->w.retry = handlers_retry_on_conflict;
+    j->w.release = object_job_release;
+    j->warnings = json_array();
+    if (handlers_check_output(hr, err) != 0 || parse_write_params(hr, &j->params, err) != 0) {
+        object_job_release(&j->w);
+        return NULL;
     }
+    return j;
+}
+
+/* Answers the stored object (200, or 201 for a create) with the warnings the body brought. */
+static void answer_object(object_job_t *j, api_response_t *resp, int status)
+{
+    handlers_respond_stored(j->w.hr, resp, status, &j->w.op);
+    decode_add_warnings(resp, j->warnings);
+}
+
+/* Admission on the worker, against one read snapshot; the writer re-checks the policy rules. */
+static int admit(const handler_request_t *hr, admission_operation_t op, const json_t *old, const json_t *obj,
+                 lo_err_t *err)
+{
+    lo_err_t e = {0};
+    store_txn_t *snap = store_snapshot(hr->store, &e);
+    if (snap == NULL) {
+        status_internal(err, "cannot read the store: %s", e.message);
+        lo_err_clear(&e);
+        return -1;
+    }
+    int rc = admission_check(snap, hr->kind, op, old, obj, err);
+    store_snapshot_end(snap);
     return rc;
 }
 
-/* What a create or an update carries from its request to its answer. */
-typedef struct object_write {
-    lo_err_t err;
-    write_params_t params;
-    json_t *warnings;                 /* unknown or duplicate fields, for the Warning header */
-    json_t *body;                     /* the decoded, defaulted object */
-    store_write_result_t res;
-} object_write_t;
-
-/* The shared first steps: the answer can be given, the parameters and the body are read. */
-static int object_write_begin(const handler_request_t *hr, object_write_t *ow)
+/* store_op_t.check of a create: the policy rules, atomically with the write. */
+static int check_create(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
 {
-    memset(ow, 0, sizeof(*ow));
-    ow->warnings = json_array();
-    if (handlers_check_output(hr, &ow->err) != 0 || parse_write_params(hr, &ow->params, &ow->err) != 0)
-        return -1;
-    ow->body = decode_object(hr->kind, hr->req, ow->params.field_validation, ow->warnings, &ow->err);
-    return ow->body ? 0 : -1;
+    return admission_check_policy(txn, ctx, ADMISSION_CREATE, obj, err);
 }
 
-/* Answers (the stored object with status, or the error) and releases ow. */
-static void object_write_end(const handler_request_t *hr, api_response_t *resp, object_write_t *ow, int ok,
-                             int status)
+/* Fills op as a create of next (stolen into w->next). */
+static void op_create(object_job_t *j, json_t *next, const char *name)
 {
-    if (ok) {
-        handlers_respond_object(hr, resp, status, ow->res.object);
-        decode_add_warnings(resp, ow->warnings);
-    } else {
-        handlers_respond_error(resp, &ow->err);
+    const handler_request_t *hr = j->w.hr;
+    j->w.next = next;
+    j->w.name = name;
+    j->w.op = (store_op_t){.resource = hr->kind->plural, .ns = hr->kind->namespaced ? handlers_url_ns(hr) : "",
+                           .name = name, .kind = STORE_WRITE_PUT, .object = next, .expect_rv = STORE_RV_ABSENT,
+                           .check = check_create, .check_ctx = (void *)hr->kind, .dry_run = j->params.dry_run};
+}
+
+/* After an update, an object being deleted whose finalizers are all gone is deleted. */
+static store_write_kind_t put_or_finish_delete(const json_t *next)
+{
+    if (objmeta_is_deleting(next) && !objmeta_has_finalizers(next))
+        return STORE_WRITE_DELETE;
+    return STORE_WRITE_PUT;
+}
+
+/* Fills op as an update of the object read (w->current, at rv) to next (stolen into w->next). */
+static void op_update(object_job_t *j, json_t *next, int64_t rv)
+{
+    const handler_request_t *hr = j->w.hr;
+    j->w.next = next;
+    j->w.op = (store_op_t){.resource = hr->kind->plural, .ns = hr->kind->namespaced ? handlers_url_ns(hr) : "",
+                           .name = hr->info->name, .object = next, .current = j->w.current, .expect_rv = rv,
+                           .dry_run = j->params.dry_run};
+    /* the main resource may end a pending deletion; /status never does */
+    j->w.op.kind = j->status_subresource ? STORE_WRITE_PUT : put_or_finish_delete(next);
+}
+
+/*
+ * The object an update of current to body stores (new reference, or NULL
+ * with err): server-owned fields kept, the main resource or only status
+ * changed, then schema, admission and field ownership.
+ */
+static json_t *updated_object(object_job_t *j, const json_t *current, const json_t *body, lo_err_t *err)
+{
+    const handler_request_t *hr = j->w.hr;
+    const schema_kind_t *k = hr->kind;
+    const char *subresource = j->status_subresource ? "status" : NULL;
+    if (objmeta_check_preconditions(k, current, body, err) != 0)
+        return NULL;
+    json_t *merged = subresource ? objmeta_merge_status(current, body) : objmeta_merge_update(k, current, body, err);
+    if (merged == NULL)
+        return NULL;
+    derive_strip(k, merged); /* the writer derives them again */
+    if (j->applying) /* the apply computed the new ownership; the merge kept the old one */
+        json_object_set(objmeta_metadata(merged), "managedFields",
+                        json_object_get(json_object_get(body, "metadata"), "managedFields"));
+    if (validate_object(k, merged, err) != 0 || admit(hr, ADMISSION_UPDATE, current, merged, err) != 0) {
+        json_decref(merged);
+        return NULL;
     }
-    store_write_result_free(&ow->res);
-    json_decref(ow->body);
-    json_decref(ow->warnings);
-    free(ow->params.manager);
-    lo_err_clear(&ow->err);
+    if (!j->applying)
+        managedfields_record_update(k, current, merged, j->params.manager, subresource);
+    return merged;
+}
+
+/* ---- create ---- */
+
+static int create_prepare(handlers_write_t *w, lo_err_t *err)
+{
+    object_job_t *j = (object_job_t *)w;
+    const handler_request_t *hr = w->hr;
+    if (j->generate && objmeta_generate_name(hr->kind, j->body, err) != 0)
+        return -1;
+    const char *name = objmeta_get_string(j->body, "name");
+    if (admit(hr, ADMISSION_CREATE, NULL, j->body, err) != 0)
+        return -1;
+    /* the writer completes the object in place only once the create goes through: no copy for retries */
+    json_t *next = json_incref(j->body);
+    if (w->attempts == 0)
+        managedfields_record_update(hr->kind, NULL, next, j->params.manager, NULL);
+    op_create(j, next, name);
+    return 0;
+}
+
+/* A generated name that collided is generated again, as kube does. */
+static int create_retry(const handlers_write_t *w)
+{
+    const object_job_t *j = (const object_job_t *)w;
+    return j->generate && w->op.rc == STORE_EXISTS && w->attempts + 1 < GENERATE_NAME_ATTEMPTS;
+}
+
+static void create_answer(handlers_write_t *w, api_response_t *resp)
+{
+    answer_object((object_job_t *)w, resp, 201);
 }
 
 void handlers_create(const handler_request_t *hr, api_response_t *resp)
 {
-    object_write_t ow;
-    int ok = object_write_begin(hr, &ow) == 0 &&
-             objmeta_prepare_create(hr->kind, handlers_url_ns(hr), ow.body, &ow.err) == 0 &&
-             validate_object(hr->kind, ow.body, &ow.err) == 0 &&
-             create_with_name(hr, ow.body, &ow.params, &ow.res, &ow.err) == STORE_OK;
-    object_write_end(hr, resp, &ow, ok, 201);
+    lo_err_t err = {0};
+    object_job_t *j = object_job_new(hr, &err);
+    if (j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
+        objmeta_prepare_create(hr->kind, handlers_url_ns(hr), j->body, &err) == 0 &&
+        validate_object(hr->kind, j->body, &err) == 0) {
+        j->generate = objmeta_needs_generated_name(j->body);
+        j->w.prepare = create_prepare;
+        j->w.retry = create_retry;
+        j->w.answer = create_answer;
+        handlers_write_run(&j->w, resp);
+    } else {
+        if (j)
+            object_job_release(&j->w);
+        handlers_respond_error(resp, &err);
+    }
+    lo_err_clear(&err);
+}
+
+/* ---- update ---- */
+
+static int update_prepare(handlers_write_t *w, lo_err_t *err)
+{
+    object_job_t *j = (object_job_t *)w;
+    int64_t rv = 0;
+    if (handlers_read_current(w->hr, w->hr->info->name, &w->current, &rv, err) != STORE_OK)
+        return -1;
+    json_t *next = updated_object(j, w->current, j->body, err);
+    if (next == NULL)
+        return -1;
+    op_update(j, next, rv);
+    return 0;
+}
+
+/* Answered with the object also when the update removed the last finalizer and it is gone. */
+static void update_answer(handlers_write_t *w, api_response_t *resp)
+{
+    answer_object((object_job_t *)w, resp, 200);
 }
 
 void handlers_update(const handler_request_t *hr, api_response_t *resp, int status_subresource)
 {
-    object_write_t ow;
-    int ok = object_write_begin(hr, &ow) == 0 &&
-             objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, ow.body, &ow.err) == 0;
-    if (ok) {
-        write_ctx_t w = {.hr = hr, .body = ow.body, .name = hr->info->name, .manager = ow.params.manager};
-        ok = run_write(hr, status_subresource ? mutate_status : mutate_update, &w, ow.params.dry_run, &ow.res,
-                       &ow.err) == STORE_OK;
+    lo_err_t err = {0};
+    object_job_t *j = object_job_new(hr, &err);
+    if (j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
+        objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, j->body, &err) == 0) {
+        j->status_subresource = status_subresource;
+        j->w.prepare = update_prepare;
+        j->w.answer = update_answer;
+        handlers_write_run(&j->w, resp);
+    } else {
+        if (j)
+            object_job_release(&j->w);
+        handlers_respond_error(resp, &err);
     }
-    /* answered with the object also when the update removed the last finalizer and it is gone */
-    object_write_end(hr, resp, &ow, ok, 200);
+    lo_err_clear(&err);
 }
 
 /* ---- patch ---- */
@@ -272,7 +376,7 @@ static const struct {
     {"apply-patch+yaml", PATCH_APPLY},
 };
 
-static int parse_patch_type(const char *content_type, patch_type_t *out, lo_err_t *err)
+static int parse_patch_type(const char *content_type, int *out, lo_err_t *err)
 {
     media_type_t ct;
     if (content_type && negotiate_parse_one(content_type, &ct) == 0 && strcmp(ct.type, "application") == 0) {
@@ -290,31 +394,19 @@ static int parse_patch_type(const char *content_type, patch_type_t *out, lo_err_
     return -1;
 }
 
-/* A patch_ctx_t is passed where a write_ctx_t is expected: w must stay first. */
-typedef struct patch_ctx {
-    write_ctx_t w;               /* hr, name, manager; w.body unused */
-    patch_type_t type;
-    const json_t *patch;         /* borrowed: the decoded request body */
-    int force;
-    field_validation_t fv;
-    json_t *warnings;            /* borrowed: unknown fields the patch brought, for Warn */
-    const char *subresource;     /* NULL or "status" */
-    int created;                 /* an apply created the object */
-} patch_ctx_t;
-
 /* current with the patch applied (new reference), or NULL with err. */
-static json_t *patched_document(const patch_ctx_t *p, const json_t *current, lo_err_t *err)
+static json_t *patched_document(const object_job_t *j, const json_t *current, lo_err_t *err)
 {
     json_t *doc = NULL;
-    switch (p->type) {
+    switch (j->patch_type) {
     case PATCH_JSON:
-        return patch_json(current, p->patch, err);
+        return patch_json(current, j->body, err);
     case PATCH_MERGE:
     case PATCH_STRATEGIC: /* our lists declare no merge keys: a strategic merge patch is a merge patch */
-        return patch_merge(current, p->patch);
+        return patch_merge(current, j->body);
     case PATCH_APPLY:
-        if (managedfields_apply(p->w.hr->kind, current, p->patch, p->w.manager, p->force, p->subresource, &doc,
-                                err) != 0)
+        if (managedfields_apply(j->w.hr->kind, current, j->body, j->params.manager, j->force,
+                                j->status_subresource ? "status" : NULL, &doc, err) != 0)
             return NULL;
         return doc;
     }
@@ -322,15 +414,15 @@ static json_t *patched_document(const patch_ctx_t *p, const json_t *current, lo_
 }
 
 /* The envelope, unknown fields (per fieldValidation), defaults and URL target of a patched document. */
-static int normalize_patched(const patch_ctx_t *p, json_t *doc, lo_err_t *err)
+static int normalize_patched(const object_job_t *j, json_t *doc, lo_err_t *err)
 {
-    const handler_request_t *hr = p->w.hr;
+    const handler_request_t *hr = j->w.hr;
     if (objmeta_check_envelope(hr->kind, doc, err) != 0)
         return -1;
-    if (p->type != PATCH_APPLY) { /* an applied config was pruned before it was merged */
+    if (j->patch_type != PATCH_APPLY) { /* an applied config was pruned before it was merged */
         json_t *unknown = json_array();
         validate_prune(hr->kind, doc, unknown);
-        int refused = decode_unknown_fields(hr->kind, unknown, NULL, p->fv, p->warnings, err);
+        int refused = decode_unknown_fields(hr->kind, unknown, NULL, j->params.field_validation, j->warnings, err);
         json_decref(unknown);
         if (refused)
             return -1;
@@ -340,48 +432,73 @@ static int normalize_patched(const patch_ctx_t *p, json_t *doc, lo_err_t *err)
 }
 
 /* Server-side apply of an object that does not exist yet: a create. */
-static int apply_create(store_txn_t *txn, patch_ctx_t *p, json_t **next, lo_err_t *err)
+static int apply_create(object_job_t *j, lo_err_t *err)
 {
-    const schema_kind_t *k = p->w.hr->kind;
-    json_t *doc = patched_document(p, NULL, err);
-    if (doc == NULL || normalize_patched(p, doc, err) != 0)
+    const handler_request_t *hr = j->w.hr;
+    const schema_kind_t *k = hr->kind;
+    json_t *doc = patched_document(j, NULL, err);
+    if (doc == NULL || normalize_patched(j, doc, err) != 0)
         goto fail;
     json_t *owners = json_incref(json_object_get(objmeta_metadata(doc), "managedFields"));
-    int rc = objmeta_prepare_create(k, handlers_url_ns(p->w.hr), doc, err);
+    int rc = objmeta_prepare_create(k, handlers_url_ns(hr), doc, err);
     if (owners)
         json_object_set_new(objmeta_metadata(doc), "managedFields", owners);
-    if (rc != 0 || validate_object(k, doc, err) != 0 || admission_check(txn, k, ADMISSION_CREATE, NULL, doc, err) != 0)
+    if (rc != 0 || validate_object(k, doc, err) != 0 || admit(hr, ADMISSION_CREATE, NULL, doc, err) != 0)
         goto fail;
-    p->created = 1;
-    *next = doc;
-    return STORE_WRITE_PUT;
+    j->created = 1;
+    op_create(j, doc, hr->info->name);
+    return 0;
 fail:
     json_decref(doc);
     return -1;
 }
 
-static int mutate_patch(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
+static int patch_prepare(handlers_write_t *w, lo_err_t *err)
 {
-    patch_ctx_t *p = ctx;
-    if (current == NULL && p->type == PATCH_APPLY && p->subresource == NULL)
-        return apply_create(txn, p, next, err);
-    if (check_update_target(&p->w, current, err) != 0)
+    object_job_t *j = (object_job_t *)w;
+    const handler_request_t *hr = w->hr;
+    int64_t rv = 0;
+    lo_err_t missing = {0};
+    j->created = 0;
+    int rc = handlers_read_current(hr, hr->info->name, &w->current, &rv, &missing);
+    if (rc == STORE_NOT_FOUND && j->patch_type == PATCH_APPLY && !j->status_subresource) {
+        lo_err_clear(&missing);
+        return apply_create(j, err);
+    }
+    if (rc != STORE_OK) {
+        lo_err_clear(err);
+        *err = missing;
         return -1;
-    json_t *doc = patched_document(p, current, err);
-    if (doc == NULL || normalize_patched(p, doc, err) != 0) {
+    }
+    json_t *doc = patched_document(j, w->current, err);
+    if (doc == NULL || normalize_patched(j, doc, err) != 0) {
         json_decref(doc);
         return -1;
     }
-    *next = updated_object(txn, &p->w, current, doc, p->subresource, err);
+    json_t *next = updated_object(j, w->current, doc, err);
     json_decref(doc);
-    if (*next == NULL)
+    if (next == NULL)
         return -1;
-    return p->subresource ? STORE_WRITE_PUT : put_or_finish_delete(*next);
+    op_update(j, next, rv);
+    return 0;
+}
+
+/* A conflict, or an apply's create that lost to another create: read again and merge again. */
+static int patch_retry(const handlers_write_t *w)
+{
+    return w->op.rc == STORE_CONFLICT || (((const object_job_t *)w)->created && w->op.rc == STORE_EXISTS);
+}
+
+static void patch_answer(handlers_write_t *w, api_response_t *resp)
+{
+    object_job_t *j = (object_job_t *)w;
+    answer_object(j, resp, j->created ? 201 : 200);
 }
 
 /* Decodes and checks the patch body for its type. New reference or NULL with err. */
-static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_t *err)
+static json_t *decode_patch(object_job_t *j, lo_err_t *err)
 {
+    const handler_request_t *hr = j->w.hr;
     const api_request_t *req = hr->req;
     if (decode_check_size(req, err) != 0)
         return NULL;
@@ -389,19 +506,19 @@ static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_
         status_bad_request(err, "the request body is empty: a patch is required");
         return NULL;
     }
-    json_t *patch = p->type == PATCH_APPLY ? codec_decode_yaml(req->body, req->body_len, err)
-                                           : codec_decode_json(req->body, req->body_len, err);
+    json_t *patch = j->patch_type == PATCH_APPLY ? codec_decode_yaml(req->body, req->body_len, err)
+                                                 : codec_decode_json(req->body, req->body_len, err);
     if (patch == NULL)
         return NULL;
     int ok = 1;
-    if (p->type == PATCH_STRATEGIC)
+    if (j->patch_type == PATCH_STRATEGIC)
         ok = patch_check_strategic(patch, err) == 0;
-    else if (p->type == PATCH_APPLY) {
+    else if (j->patch_type == PATCH_APPLY) {
         json_t *unknown = json_array();
         ok = objmeta_check_envelope(hr->kind, patch, err) == 0;
         if (ok) {
             validate_prune(hr->kind, patch, unknown);
-            ok = !decode_unknown_fields(hr->kind, unknown, NULL, p->fv, p->warnings, err);
+            ok = !decode_unknown_fields(hr->kind, unknown, NULL, j->params.field_validation, j->warnings, err);
         }
         json_decref(unknown);
     }
@@ -413,12 +530,13 @@ static json_t *decode_patch(const handler_request_t *hr, patch_ctx_t *p, lo_err_
 }
 
 /* fieldManager is required for apply; force only means something there. */
-static int check_apply_params(const handler_request_t *hr, patch_ctx_t *p, lo_err_t *err)
+static int check_apply_params(object_job_t *j, lo_err_t *err)
 {
+    const handler_request_t *hr = j->w.hr;
     const char *force = reqinfo_query_get(hr->info, "force");
-    if (reqinfo_query_bool(hr->info, "force", 0, &p->force, err) != 0)
+    if (reqinfo_query_bool(hr->info, "force", 0, &j->force, err) != 0)
         return -1;
-    if (p->type == PATCH_APPLY) {
+    if (j->patch_type == PATCH_APPLY) {
         const char *m = reqinfo_query_get(hr->info, "fieldManager");
         if (m == NULL || m[0] == '\0') {
             lo_err_add_cause(err, "FieldValueRequired", "Required value: is required for apply patch", "fieldManager");
@@ -436,31 +554,19 @@ static int check_apply_params(const handler_request_t *hr, patch_ctx_t *p, lo_er
 void handlers_patch(const handler_request_t *hr, api_response_t *resp, const char *subresource)
 {
     lo_err_t err = {0};
-    store_write_result_t res = {0};
-    write_params_t params = {0};
-    json_t *warnings = json_array();
-    json_t *patch = NULL;
-    patch_ctx_t p = {.w = {.hr = hr, .name = hr->info->name}, .subresource = subresource, .warnings = warnings};
-    if (handlers_check_output(hr, &err) != 0 || parse_write_params(hr, &params, &err) != 0 ||
-        parse_patch_type(hr->req->content_type, &p.type, &err) != 0 ||
-        check_apply_params(hr, &p, &err) != 0)
-        goto fail;
-    p.w.manager = params.manager;
-    p.w.applying = p.type == PATCH_APPLY;
-    p.fv = params.field_validation;
-    if ((p.patch = patch = decode_patch(hr, &p, &err)) == NULL ||
-        run_write(hr, mutate_patch, &p.w, params.dry_run, &res, &err) != STORE_OK)
-        goto fail;
-    handlers_respond_object(hr, resp, p.created ? 201 : 200, res.object);
-    decode_add_warnings(resp, warnings);
-    goto exit;
-fail:
-    handlers_respond_error(resp, &err);
-exit:
-    store_write_result_free(&res);
-    json_decref(patch);
-    json_decref(warnings);
-    free(params.manager);
+    object_job_t *j = object_job_new(hr, &err);
+    if (j && parse_patch_type(hr->req->content_type, &j->patch_type, &err) == 0 && check_apply_params(j, &err) == 0 &&
+        (j->body = decode_patch(j, &err)) != NULL) {
+        j->status_subresource = subresource != NULL;
+        j->applying = j->patch_type == PATCH_APPLY;
+        j->w.prepare = patch_prepare;
+        j->w.retry = patch_retry;
+        j->w.answer = patch_answer;
+        handlers_write_run(&j->w, resp);
+    } else {
+        if (j)
+            object_job_release(&j->w);
+        handlers_respond_error(resp, &err);
+    }
     lo_err_clear(&err);
 }
-

@@ -1,8 +1,12 @@
 /*
  * admission.h - the rules a structural schema cannot say, as C functions
- * registered per kind, run inside the write transaction of a create or an
- * update (so a rule that counts or looks up other objects is atomic with
- * the write).
+ * registered per kind, run for a create or an update.
+ *
+ * Where they run: all of them on the request's worker, against a read
+ * snapshot, before the write is queued (so the answer is the right one and
+ * comes early); then the policy rules once more in the store's writer,
+ * inside the write's transaction (store_op_t.check), which is what makes a
+ * count atomic with the write that follows it.
  *
  * Rules (each with its own tests):
  *  - LanguageModel: exactly one of spec.provider and spec.litellmProvider;
@@ -37,9 +41,14 @@ typedef enum admission_operation {
 /**
  * Runs every rule registered for k on obj (the object about to be stored,
  * borrowed). old is the stored object on update, NULL on create. txn reads
- * other objects in the same transaction. Returns 0 or -1 with err.
+ * other objects (a snapshot, or the writer's transaction). Returns 0 or -1
+ * with err.
  */
 int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
                     const json_t *obj, lo_err_t *err);
+
+/** The policy rules only (membership, capacity), for the writer's atomic re-check. */
+int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,
+                           lo_err_t *err);
 
 #endif

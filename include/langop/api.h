@@ -5,8 +5,16 @@
  * server.c (h2o) builds an api_request_t, authenticates it (auth.h) and
  * calls api_handle() on a worker thread, then sends the api_response_t back
  * on the event loop. Nothing here knows h2o; nothing in server.c knows
- * Kubernetes semantics. api_handle() may block on the store, so it never
- * runs on the event loop.
+ * Kubernetes semantics. api_handle() reads the store, so it never runs on
+ * the event loop.
+ *
+ * A write does not hold its worker while the store's writer commits it: the
+ * handler hands its store ops over (api_response_t.deferred) and
+ * api_handle() answers "pending"; when the writer is done it calls the
+ * transport's wake function, and the transport calls api_resume() on a
+ * worker, which goes on with the handler (answer, or retry after a
+ * conflict). A request is pending for as long as its ops are queued: the
+ * transport must keep req and resp alive and unchanged until the answer.
  *
  * Every failure becomes a Kubernetes Status body (status.h) with its HTTP
  * code; api_handle() itself cannot fail.
@@ -49,8 +57,21 @@ void api_request_free(api_request_t *req);
 #define API_MAX_HEADERS 16
 
 struct watch_spec;
+typedef struct api_response api_response_t;
+typedef struct api_call api_call_t;
 
-typedef struct api_response {
+/** How a handler goes on once its deferred ops are answered (on a worker). */
+typedef void (*api_resume_fn)(void *ctx, api_response_t *resp);
+
+/* Store ops a handler waits on before it can answer; ops == NULL: none. */
+typedef struct api_deferred {
+    store_op_t *ops;
+    size_t n;
+    api_resume_fn resume;
+    void *ctx;
+} api_deferred_t;
+
+struct api_response {
     int status;                        /* HTTP status */
     char *content_type;                /* owned; NULL for no body */
     char *body;                        /* owned; may be NULL */
@@ -60,13 +81,17 @@ typedef struct api_response {
     char *header_values[API_MAX_HEADERS];  /* owned */
     char verb[20];                     /* for the request log */
     struct watch_spec *watch;          /* owned; set: answer with a watch stream of this spec (status 200) */
-} api_response_t;
+    api_deferred_t deferred;           /* set by a handler: queue these, then resume */
+    api_call_t *call;                  /* owned by the api while the answer is pending */
+};
 
 void api_response_free(api_response_t *resp);
 /** Adds an extra header (copied). Silently drops beyond API_MAX_HEADERS. */
 void api_response_add_header(api_response_t *resp, const char *name, const char *value);
 /** Sets body to the JSON encoding of value (borrowed) with content_type. */
 void api_response_set_json(api_response_t *resp, int status, const char *content_type, const json_t *value);
+/** Sets body to JSON text already encoded (stolen, malloc'd, len bytes) with content_type. */
+void api_response_set_json_text(api_response_t *resp, int status, const char *content_type, char *text, size_t len);
 /** Sets a plain-text body. */
 void api_response_set_text(api_response_t *resp, int status, const char *text);
 /** Sets a Kubernetes Status body built from err. */
@@ -87,15 +112,26 @@ void api_free(api_t *api);
 store_t *api_store(api_t *api);
 
 /**
- * Overlays the computed status (derive.h) on objects of resource (borrowed
- * array, modified in place). Blocks on the store: not for the loop thread.
+ * Gives every stored object its derived status as this build and these
+ * options compute it (derive.h), writing only those that differ: run once
+ * at start-up, before serving. Returns 0 or -1 with err.
  */
-void api_derive(api_t *api, const char *resource, json_t *objects);
+int api_refresh_derived(api_t *api, lo_err_t *err);
 
 /** Marks the server ready (readyz) or not. Thread-safe. */
 void api_set_ready(api_t *api, int ready);
 
-/** Answers one request. resp must be zeroed; the caller frees it with api_response_free(). */
-void api_handle(api_t *api, const api_request_t *req, api_response_t *resp);
+/** Called, from the store's writer thread, when a pending answer can go on. Must not block. */
+typedef void (*api_wake_fn)(void *ctx);
+
+/**
+ * Answers one request. resp must be zeroed; the caller frees it with
+ * api_response_free() once it is complete. Returns 0 when resp is complete,
+ * 1 when it is pending: wake(wake_ctx) will be called, and the caller then
+ * calls api_resume() on a worker thread.
+ */
+int api_handle(api_t *api, const api_request_t *req, api_response_t *resp, api_wake_fn wake, void *wake_ctx);
+/** Goes on with a pending answer after its wake; returns 0 (complete) or 1 (pending again). */
+int api_resume(api_t *api, api_response_t *resp);
 
 #endif

@@ -1,18 +1,31 @@
 /*
- * derive.h - computed status and the derived-config subresources, on read.
+ * derive.h - derived status, stored with the objects, and the derived-config
+ * subresources, computed on read.
  *
- * Derived fields are pure functions of the stored objects (render.h), never
- * written to the store, and overlaid on the stored status of every object a
- * client reads (get, list, watch events, Table rows):
+ * Derived status fields are pure functions of the stored objects
+ * (render.h). They are part of the object a client reads and watches, so
+ * they follow the Kubernetes rule: when they change, the object gets a new
+ * resourceVersion and watchers a MODIFIED event. The store's writer computes
+ * them in the commit that changes their inputs (store.h commit rules):
+ * derive_object() completes every object it stores, and derive_settle()
+ * gives the dependents of a batch's changes a new revision, in the same
+ * commit, if and only if their derived fields change. Reads return the
+ * stored bytes.
+ *
  *   LanguageCluster  status.gatewayEndpoint, status.models (names),
  *                    status.agentCount/modelCount/toolCount/personaCount
- *   LanguageModel    status.gatewayEndpoint
+ *                    - follows the models, tools, personas and agents of
+ *                    the namespace of its name
+ *   LanguageModel    status.gatewayEndpoint - follows its LanguageCluster
  *   LanguageAgent    status.modelEndpoint, status.models, and the condition
  *                    ReferencesResolved (False, reason ModelNotFound /
  *                    ToolNotFound / PersonaNotFound, message naming them)
- *   LanguageTool     status.endpoint
- * A list is derived with one read of the related objects per namespace,
- * not one query per object.
+ *                    - follows its cluster, and the models, tools and
+ *                    persona it names
+ *   LanguageTool     status.endpoint - from its own spec
+ *
+ * The GatewayConfig and AgentConfig subresources stay computed on read,
+ * from one snapshot of the store.
  */
 #ifndef LANGOP_DERIVE_H
 #define LANGOP_DERIVE_H
@@ -23,31 +36,34 @@
 #include "langop/store.h"
 
 /**
- * Overlays the computed status on each object of objects (borrowed array of
- * objects of kind k, modified in place), reading related objects from
- * store. Returns 0, or -1 with err (store failure).
+ * Sets the derived status of obj (an object of kind k, modified in place)
+ * from what txn sees. Returns 0, or -1 with err (store failure).
  */
-int derive_status(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain,
+int derive_object(store_txn_t *txn, const schema_kind_t *k, json_t *obj, const char *cluster_domain, lo_err_t *err);
+
+/** Whether objects of kind k have derived status at all. */
+int derive_has_status(const schema_kind_t *k);
+
+/**
+ * After a batch's changes (the writer's settle): stores, through txn, a
+ * new revision of every object whose derived status they changed. Returns
+ * 0, or -1 with err.
+ */
+int derive_settle(store_txn_t *txn, const store_change_t *changes, size_t n, const char *cluster_domain,
                   lo_err_t *err);
 
 /**
- * derive_status() for a read that must answer anyway: a store failure is
- * logged and the objects keep their stored status.
- */
-void derive_overlay(store_t *store, const schema_kind_t *k, json_t *objects, const char *cluster_domain);
-
-/**
  * Removes, in place, the derived status fields (and derived conditions) of
- * obj, an object of kind k about to be stored: they are computed on read,
- * so a value a client writes there is dropped rather than kept.
+ * obj, an object of kind k about to be written: the writer derives them
+ * again, so a value a client writes there never stays.
  */
 void derive_strip(const schema_kind_t *k, json_t *obj);
 
 /**
  * The GatewayConfig of LanguageCluster `cluster` (new object: kind
- * GatewayConfig, apiVersion langop.io/v1alpha1, metadata {name, namespace?},
- * config (the YAML text), env, unresolved, hash). 404 if the cluster does
- * not exist.
+ * GatewayConfig, apiVersion langop.io/v1alpha1, metadata {name, namespace?,
+ * resourceVersion: the snapshot's}, config (the YAML text), env,
+ * unresolved, hash). 404 if the cluster does not exist.
  */
 int derive_gateway_config(store_t *store, const char *cluster, const char *cluster_domain, json_t **out,
                           lo_err_t *err);

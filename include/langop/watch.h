@@ -12,9 +12,14 @@
  * With selectors, an object that stops matching is sent as DELETED and one
  * that starts matching as ADDED (kube's watch cache does the same).
  *
- * The transport (server.c) registers the watcher with its hub before the
- * replay is read, holds live events that arrive meanwhile, and after the
- * replay sends only those with rv > replay.up_to: no gap, no duplicate.
+ * The replay is read from the store in pages (watch_read_page), each in
+ * one snapshot and bounded in items and bytes, as the client takes them:
+ * first the state (resourceVersion unset or "0": every object at one rv,
+ * page after page at that rv), then the event log after that rv (or after
+ * the client's resourceVersion), until the pages reach what the live feed
+ * has delivered; from there the watcher follows the feed. The watcher's
+ * state machine (watcher.h) decides when to read the next page and when to
+ * go live.
  */
 #ifndef LANGOP_WATCH_H
 #define LANGOP_WATCH_H
@@ -44,7 +49,6 @@ typedef struct watch_spec {
     int64_t timeout_ms;          /* when the server ends the watch */
     encode_format_t format;      /* ENCODE_JSON or ENCODE_TABLE */
     table_include_t include;     /* for Table watches */
-    const char *cluster_domain;  /* borrowed, static: for the computed status of replayed objects */
 } watch_spec_t;
 
 /**
@@ -76,16 +80,50 @@ char *watch_encode_bookmark(const watch_spec_t *spec, int64_t rv, size_t *len);
 /** An ERROR line carrying the Status of err. */
 char *watch_encode_error(const lo_err_t *err, size_t *len);
 
-typedef struct watch_replay {
-    char *data;            /* the replay's lines, concatenated (malloc'd; may be NULL) */
-    size_t len;
-    int64_t up_to;         /* live events with rv <= up_to are covered by the replay */
-    int columns_sent;      /* a Table watch: the replay's first line carried the columns */
-    int failed;            /* the replay is one ERROR line: end the watch after it */
-} watch_replay_t;
+/**
+ * A JSON event line from stored bytes: {"type":T,"object":<body>}\n, where
+ * body is the object's compact JSON with metadata.resourceVersion already
+ * the event's rv (as the feed and the store hold it). malloc'd, *len set.
+ */
+char *watch_encode_body(store_event_type_t type, const char *body, size_t body_len, size_t *len);
 
-/** Reads the replay of spec from the store (blocking: a worker thread's job). */
-void watch_replay(store_t *store, const watch_spec_t *spec, watch_replay_t *out);
-void watch_replay_free(watch_replay_t *replay);
+#define WATCH_PAGE_ITEMS 500                 /* objects or events read into one replay page at most */
+#define WATCH_PAGE_BYTES (1024u * 1024u)     /* ... and about this many bytes of them */
+
+typedef enum watch_phase {
+    WATCH_PHASE_STATE = 0,    /* sending the objects as of cursor.at_rv, as ADDED */
+    WATCH_PHASE_EVENTS = 1,   /* sending the event log after cursor.after_rv */
+} watch_phase_t;
+
+/* Where a replay stands: read and advanced by watch_read_page (one page at a time). */
+typedef struct watch_cursor {
+    watch_phase_t phase;
+    int64_t at_rv;            /* state: the snapshot's rv (0 before the first page) */
+    char *after_ns;           /* state: the key after which the next page starts (malloc'd; NULL: the start) */
+    char *after_name;
+    int64_t after_rv;         /* events: the next page holds events after this rv */
+} watch_cursor_t;
+
+/** The cursor a watch of spec starts from. */
+void watch_cursor_init(watch_cursor_t *c, const watch_spec_t *spec);
+void watch_cursor_free(watch_cursor_t *c);
+
+typedef struct watch_page {
+    char *data;            /* the page's lines, concatenated (malloc'd; may be NULL) */
+    size_t len;
+    int64_t seen;          /* every change up to this rv is covered by the pages so far */
+    int caught_up;         /* the event log was read to the end of its snapshot (seen = its newest rv) */
+    int columns_sent;      /* a Table watch: a line of this page carried the column definitions */
+    int failed;            /* the page is one ERROR line: end the watch after it */
+} watch_page_t;
+
+/**
+ * Reads the next page of spec's replay at cursor (blocking: a worker
+ * thread's job) and advances the cursor. with_columns: the first Table line
+ * still has to carry the column definitions.
+ */
+void watch_read_page(store_t *store, const watch_spec_t *spec, watch_cursor_t *cursor, int with_columns,
+                     watch_page_t *out);
+void watch_page_free(watch_page_t *page);
 
 #endif

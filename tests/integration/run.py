@@ -37,6 +37,7 @@ class LineResult(unittest.TestResult):
         self.failed = 0
         self.failures_text = []
         self._t0 = 0.0
+        self._sub_errors = []
 
     def startTest(self, test):
         super().startTest(test)

@@ -15,7 +15,7 @@ import subprocess
 
 import yaml
 
-from harness import (API, FlagServerTestCase, ServerTestCase, collection_path, item_path, obj,
+from harness import (API, KINDS, FlagServerTestCase, ServerTestCase, collection_path, item_path, obj,
                      table)
 
 GATEWAY_PORT = 8000
@@ -565,44 +565,45 @@ class StoredStatusTest(DerivedBase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout) if p.stdout.strip() else []
 
-    def test_the_store_holds_no_derived_fields(self):
+    def test_the_store_holds_what_reads_return(self):
+        """Derived status is part of the object's history: what a GET returns
+        is exactly what is stored at that resourceVersion (same rv, same
+        bytes), and the newest event of each object carries the same body."""
         ns = self.new_namespace("st-store")
         self.apply(lmodel("m", ns), ltool("t", ns), lpersona("p", ns),
                    lagent("bot", ns, models=["m", "gone"], tools=["t"], persona="p"))
-        # every kind read, listed, written through /status and patched, so derive ran on all paths
-        for short in ("lmodel", "ltool", "lpersona", "lagent"):
-            self.kget(short, ns=ns)
-        self.kget("lcluster", ns)
         self.kubectl("patch", "lagent", "bot", "-n", ns, "--subresource=status", "--type=merge",
                      "-p", '{"status":{"phase":"Running"}}')
         self.kubectl("patch", "lmodel", "m", "-n", ns, "--type=merge", "-p", '{"spec":{"modelName":"o1"}}')
         self.kubectl("label", "lcluster", ns, "x=y")
-        self.api("GET", f"{API}/languageclusters/{ns}/gatewayconfig", expect=200)
-        self.api("GET", f"{API}/namespaces/{ns}/languageagents/bot/agentconfig", expect=200)
 
         where = f"(namespace = '{ns}' or (resource = 'languageclusters' and name = '{ns}'))"
-        rows = self.stored(f"select resource, name, body from objects where {where}")
-        events = self.stored(f"select resource, name, body from events where {where}")
+        rows = self.stored(f"select resource, namespace, name, rv, body from objects where {where}")
         self.assertEqual({(r["resource"], r["name"]) for r in rows},
                          {("languageclusters", ns), ("languagemodels", "m"), ("languagetools", "t"),
                           ("languagepersonas", "p"), ("languageagents", "bot")}, rows)
-        self.assertGreaterEqual(len(events), len(rows), events)
-        for r in rows + events:
-            body = json.loads(r["body"])
-            status = body.get("status") or {}
+        kinds = {plural: kind for kind, (plural, _, _) in KINDS.items()}
+        for r in rows:
+            stored = json.loads(r["body"])
             with self.subTest(resource=r["resource"], name=r["name"]):
+                got = self.get(kinds[r["resource"]], r["name"], r["namespace"] or None)
+                self.assertEqual(got, stored)
+                self.assertEqual(got["metadata"]["resourceVersion"], str(r["rv"]))
+                newest = self.stored(f"select body from events where resource = '{r['resource']}' and "
+                                     f"namespace = '{r['namespace']}' and name = '{r['name']}' "
+                                     f"order by id desc limit 1")
+                self.assertEqual(json.loads(newest[0]["body"]), stored)
                 for field in DERIVED_STATUS.get(r["resource"], ()):
-                    self.assertNotIn(field, status, f"derived status.{field} stored: {r['body']}")
-                self.assertIsNone(condition(body), f"derived condition stored: {r['body']}")
-                self.assertNotIn(".svc.cluster.local", r["body"], r["body"])
-        # what was written is there
+                    self.assertIn(field, stored.get("status", {}), r["body"])
+        # what a client wrote beside the derived fields is kept
         agent = json.loads(next(r["body"] for r in rows if r["resource"] == "languageagents"))
-        self.assertEqual(agent.get("status"), {"phase": "Running"}, agent)
+        self.assertEqual(agent["status"].get("phase"), "Running", agent)
+        self.assertEqual(condition(agent)["reason"], "ModelNotFound", agent)
 
-    def test_derived_fields_written_through_status_are_not_stored(self):
-        """Derived fields are never written to the store (issue 5), not even
-        when a client sends them: the stored status keeps only what is not
-        derived."""
+    def test_derived_fields_written_through_status_never_stay(self):
+        """A client that writes derived fields through /status does not get
+        them stored: the writer derives them again before it stores the
+        object, so neither the object nor any event holds the client's value."""
         ns = self.new_namespace("st-nostore")
         self.apply(lmodel("m", ns), lagent("bot", ns, models=["m"]))
         self.kubectl("patch", "lmodel", "m", "-n", ns, "--subresource=status", "--type=merge",
@@ -613,16 +614,18 @@ class StoredStatusTest(DerivedBase):
         cl["status"] = {"gatewayEndpoint": "http://bogus:3", "modelCount": 99, "phase": "Ready"}
         self.api("PUT", item_path("LanguageCluster", ns) + "/status", cl, expect=200)
 
-        rows = self.stored(f"select resource, name, body from objects where namespace = '{ns}' "
-                           f"or (resource = 'languageclusters' and name = '{ns}')")
+        where = f"namespace = '{ns}' or (resource = 'languageclusters' and name = '{ns}')"
+        rows = self.stored(f"select resource, name, body from objects where {where}")
         self.assertEqual(len(rows), 3, rows)
         for r in rows:
             status = json.loads(r["body"]).get("status") or {}
             with self.subTest(resource=r["resource"]):
                 self.assertIn("phase", status, r["body"])          # the non-derived part is kept
-                stored = [f for f in DERIVED_STATUS[r["resource"]] if f in status]
-                self.assertEqual(stored, [], f"client-written derived fields stored: {r['body']}")
                 self.assertNotIn("bogus", r["body"])
+        for e in self.stored(f"select body from events where {where}"):
+            self.assertNotIn("bogus", e["body"])
+        st = json.loads(next(r["body"] for r in rows if r["resource"] == "languageclusters"))["status"]
+        self.assertEqual((st["gatewayEndpoint"], st["modelCount"]), (gateway_url(ns), 1), st)
 
 
 # ======================================================================== --cluster-domain
@@ -648,3 +651,33 @@ class ClusterDomainTest(FlagServerTestCase, DerivedBase):
         self.assertEqual(self.kget("lmodel", "gpt", ns)["status"].get("gatewayEndpoint"), gw)
         self.assertEqual(self.kget("lagent", "bot", ns)["status"].get("modelEndpoint"), gw)
         self.assertEqual(self.kget("ltool", "web", ns)["status"].get("endpoint"), web)
+
+    def test_a_new_domain_rederives_what_is_stored(self):
+        """The stored derived status follows the server's options: started
+        again with another --cluster-domain, the server gives every object
+        its new endpoints before it serves, as new revisions (watchers from
+        an older resourceVersion see them as MODIFIED)."""
+        ns = self.new_namespace("redomain")
+        self.apply(lmodel("gpt", ns), lagent("bot", ns, models=["gpt"]))
+        before = self.kget("lagent", "bot", ns)
+        self.server.stop()
+        self.server.flags = ["--cluster-domain=other.example"]
+        try:
+            self.server.start()
+            gw = gateway_url(ns, "other.example")
+            after = self.kget("lagent", "bot", ns)
+            self.assertEqual(after["status"]["modelEndpoint"], gw, after)
+            self.assertGreater(int(after["metadata"]["resourceVersion"]),
+                               int(before["metadata"]["resourceVersion"]))
+            self.assertEqual(self.kget("lmodel", "gpt", ns)["status"]["gatewayEndpoint"], gw)
+            self.assertEqual(self.kget("lcluster", ns)["status"]["gatewayEndpoint"], gw)
+            # a watch from before the restart sees the agent's one new revision
+            r = self.api("GET", f"{API}/namespaces/{ns}/languageagents?watch=1&resourceVersion="
+                         f"{before['metadata']['resourceVersion']}&timeoutSeconds=1", expect=200)
+            events = [json.loads(l) for l in r.body.splitlines() if l.strip()]
+            self.assertEqual([(e["type"], e["object"]["status"]["modelEndpoint"]) for e in events],
+                             [("MODIFIED", gw)], events)
+        finally:
+            self.server.stop()
+            self.server.flags = list(self.server_flags)
+            self.server.start()

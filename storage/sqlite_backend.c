@@ -1,0 +1,1359 @@
+/*
+ * sqlite_backend.c - the storage engine of backend.h on one SQLite
+ * database file in WAL mode.
+ *
+ * Tables (schema_version 1):
+ *
+ *   objects(resource, namespace, name, rv, body)   PRIMARY KEY (resource, namespace, name)
+ *       The current state: one row per live object. body is the object as
+ *       compact JSON with metadata.resourceVersion = rv.
+ *
+ *   events(id INTEGER PRIMARY KEY AUTOINCREMENT, resource, namespace, name, type, body,
+ *          prev_rv, created)
+ *       The change log. id IS the resourceVersion of the change. type is
+ *       ADDED, MODIFIED or DELETED; body is the object at that rv (for
+ *       DELETED, its last state carrying the deletion rv). prev_rv is the id
+ *       of the key's previous event (0 for ADDED): a watch with selectors
+ *       needs the state before a change, and compaction finds superseded
+ *       events through it. created is the commit time (unix seconds), for
+ *       time-based retention.
+ *       Indexes: (resource, namespace, name, id) for lists at an older rv,
+ *                (resource, id) for "did anything change after rv" and watch replay.
+ *
+ *   counts(resource, namespace, n)   PRIMARY KEY (resource, namespace)
+ *       How many objects each (resource, namespace) holds: kept with every
+ *       ADDED and DELETED change, so that counting (capacity, the derived
+ *       counts of a LanguageCluster) costs one row, not a scan.
+ *
+ *   meta(k, v)   'schema_version' = 1, 'compacted_rv' = the compaction horizon,
+ *                'compacted_through' = how far compaction has removed events,
+ *                'counts_ready' = 1 once counts was built from objects (a
+ *                database from before counts is counted once at open).
+ *
+ * Invariants:
+ *  1. The current rv is sqlite_sequence.seq of 'events' (0 when absent). It
+ *     only grows, even when compaction deletes the newest events, so an rv is
+ *     never reused across restarts.
+ *  2. For every objects row there is an events row with id = objects.rv, type
+ *     ADDED or MODIFIED, and the same body; counts.n is the number of
+ *     objects rows of its (resource, namespace).
+ *  3. Only the writer connection writes, one batch transaction at a time;
+ *     inside it the rv counter (store_txn.seq) assigns ids with no gaps, and
+ *     a savepoint rollback restores the counter with the rows.
+ *  4. The state at rv N (N > compacted_rv) is, per key, the latest event with
+ *     id <= N unless that event is DELETED. Compaction to horizon H raises
+ *     compacted_rv to H first, and only then deletes events superseded by a
+ *     newer event of the same key with id <= H (exactly those a later event
+ *     names as prev_rv) and DELETED events with id <= H, in steps that
+ *     advance compacted_through.
+ *
+ * The object cache: decoding JSON is the dearest part of a read, and some
+ * objects are read by nearly every write (a namespace's LanguageCluster,
+ * for admission). Committed content at an rv never changes, so a small
+ * direct-mapped cache keyed by (resource, namespace, name) and checked
+ * against the rv the row holds is always right; it only takes entries
+ * that are committed (never the writer's own uncommitted rows, whose rv a
+ * rollback may give to other content). Objects from store_get and
+ * store_txn_get are therefore shared and read-only.
+ *
+ * Connections: the writer connection (writer thread only; its WAL is never
+ * checkpointed on commit: wal_autocheckpoint=0), one read connection per
+ * reading thread, created lazily and kept in a pthread key, and one
+ * checkpoint connection. WAL gives each read transaction a snapshot, so
+ * reads never wait for the writer. The engine keeps no cache: memory does
+ * not grow with the number of objects.
+ */
+#include "backend.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sqlite3.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define OBJECT_CACHE_SLOTS 1024 /* decoded objects kept (a power of two); bounded, whatever the store holds */
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define JOURNAL_SIZE_LIMIT "67108864" /* a reset WAL is truncated to this */
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS objects ("
+    "  resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+    "  rv INTEGER NOT NULL, body TEXT NOT NULL,"
+    "  PRIMARY KEY (resource, namespace, name));"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+    "  type TEXT NOT NULL CHECK (type IN ('ADDED','MODIFIED','DELETED')),"
+    "  body TEXT NOT NULL, prev_rv INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS events_key ON events(resource, namespace, name, id);"
+    "CREATE INDEX IF NOT EXISTS events_res_rv ON events(resource, id);"
+    "CREATE TABLE IF NOT EXISTS counts ("
+    "  resource TEXT NOT NULL, namespace TEXT NOT NULL, n INTEGER NOT NULL,"
+    "  PRIMARY KEY (resource, namespace));"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema_version', 1), ('compacted_rv', 0),"
+    " ('compacted_through', 0);"
+    "INSERT INTO counts(resource, namespace, n) SELECT resource, namespace, COUNT(*) FROM objects"
+    " WHERE NOT EXISTS (SELECT 1 FROM meta WHERE k = 'counts_ready') GROUP BY resource, namespace;"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES ('counts_ready', 1);";
+
+/*
+ * Prepared statements. Each connection prepares the ones of its role once and
+ * keeps them for its life. The eight LIST_* statements are the variants of a
+ * list: bit 0 = read history (events) instead of objects, bit 1 = one
+ * namespace, bit 2 = continue after a key.
+ */
+enum stmt_id {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
+    ST_GET, ST_KEY_RV, ST_SEQ, ST_COUNT, ST_TXN_LIST, ST_TXN_NAMES,
+    ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, ST_COMPACTED,
+    ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER, ST_EVENTS_AFTER_NS,
+    ST_COUNT_ADD, ST_RAISE, ST_DROP_SUPERSEDED, ST_DROP_TOMBSTONES, ST_THROUGH, ST_GET_THROUGH, ST_BY_TIME,
+    ST_LIST, /* ... ST_LIST + 7 */
+    ST_COUNT_ALL = ST_LIST + 8,
+};
+
+#define ROLE_W 1
+#define ROLE_R 2
+
+#define LIST_HISTORY 1
+#define LIST_NS 2
+#define LIST_AFTER 4
+
+static const struct {
+    const char *sql;
+    int roles;
+} stmt_defs[ST_LIST] = {
+    /* the writer's BEGIN takes the write lock at once, so a batch never upgrades from read to write */
+    [ST_BEGIN] = {NULL, ROLE_W | ROLE_R},
+    [ST_COMMIT] = {"COMMIT", ROLE_W},
+    [ST_ROLLBACK] = {"ROLLBACK", ROLE_W | ROLE_R},
+    [ST_SAVEPOINT] = {"SAVEPOINT w", ROLE_W},
+    [ST_RELEASE] = {"RELEASE w", ROLE_W},
+    [ST_ROLLBACK_TO] = {"ROLLBACK TO w", ROLE_W},
+    [ST_GET] = {"SELECT rv, body FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+                ROLE_W | ROLE_R},
+    [ST_KEY_RV] = {"SELECT rv FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3", ROLE_W},
+    [ST_SEQ] = {"SELECT seq FROM sqlite_sequence WHERE name = 'events'", ROLE_W | ROLE_R},
+    [ST_COUNT] = {"SELECT n FROM counts WHERE resource = ?1 AND namespace = ?2", ROLE_W | ROLE_R},
+    [ST_COUNT_ADD] = {"INSERT INTO counts(resource, namespace, n) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (resource, namespace) DO UPDATE SET n = n + excluded.n",
+                      ROLE_W},
+    [ST_TXN_LIST] = {"SELECT name, body FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
+                     ROLE_W | ROLE_R},
+    [ST_TXN_NAMES] = {"SELECT name FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
+                      ROLE_W | ROLE_R},
+    [ST_EVENT_INSERT] = {"INSERT INTO events(id, resource, namespace, name, type, body, prev_rv, created)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         ROLE_W},
+    [ST_UPSERT] = {"INSERT INTO objects(resource, namespace, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)"
+                   " ON CONFLICT (resource, namespace, name) DO UPDATE SET rv = excluded.rv, body = excluded.body",
+                   ROLE_W},
+    [ST_DELETE] = {"DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3", ROLE_W},
+    [ST_COMPACTED] = {"SELECT v FROM meta WHERE k = 'compacted_rv'", ROLE_W | ROLE_R},
+    [ST_NEWER] = {"SELECT 1 FROM events WHERE resource = ?1 AND id > ?2 LIMIT 1", ROLE_R},
+    [ST_EVENT_BY_ID] = {"SELECT type, body FROM events WHERE id = ?1", ROLE_R},
+    [ST_EVENTS_AFTER] = {"SELECT id, namespace, name, type, body, prev_rv FROM events"
+                         " WHERE resource = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
+                         ROLE_R},
+    [ST_EVENTS_AFTER_NS] = {"SELECT id, namespace, name, type, body, prev_rv FROM events"
+                            " WHERE resource = ?1 AND id > ?2 AND id <= ?3 AND namespace = ?4 ORDER BY id",
+                            ROLE_R},
+    [ST_RAISE] = {"UPDATE meta SET v = ?1 WHERE k = 'compacted_rv' AND v < ?1", ROLE_W},
+    /* superseded: a later event at or below the horizon names it as its prev_rv */
+    [ST_DROP_SUPERSEDED] = {"DELETE FROM events WHERE id IN"
+                            " (SELECT prev_rv FROM events WHERE id > ?1 AND id <= ?2 AND prev_rv > 0)",
+                            ROLE_W},
+    [ST_DROP_TOMBSTONES] = {"DELETE FROM events WHERE id > ?1 AND id <= ?2 AND type = 'DELETED'", ROLE_W},
+    [ST_THROUGH] = {"UPDATE meta SET v = ?1 WHERE k = 'compacted_through'", ROLE_W},
+    [ST_GET_THROUGH] = {"SELECT v FROM meta WHERE k = 'compacted_through'", ROLE_R},
+    [ST_BY_TIME] = {"SELECT COALESCE(MAX(id), 0) FROM events WHERE created <= ?1", ROLE_R},
+};
+
+/* One connection and its statements; used by one thread at a time. */
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT_ALL];
+} conn_t;
+
+typedef struct reader reader_t;
+
+/* A transaction: the writer's batch, or a reader's snapshot. */
+struct store_txn {
+    backend_t *b;
+    conn_t *conn;
+    int writer;
+    int depth;           /* reader: nesting of snapshot use (BEGIN at 0 -> 1) */
+    int64_t begin_seq;   /* writer: the rv committed when the batch began: rows at or below are committed */
+    int64_t seq;         /* writer: rv of the newest change made, or current at begin */
+    int64_t saved_seq;   /* writer: seq at the open savepoint */
+};
+
+/* A reading thread's connection, linked into its backend's list of readers. */
+struct reader {
+    conn_t conn;
+    store_txn_t txn;
+    backend_t *b;
+    reader_t *prev, *next;
+};
+
+typedef struct cache_slot {
+    char *key;                   /* resource \0 namespace \0 name, as one malloc'd string */
+    size_t key_len;
+    int64_t rv;
+    json_t *obj;                 /* read-only, shared */
+} cache_slot_t;
+
+struct backend {
+    char *path;
+    int sync_full;
+    store_t *owner;
+
+    conn_t writer;
+    store_txn_t wtxn;
+    int wal_frames;              /* atomic: frames in the WAL after the writer's last commit */
+
+    pthread_mutex_t ckpt_mu;     /* guards ckpt */
+    conn_t ckpt;
+
+    pthread_mutex_t cache_mu;    /* guards cache */
+    cache_slot_t cache[OBJECT_CACHE_SLOTS];
+
+    pthread_key_t reader_key;    /* this thread's reader_t, created lazily */
+    pthread_mutex_t readers_mu;  /* guards the readers list */
+    reader_t *readers;
+};
+
+/* ---- errors ---- */
+
+/* Copies the connection's error into err (before the connection is used again). */
+static int db_error(lo_err_t *err, sqlite3 *db, const char *doing)
+{
+    const char *msg = sqlite3_errmsg(db);
+    lo_log(LO_INFO, "store: %s: %s", doing, msg);
+    lo_err_set(err, 0, "", "%s", msg);
+    return STORE_IO;
+}
+
+static int corrupt_error(lo_err_t *err, const char *resource, const char *ns, const char *name)
+{
+    lo_log(LO_INFO, "store: corrupt stored object %s/%s/%s", resource, ns, name);
+    lo_err_set(err, 0, "", "corrupt stored object %s %s/%s", resource, ns, name);
+    return STORE_IO;
+}
+
+/* ---- connections ---- */
+
+static int conn_exec(conn_t *c, const char *sql, lo_err_t *err)
+{
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(err, c->db, sql);
+    return STORE_OK;
+}
+
+static char *list_sql(int variant)
+{
+    const char *ns = (variant & LIST_NS) ? " AND namespace = ?2" : "";
+    /* Within one namespace the key order is the name order; a row-value
+     * bound would cost the index its ordering (a temp b-tree sort). */
+    const char *after = !(variant & LIST_AFTER) ? ""
+                        : (variant & LIST_NS)   ? " AND name > ?4"
+                                                : " AND (namespace, name) > (?3, ?4)";
+    if (variant & LIST_HISTORY)
+        return lo_sprintf("SELECT namespace, name, MAX(id) FROM events WHERE resource = ?1 AND id <= ?5%s%s"
+                          " GROUP BY namespace, name ORDER BY namespace, name",
+                          ns, after);
+    return lo_sprintf("SELECT namespace, name, body FROM objects WHERE resource = ?1%s%s"
+                      " ORDER BY namespace, name",
+                      ns, after);
+}
+
+static void conn_close(conn_t *c)
+{
+    for (int i = 0; i < ST_COUNT_ALL; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    memset(c, 0, sizeof(*c));
+}
+
+static int conn_prepare(conn_t *c, int id, const char *sql, lo_err_t *err)
+{
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK)
+        return db_error(err, c->db, "prepare");
+    return STORE_OK;
+}
+
+/* Prepares the statements of role; the schema must exist. */
+static int conn_prepare_all(conn_t *c, int role, lo_err_t *err)
+{
+    for (int i = 0; i < ST_LIST; i++) {
+        if (i != ST_BEGIN && (stmt_defs[i].roles & role) && conn_prepare(c, i, stmt_defs[i].sql, err) != STORE_OK)
+            return STORE_IO;
+    }
+    if (conn_prepare(c, ST_BEGIN, role == ROLE_W ? "BEGIN IMMEDIATE" : "BEGIN", err) != STORE_OK)
+        return STORE_IO;
+    if (role == ROLE_W)
+        return STORE_OK;
+    for (int v = 0; v < 8; v++) {
+        char *sql = list_sql(v);
+        int rc = conn_prepare(c, ST_LIST + v, sql, err);
+        free(sql);
+        if (rc != STORE_OK)
+            return STORE_IO;
+    }
+    return STORE_OK;
+}
+
+/* The writer never checkpoints on commit: that I/O is the checkpoint connection's. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db, (void)name;
+    __atomic_store_n(&((backend_t *)arg)->wal_frames, frames, __ATOMIC_RELAXED);
+    return SQLITE_OK;
+}
+
+/*
+ * Opens a connection for role (ROLE_W or ROLE_R), without statements. On
+ * failure c is left closed.
+ */
+static int conn_open(conn_t *c, const char *path, int role, int sync_full, lo_err_t *err)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (role == ROLE_W ? SQLITE_OPEN_CREATE : 0);
+    memset(c, 0, sizeof(*c));
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        if (c->db == NULL) {
+            lo_err_set(err, 0, "", "cannot open %s: out of memory", path);
+            return STORE_IO;
+        }
+        db_error(err, c->db, "open");
+        goto Fail;
+    }
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    if (role == ROLE_W) {
+        if (conn_exec(c, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) != STORE_OK ||
+            conn_exec(c, "PRAGMA temp_store=MEMORY", err) != STORE_OK ||
+            conn_exec(c, "PRAGMA journal_size_limit=" JOURNAL_SIZE_LIMIT, err) != STORE_OK)
+            goto Fail;
+    } else if (conn_exec(c, "PRAGMA query_only=ON", err) != STORE_OK) {
+        goto Fail;
+    }
+    return STORE_OK;
+Fail:
+    conn_close(c);
+    return STORE_IO;
+}
+
+/* Steps a statement that returns no row, and resets it. */
+static int stmt_run(conn_t *c, int id, lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[id];
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_error(err, c->db, sqlite3_sql(st));
+        sqlite3_reset(st);
+        return STORE_IO;
+    }
+    sqlite3_reset(st);
+    return STORE_OK;
+}
+
+/* Reads the integer of a one-value query; *v = dflt when it returns no row. */
+static int stmt_int(conn_t *c, int id, int64_t dflt, int64_t *v, lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[id];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        *v = dflt;
+    } else {
+        db_error(err, c->db, sqlite3_sql(st));
+        sqlite3_reset(st);
+        return STORE_IO;
+    }
+    sqlite3_reset(st);
+    return STORE_OK;
+}
+
+/* Runs statement id with two integer bounds. */
+static int stmt_run2(conn_t *c, int id, int64_t a, int64_t b, lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[id];
+    sqlite3_bind_int64(st, 1, a);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    int rc = stmt_run(c, id, err);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Ends the transaction of c without reporting (used on error paths). */
+static void conn_rollback(conn_t *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        stmt_run(c, ST_ROLLBACK, NULL);
+}
+
+static void bind_key(sqlite3_stmt *st, int first, const char *resource, const char *ns, const char *name)
+{
+    sqlite3_bind_text(st, first, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 2, name, -1, SQLITE_STATIC);
+}
+
+/* Decodes a stored body. *out is new. Anything but a JSON object is corrupt. */
+static int decode_body(const void *text, int len, json_t **out)
+{
+    json_t *obj = text ? json_loadb(text, (size_t)len, 0, NULL) : NULL;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return -1;
+    }
+    *out = obj;
+    return 0;
+}
+
+/* ---- the object cache ---- */
+
+static size_t cache_key(char *buf, size_t size, const char *resource, const char *ns, const char *name)
+{
+    int n = snprintf(buf, size, "%s%c%s%c%s", resource, 0, ns, 0, name);
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+static cache_slot_t *cache_slot(backend_t *b, const char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    return &b->cache[h & (OBJECT_CACHE_SLOTS - 1)];
+}
+
+/* The cached object of key at rv (new reference), or NULL. */
+static json_t *cache_get(backend_t *b, const char *key, size_t len, int64_t rv)
+{
+    json_t *obj = NULL;
+    pthread_mutex_lock(&b->cache_mu);
+    cache_slot_t *slot = cache_slot(b, key, len);
+    if (slot->obj && slot->rv == rv && slot->key_len == len && memcmp(slot->key, key, len) == 0)
+        obj = json_incref(slot->obj);
+    pthread_mutex_unlock(&b->cache_mu);
+    return obj;
+}
+
+static void cache_put(backend_t *b, const char *key, size_t len, int64_t rv, json_t *obj)
+{
+    pthread_mutex_lock(&b->cache_mu);
+    cache_slot_t *slot = cache_slot(b, key, len);
+    json_t *old = slot->obj;
+    char *old_key = slot->key;
+    slot->key = lo_malloc(len);
+    memcpy(slot->key, key, len);
+    slot->key_len = len;
+    slot->rv = rv;
+    slot->obj = json_incref(obj);
+    pthread_mutex_unlock(&b->cache_mu);
+    json_decref(old);
+    free(old_key);
+}
+
+static void cache_clear(backend_t *b)
+{
+    for (size_t i = 0; i < OBJECT_CACHE_SLOTS; i++) {
+        json_decref(b->cache[i].obj);
+        free(b->cache[i].key);
+    }
+    memset(b->cache, 0, sizeof(b->cache));
+}
+
+/*
+ * Reads one object through ST_GET of the transaction's connection. *out is
+ * new (shared: read-only); *rv (optional) its rv. Returns STORE_OK,
+ * STORE_NOT_FOUND (without touching err) or STORE_IO.
+ */
+static int conn_get(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t **out,
+                    int64_t *rv, lo_err_t *err)
+{
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[ST_GET];
+    int ret = STORE_OK;
+    bind_key(st, 1, resource, ns, name);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ret = STORE_NOT_FOUND;
+    } else if (rc != SQLITE_ROW) {
+        ret = db_error(err, c->db, "get");
+    } else {
+        int64_t at = sqlite3_column_int64(st, 0);
+        char key[3 * 256 + 8];
+        size_t len = cache_key(key, sizeof(key), resource, ns, name);
+        json_t *obj = len ? cache_get(txn->b, key, len, at) : NULL;
+        if (obj == NULL && decode_body(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), &obj) != 0)
+            ret = corrupt_error(err, resource, ns, name);
+        else if (len && (!txn->writer || at <= txn->begin_seq))
+            cache_put(txn->b, key, len, at, obj);
+        if (ret == STORE_OK) {
+            *out = obj;
+            if (rv)
+                *rv = at;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+/* ---- per-thread readers ---- */
+
+static void reader_unlink(backend_t *b, reader_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        b->readers = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+/* pthread key destructor: a reading thread exits. */
+static void reader_destroy(void *arg)
+{
+    reader_t *r = arg;
+    backend_t *b = r->b;
+    pthread_mutex_lock(&b->readers_mu);
+    reader_unlink(b, r);
+    pthread_mutex_unlock(&b->readers_mu);
+    conn_close(&r->conn);
+    free(r);
+}
+
+/* This thread's read connection, opened on first use. NULL with err filled on failure. */
+static reader_t *reader_get(backend_t *b, lo_err_t *err)
+{
+    reader_t *r = pthread_getspecific(b->reader_key);
+    if (r)
+        return r;
+    r = lo_calloc(1, sizeof(*r));
+    if (conn_open(&r->conn, b->path, ROLE_R, 0, err) != STORE_OK) {
+        free(r);
+        return NULL;
+    }
+    if (conn_prepare_all(&r->conn, ROLE_R, err) != STORE_OK) {
+        conn_close(&r->conn);
+        free(r);
+        return NULL;
+    }
+    r->b = b;
+    r->txn = (store_txn_t){.b = b, .conn = &r->conn};
+    pthread_mutex_lock(&b->readers_mu);
+    r->next = b->readers;
+    if (r->next)
+        r->next->prev = r;
+    b->readers = r;
+    pthread_mutex_unlock(&b->readers_mu);
+    pthread_setspecific(b->reader_key, r);
+    return r;
+}
+
+/*
+ * Enters this thread's read snapshot: BEGIN on first entry, so that a read
+ * made inside an open snapshot (store_snapshot) joins it. NULL on failure.
+ */
+static store_txn_t *read_enter(backend_t *b, lo_err_t *err)
+{
+    reader_t *r = reader_get(b, err);
+    if (r == NULL)
+        return NULL;
+    if (r->txn.depth == 0 && stmt_run(&r->conn, ST_BEGIN, err) != STORE_OK)
+        return NULL;
+    r->txn.depth++;
+    return &r->txn;
+}
+
+static void read_leave(store_txn_t *txn)
+{
+    if (--txn->depth == 0)
+        conn_rollback(txn->conn);
+}
+
+/* ---- open / close ---- */
+
+static int schema_init(conn_t *w, lo_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int ret = STORE_IO;
+    int64_t version = 0;
+
+    if (conn_exec(w, "BEGIN IMMEDIATE", err) != STORE_OK)
+        return STORE_IO;
+    if (conn_exec(w, schema_sql, err) != STORE_OK)
+        goto Exit;
+    if (sqlite3_prepare_v2(w->db, "SELECT v FROM meta WHERE k = 'schema_version'", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        db_error(err, w->db, "schema_version");
+        goto Exit;
+    }
+    version = sqlite3_column_int64(st, 0);
+    if (version != STORE_SCHEMA_VERSION) {
+        lo_err_set(err, 0, "", "database schema version %" PRId64 " is not %d", version, STORE_SCHEMA_VERSION);
+        goto Exit;
+    }
+    ret = conn_exec(w, "COMMIT", err);
+Exit:
+    sqlite3_finalize(st);
+    if (ret != STORE_OK)
+        conn_rollback(w);
+    return ret;
+}
+
+static int enable_wal(conn_t *w, lo_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int ret = STORE_IO;
+    if (sqlite3_prepare_v2(w->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        db_error(err, w->db, "journal_mode");
+    } else if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+        lo_err_set(err, 0, "", "cannot put the database in WAL mode (mode is %s)", sqlite3_column_text(st, 0));
+    } else {
+        ret = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int open_writer(backend_t *b, lo_err_t *err)
+{
+    conn_t *w = &b->writer;
+    if (conn_open(w, b->path, ROLE_W, b->sync_full, err) != STORE_OK)
+        return STORE_IO;
+    if (enable_wal(w, err) != STORE_OK || schema_init(w, err) != STORE_OK ||
+        conn_exec(w, "PRAGMA wal_autocheckpoint=0", err) != STORE_OK ||
+        conn_prepare_all(w, ROLE_W, err) != STORE_OK) {
+        conn_close(w);
+        return STORE_IO;
+    }
+    sqlite3_wal_hook(w->db, wal_hook, b);
+    b->wtxn = (store_txn_t){.b = b, .conn = w, .writer = 1};
+    return STORE_OK;
+}
+
+backend_t *backend_open(const char *path, int sync_full, lo_err_t *err)
+{
+    if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {
+        lo_err_set(err, 0, "", "the store needs a database file");
+        return NULL;
+    }
+    backend_t *b = lo_calloc(1, sizeof(*b));
+    b->path = lo_strdup(path);
+    b->sync_full = sync_full;
+    pthread_mutex_init(&b->readers_mu, NULL);
+    pthread_mutex_init(&b->ckpt_mu, NULL);
+    pthread_mutex_init(&b->cache_mu, NULL);
+    if (pthread_key_create(&b->reader_key, reader_destroy) != 0) {
+        lo_err_set(err, 0, "", "out of thread keys");
+        goto Fail_key;
+    }
+    if (open_writer(b, err) != STORE_OK)
+        goto Fail;
+    /* a checkpoint writes the database file: this connection is not query_only */
+    if (conn_open(&b->ckpt, b->path, ROLE_R, 0, err) != STORE_OK ||
+        conn_exec(&b->ckpt, "PRAGMA query_only=OFF", err) != STORE_OK) {
+        conn_close(&b->ckpt);
+        conn_close(&b->writer);
+        goto Fail;
+    }
+    return b;
+Fail:
+    pthread_key_delete(b->reader_key);
+Fail_key:
+    pthread_mutex_destroy(&b->cache_mu);
+    pthread_mutex_destroy(&b->ckpt_mu);
+    pthread_mutex_destroy(&b->readers_mu);
+    free(b->path);
+    free(b);
+    return NULL;
+}
+
+/*
+ * Closes every reader (also those of other, still running threads: no call
+ * may be in progress) and then the writer. A thread that used the store must
+ * not be exiting concurrently, as its key destructor would race.
+ */
+void backend_close(backend_t *b)
+{
+    if (b == NULL)
+        return;
+    pthread_key_delete(b->reader_key);
+    pthread_mutex_lock(&b->readers_mu);
+    reader_t *r = b->readers;
+    while (r) {
+        reader_t *next = r->next;
+        conn_close(&r->conn);
+        free(r);
+        r = next;
+    }
+    b->readers = NULL;
+    pthread_mutex_unlock(&b->readers_mu);
+    conn_close(&b->ckpt);
+    conn_close(&b->writer);
+    cache_clear(b);
+    pthread_mutex_destroy(&b->cache_mu);
+    pthread_mutex_destroy(&b->ckpt_mu);
+    pthread_mutex_destroy(&b->readers_mu);
+    free(b->path);
+    free(b);
+}
+
+void backend_set_owner(backend_t *b, store_t *owner)
+{
+    b->owner = owner;
+}
+
+store_txn_t *backend_writer_txn(backend_t *b)
+{
+    return &b->wtxn;
+}
+
+store_t *backend_txn_owner(store_txn_t *txn)
+{
+    return txn->writer ? txn->b->owner : NULL;
+}
+
+/* ---- simple reads ---- */
+
+int backend_current_rv(backend_t *b, int64_t *rv, lo_err_t *err)
+{
+    reader_t *r = reader_get(b, err);
+    if (r == NULL)
+        return STORE_IO;
+    return stmt_int(&r->conn, ST_SEQ, 0, rv, err);
+}
+
+int backend_compacted_rv(backend_t *b, int64_t *rv, lo_err_t *err)
+{
+    reader_t *r = reader_get(b, err);
+    if (r == NULL)
+        return STORE_IO;
+    return stmt_int(&r->conn, ST_COMPACTED, 0, rv, err);
+}
+
+int backend_get(backend_t *b, const char *resource, const char *ns, const char *name, json_t **out, int64_t *rv,
+                lo_err_t *err)
+{
+    reader_t *r = reader_get(b, err);
+    if (r == NULL)
+        return STORE_IO;
+    return conn_get(&r->txn, resource, ns ? ns : "", name, out, rv, err);
+}
+
+/* ---- transactions: reads through a snapshot or the writer's batch ---- */
+
+store_txn_t *backend_snapshot(backend_t *b, lo_err_t *err)
+{
+    return read_enter(b, err);
+}
+
+void backend_snapshot_end(store_txn_t *txn)
+{
+    if (txn)
+        read_leave(txn);
+}
+
+int64_t store_txn_rv(store_txn_t *txn)
+{
+    if (txn->writer)
+        return txn->seq;
+    int64_t rv = 0;
+    stmt_int(txn->conn, ST_SEQ, 0, &rv, NULL);
+    return rv;
+}
+
+int store_txn_get(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t **out,
+                  int64_t *rv, lo_err_t *err)
+{
+    *out = NULL;
+    return conn_get(txn, resource, ns ? ns : "", name, out, rv, err);
+}
+
+int store_txn_count(store_txn_t *txn, const char *resource, const char *ns, int64_t *count, lo_err_t *err)
+{
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[ST_COUNT];
+    sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
+    int rc = stmt_int(c, ST_COUNT, 0, count, err);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Walks ST_TXN_LIST or ST_TXN_NAMES of (resource, ns), appending to *out: objects or names. */
+static int txn_scan(store_txn_t *txn, int id, const char *resource, const char *ns, store_filter_fn filter,
+                    void *filter_ctx, json_t **out, lo_err_t *err)
+{
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[id];
+    int rc, ret = STORE_OK;
+    *out = json_array();
+    sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (id == ST_TXN_NAMES) {
+            json_array_append_new(*out, json_string((const char *)sqlite3_column_text(st, 0)));
+            continue;
+        }
+        json_t *obj = NULL;
+        if (decode_body(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), &obj) != 0) {
+            ret = corrupt_error(err, resource, ns ? ns : "", (const char *)sqlite3_column_text(st, 0));
+            break;
+        }
+        if (filter && !filter(obj, filter_ctx))
+            json_decref(obj);
+        else
+            json_array_append_new(*out, obj);
+    }
+    if (ret == STORE_OK && rc != SQLITE_DONE)
+        ret = db_error(err, c->db, "list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (ret != STORE_OK) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return ret;
+}
+
+int store_txn_list(store_txn_t *txn, const char *resource, const char *ns, store_filter_fn filter, void *filter_ctx,
+                   json_t **items, lo_err_t *err)
+{
+    return txn_scan(txn, ST_TXN_LIST, resource, ns, filter, filter_ctx, items, err);
+}
+
+int store_txn_names(store_txn_t *txn, const char *resource, const char *ns, json_t **names, lo_err_t *err)
+{
+    return txn_scan(txn, ST_TXN_NAMES, resource, ns, NULL, NULL, names, err);
+}
+
+/* ---- the writer's batch ---- */
+
+int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
+{
+    assert(txn->writer);
+    if (stmt_run(txn->conn, ST_BEGIN, err) != STORE_OK)
+        return STORE_IO;
+    if (stmt_int(txn->conn, ST_SEQ, 0, &txn->seq, err) != STORE_OK) {
+        conn_rollback(txn->conn);
+        return STORE_IO;
+    }
+    txn->begin_seq = txn->seq;
+    return STORE_OK;
+}
+
+int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
+{
+    if (stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
+        conn_rollback(txn->conn);
+        return STORE_IO;
+    }
+    return STORE_OK;
+}
+
+void backend_batch_rollback(store_txn_t *txn)
+{
+    conn_rollback(txn->conn);
+}
+
+int backend_savepoint(store_txn_t *txn, lo_err_t *err)
+{
+    txn->saved_seq = txn->seq;
+    return stmt_run(txn->conn, ST_SAVEPOINT, err);
+}
+
+int backend_release(store_txn_t *txn, lo_err_t *err)
+{
+    return stmt_run(txn->conn, ST_RELEASE, err);
+}
+
+void backend_rollback_to(store_txn_t *txn)
+{
+    stmt_run(txn->conn, ST_ROLLBACK_TO, NULL);
+    stmt_run(txn->conn, ST_RELEASE, NULL);
+    txn->seq = txn->saved_seq;
+}
+
+int backend_key_rv(store_txn_t *txn, const char *resource, const char *ns, const char *name, int64_t *rv,
+                   lo_err_t *err)
+{
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[ST_KEY_RV];
+    bind_key(st, 1, resource, ns ? ns : "", name);
+    int64_t v = -1;
+    int rc = stmt_int(c, ST_KEY_RV, -1, &v, err);
+    sqlite3_clear_bindings(st);
+    if (rc != STORE_OK)
+        return rc;
+    if (v < 0)
+        return STORE_NOT_FOUND;
+    *rv = v;
+    return STORE_OK;
+}
+
+int64_t backend_next_rv(store_txn_t *txn)
+{
+    return txn->seq + 1;
+}
+
+int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *resource, const char *ns,
+                         const char *name, const char *body, int64_t prev_rv, int64_t *rv, lo_err_t *err)
+{
+    conn_t *c = txn->conn;
+    int64_t id = txn->seq + 1;
+    ns = ns ? ns : "";
+
+    sqlite3_stmt *ev = c->st[ST_EVENT_INSERT];
+    sqlite3_bind_int64(ev, 1, id);
+    bind_key(ev, 2, resource, ns, name);
+    sqlite3_bind_text(ev, 5, store_event_type_name(type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(ev, 6, body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ev, 7, prev_rv);
+    sqlite3_bind_int64(ev, 8, (int64_t)time(NULL));
+    int rc = stmt_run(c, ST_EVENT_INSERT, err);
+    sqlite3_clear_bindings(ev);
+    if (rc != STORE_OK)
+        return rc;
+
+    if (type != STORE_EVENT_MODIFIED) {
+        sqlite3_stmt *count = c->st[ST_COUNT_ADD];
+        sqlite3_bind_text(count, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(count, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(count, 3, type == STORE_EVENT_ADDED ? 1 : -1);
+        rc = stmt_run(c, ST_COUNT_ADD, err);
+        sqlite3_clear_bindings(count);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    if (type == STORE_EVENT_DELETED) {
+        sqlite3_stmt *del = c->st[ST_DELETE];
+        bind_key(del, 1, resource, ns, name);
+        rc = stmt_run(c, ST_DELETE, err);
+        sqlite3_clear_bindings(del);
+    } else {
+        sqlite3_stmt *up = c->st[ST_UPSERT];
+        bind_key(up, 1, resource, ns, name);
+        sqlite3_bind_int64(up, 4, id);
+        sqlite3_bind_text(up, 5, body, -1, SQLITE_STATIC);
+        rc = stmt_run(c, ST_UPSERT, err);
+        sqlite3_clear_bindings(up);
+    }
+    if (rc != STORE_OK)
+        return rc;
+    txn->seq = id;
+    *rv = id;
+    return STORE_OK;
+}
+
+/* ---- lists ---- */
+
+/* One row of a list scan; pointers valid until the next list_next(). */
+typedef struct list_row {
+    const char *ns, *name;
+    const void *body;
+    int len;
+} list_row_t;
+
+/*
+ * Next live object of a list scan: from objects directly, or from history,
+ * where each group row names the latest event of a key and DELETED ones are
+ * skipped. Returns 1 with *row filled, 0 at the end, STORE_IO on failure.
+ */
+static int list_next(conn_t *c, sqlite3_stmt *st, int history, list_row_t *row, lo_err_t *err)
+{
+    sqlite3_stmt *ev = c->st[ST_EVENT_BY_ID];
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW)
+            return db_error(err, c->db, "list");
+        row->ns = (const char *)sqlite3_column_text(st, 0);
+        row->name = (const char *)sqlite3_column_text(st, 1);
+        if (!history) {
+            row->body = sqlite3_column_blob(st, 2);
+            row->len = sqlite3_column_bytes(st, 2);
+            return 1;
+        }
+        sqlite3_reset(ev);
+        sqlite3_bind_int64(ev, 1, sqlite3_column_int64(st, 2));
+        rc = sqlite3_step(ev);
+        if (rc != SQLITE_ROW)
+            return db_error(err, c->db, "list history");
+        const char *type = (const char *)sqlite3_column_text(ev, 0);
+        if (type && strcmp(type, "DELETED") == 0)
+            continue;
+        row->body = sqlite3_column_blob(ev, 1);
+        row->len = sqlite3_column_bytes(ev, 1);
+        return 1;
+    }
+}
+
+/* Whether any event of resource is newer than rv (then objects is not the state at rv). */
+static int changed_since(conn_t *c, const char *resource, int64_t rv, int *changed, lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[ST_NEWER];
+    int64_t one;
+    sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, rv);
+    int rc = stmt_int(c, ST_NEWER, 0, &one, err);
+    sqlite3_clear_bindings(st);
+    *changed = one != 0;
+    return rc;
+}
+
+/* Checks at_rv against the snapshot; picks the statement variant and binds it. */
+static int list_start(conn_t *c, const store_list_opts_t *o, int64_t cur, sqlite3_stmt **out, int *history,
+                      lo_err_t *err)
+{
+    int64_t compacted;
+    int variant = 0;
+
+    if (stmt_int(c, ST_COMPACTED, 0, &compacted, err) != STORE_OK)
+        return STORE_IO;
+    if (o->at_rv < 0 || (o->at_rv > 0 && o->at_rv <= compacted)) {
+        lo_err_set(err, 0, "", "too old resource version: %" PRId64 " (%" PRId64 ")", o->at_rv, compacted);
+        return STORE_EXPIRED;
+    }
+    if (o->at_rv > cur) {
+        lo_err_set(err, 0, "", "Too large resource version: %" PRId64 ", current: %" PRId64, o->at_rv, cur);
+        return STORE_FUTURE_RV;
+    }
+    if (o->at_rv != 0 && o->at_rv != cur) {
+        int changed;
+        if (changed_since(c, o->resource, o->at_rv, &changed, err) != STORE_OK)
+            return STORE_IO;
+        if (changed)
+            variant |= LIST_HISTORY;
+    }
+    if (o->ns)
+        variant |= LIST_NS;
+    if (o->after_ns || o->after_name) {
+        const char *after_ns = o->after_ns ? o->after_ns : "";
+        int cmp = o->ns ? strcmp(after_ns, o->ns) : 0;
+        if (cmp > 0) {
+            *out = NULL; /* the namespace lies wholly before the continue key */
+            return STORE_OK;
+        }
+        if (cmp == 0) /* cmp < 0: the whole namespace follows the key */
+            variant |= LIST_AFTER;
+    }
+
+    sqlite3_stmt *st = c->st[ST_LIST + variant];
+    sqlite3_bind_text(st, 1, o->resource, -1, SQLITE_STATIC);
+    if (o->ns)
+        sqlite3_bind_text(st, 2, o->ns, -1, SQLITE_STATIC);
+    if ((variant & LIST_AFTER) && !(variant & LIST_NS))
+        sqlite3_bind_text(st, 3, o->after_ns ? o->after_ns : "", -1, SQLITE_STATIC);
+    if (variant & LIST_AFTER)
+        sqlite3_bind_text(st, 4, o->after_name ? o->after_name : "", -1, SQLITE_STATIC);
+    if (variant & LIST_HISTORY)
+        sqlite3_bind_int64(st, 5, o->at_rv);
+    *out = st;
+    *history = (variant & LIST_HISTORY) != 0;
+    return STORE_OK;
+}
+
+/* The page is full: by count, or by the bytes read (at least one item). */
+static int page_full(const store_list_opts_t *o, size_t n, size_t bytes)
+{
+    return (o->limit > 0 && n >= o->limit) || (o->max_bytes > 0 && n > 0 && bytes >= o->max_bytes);
+}
+
+/*
+ * Fills out->items up to the page bound, then (unless skip_remaining) keeps
+ * scanning to count the further matches; only the page is kept in memory.
+ */
+static int list_scan(conn_t *c, sqlite3_stmt *st, int history, const store_list_opts_t *o,
+                     store_list_result_t *out, lo_err_t *err)
+{
+    list_row_t row;
+    size_t n = 0, bytes = 0;
+    int64_t extra = 0;
+    int full = 0, rc;
+
+    while ((rc = list_next(c, st, history, &row, err)) == 1) {
+        json_t *obj = NULL;
+        if (full && o->filter == NULL) {
+            extra++;
+        } else if (decode_body(row.body, row.len, &obj) != 0) {
+            return corrupt_error(err, o->resource, row.ns, row.name);
+        } else if (o->filter && !o->filter(obj, o->filter_ctx)) {
+            json_decref(obj);
+            continue;
+        } else if (full) {
+            extra++;
+            json_decref(obj);
+        } else {
+            json_array_append_new(out->items, obj);
+            n++;
+            bytes += (size_t)row.len;
+            if ((full = page_full(o, n, bytes))) {
+                out->last_ns = lo_strdup(row.ns);
+                out->last_name = lo_strdup(row.name);
+            }
+        }
+        if (full && extra > 0 && o->skip_remaining)
+            break;
+    }
+    if (rc < 0)
+        return rc;
+    if (extra > 0) {
+        out->more = 1;
+    } else {
+        free(out->last_ns);
+        free(out->last_name);
+        out->last_ns = out->last_name = NULL;
+    }
+    out->remaining = o->skip_remaining ? -1 : extra;
+    return STORE_OK;
+}
+
+int backend_list(backend_t *b, const store_list_opts_t *opts, store_list_result_t *out, lo_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t cur = 0;
+    int ret = STORE_IO;
+
+    assert(b && opts && opts->resource && out);
+    memset(out, 0, sizeof(*out));
+    out->remaining = -1;
+    /* One read transaction: the rv, the horizon and the rows come from one snapshot. */
+    store_txn_t *txn = read_enter(b, err);
+    if (txn == NULL)
+        return STORE_IO;
+    conn_t *c = txn->conn;
+    out->items = json_array();
+    if (stmt_int(c, ST_SEQ, 0, &cur, err) != STORE_OK)
+        goto Exit;
+    int history = 0;
+    ret = list_start(c, opts, cur, &st, &history, err);
+    if (ret == STORE_OK && st != NULL)
+        ret = list_scan(c, st, history, opts, out, err);
+    else if (ret == STORE_OK)
+        out->remaining = 0;
+Exit:
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_reset(c->st[ST_EVENT_BY_ID]);
+    read_leave(txn);
+    if (ret != STORE_OK)
+        store_list_result_free(out);
+    else
+        out->rv = opts->at_rv ? opts->at_rv : cur;
+    return ret;
+}
+
+void store_list_result_free(store_list_result_t *res)
+{
+    if (res == NULL)
+        return;
+    json_decref(res->items);
+    free(res->last_ns);
+    free(res->last_name);
+    res->items = NULL;
+    res->last_ns = res->last_name = NULL;
+}
+
+/* ---- the event log ---- */
+
+/* Decodes the event with id prev_rv (the state before a MODIFIED event): new reference or NULL. */
+static json_t *load_prev(conn_t *c, int64_t prev_rv)
+{
+    sqlite3_stmt *ev = c->st[ST_EVENT_BY_ID];
+    json_t *prev = NULL;
+    sqlite3_reset(ev);
+    sqlite3_bind_int64(ev, 1, prev_rv);
+    if (sqlite3_step(ev) == SQLITE_ROW)
+        decode_body(sqlite3_column_blob(ev, 1), sqlite3_column_bytes(ev, 1), &prev);
+    sqlite3_reset(ev);
+    return prev;
+}
+
+static store_event_type_t parse_event_type(const char *t)
+{
+    if (t && strcmp(t, "ADDED") == 0)
+        return STORE_EVENT_ADDED;
+    if (t && strcmp(t, "DELETED") == 0)
+        return STORE_EVENT_DELETED;
+    return STORE_EVENT_MODIFIED;
+}
+
+/* Walks the rows of st (bound ST_EVENTS_AFTER*), calling fn; *last is the rv of the last event read. */
+static int events_scan(conn_t *c, sqlite3_stmt *st, const store_events_opts_t *o, store_event_fn fn, void *ctx,
+                       int64_t *last, int *stopped, lo_err_t *err)
+{
+    size_t n = 0;
+    int rc;
+    *stopped = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_event_t ev = {.rv = sqlite3_column_int64(st, 0), .resource = o->resource,
+                            .ns = (const char *)sqlite3_column_text(st, 1),
+                            .name = (const char *)sqlite3_column_text(st, 2),
+                            .type = parse_event_type((const char *)sqlite3_column_text(st, 3))};
+        json_t *obj = NULL, *prev = NULL;
+        if (decode_body(sqlite3_column_blob(st, 4), sqlite3_column_bytes(st, 4), &obj) != 0)
+            return corrupt_error(err, o->resource, ev.ns, ev.name);
+        if (o->with_prev && ev.type == STORE_EVENT_MODIFIED && sqlite3_column_int64(st, 5) > 0)
+            prev = load_prev(c, sqlite3_column_int64(st, 5));
+        ev.object = obj;
+        ev.prev = prev;
+        int stop = fn(ctx, &ev);
+        json_decref(obj);
+        json_decref(prev);
+        *last = ev.rv;
+        if (stop || (o->limit > 0 && ++n >= o->limit)) {
+            *stopped = 1;
+            return STORE_OK;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(err, c->db, "events");
+    return STORE_OK;
+}
+
+int backend_events(backend_t *b, const store_events_opts_t *o, store_event_fn fn, void *ctx, int64_t *up_to,
+                   int64_t *last, lo_err_t *err)
+{
+    int64_t cur = 0, compacted = 0, seen = 0;
+    int ret = STORE_IO, stopped = 0;
+    store_txn_t *txn = read_enter(b, err);
+    if (txn == NULL)
+        return STORE_IO;
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[o->ns ? ST_EVENTS_AFTER_NS : ST_EVENTS_AFTER];
+    /* one read transaction: the horizon, the newest rv and the rows come from one snapshot */
+    if (stmt_int(c, ST_SEQ, 0, &cur, err) != STORE_OK || stmt_int(c, ST_COMPACTED, 0, &compacted, err) != STORE_OK)
+        goto Exit;
+    if (o->after_rv < compacted) {
+        lo_err_set(err, 0, "", "too old resource version: %" PRId64 " (%" PRId64 ")", o->after_rv, compacted);
+        ret = STORE_EXPIRED;
+        goto Exit;
+    }
+    if (o->after_rv > cur) {
+        lo_err_set(err, 0, "", "Too large resource version: %" PRId64 ", current: %" PRId64, o->after_rv, cur);
+        ret = STORE_FUTURE_RV;
+        goto Exit;
+    }
+    sqlite3_bind_text(st, 1, o->resource, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->after_rv);
+    sqlite3_bind_int64(st, 3, cur);
+    if (o->ns)
+        sqlite3_bind_text(st, 4, o->ns, -1, SQLITE_STATIC);
+    ret = events_scan(c, st, o, fn, ctx, &seen, &stopped, err);
+    if (ret == STORE_OK) {
+        if (up_to)
+            *up_to = cur;
+        if (last)
+            *last = stopped ? seen : cur;
+    }
+Exit:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    read_leave(txn);
+    return ret;
+}
+
+/* ---- compaction ---- */
+
+int backend_compaction_plan(backend_t *b, int64_t keep_revisions, int64_t keep_seconds, int64_t *target,
+                            int64_t *horizon, int64_t *through, lo_err_t *err)
+{
+    int64_t seq = 0, by_time = 0;
+    int ret = STORE_IO;
+    store_txn_t *txn = read_enter(b, err);
+    if (txn == NULL)
+        return STORE_IO;
+    conn_t *c = txn->conn;
+    sqlite3_stmt *st = c->st[ST_BY_TIME];
+    sqlite3_bind_int64(st, 1, (int64_t)time(NULL) - keep_seconds);
+    if (stmt_int(c, ST_SEQ, 0, &seq, err) == STORE_OK && stmt_int(c, ST_BY_TIME, 0, &by_time, err) == STORE_OK &&
+        stmt_int(c, ST_COMPACTED, 0, horizon, err) == STORE_OK &&
+        stmt_int(c, ST_GET_THROUGH, 0, through, err) == STORE_OK) {
+        *target = seq - keep_revisions;
+        if (by_time < *target)
+            *target = by_time;
+        if (*through > *horizon)
+            *through = *horizon;
+        ret = STORE_OK;
+    }
+    sqlite3_clear_bindings(st);
+    read_leave(txn);
+    return ret;
+}
+
+/* Runs fn's statements in one transaction of the writer connection. */
+static int in_own_txn(store_txn_t *txn, int (*fn)(store_txn_t *, void *, lo_err_t *), void *arg, lo_err_t *err)
+{
+    if (stmt_run(txn->conn, ST_BEGIN, err) != STORE_OK)
+        return STORE_IO;
+    if (fn(txn, arg, err) != STORE_OK || stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
+        conn_rollback(txn->conn);
+        return STORE_IO;
+    }
+    return STORE_OK;
+}
+
+static int raise_fn(store_txn_t *txn, void *arg, lo_err_t *err)
+{
+    return stmt_run2(txn->conn, ST_RAISE, *(int64_t *)arg, 0, err);
+}
+
+int backend_compaction_raise(store_txn_t *txn, int64_t target, lo_err_t *err)
+{
+    return in_own_txn(txn, raise_fn, &target, err);
+}
+
+typedef struct step_args {
+    int64_t lo, hi;
+} step_args_t;
+
+static int step_fn(store_txn_t *txn, void *arg, lo_err_t *err)
+{
+    step_args_t *a = arg;
+    conn_t *c = txn->conn;
+    if (stmt_run2(c, ST_DROP_SUPERSEDED, a->lo, a->hi, err) != STORE_OK ||
+        stmt_run2(c, ST_DROP_TOMBSTONES, a->lo, a->hi, err) != STORE_OK)
+        return STORE_IO;
+    return stmt_run2(c, ST_THROUGH, a->hi, 0, err);
+}
+
+int backend_compaction_step(store_txn_t *txn, int64_t horizon, int64_t window, int64_t *through, lo_err_t *err)
+{
+    step_args_t a = {.lo = *through, .hi = *through + window < horizon ? *through + window : horizon};
+    if (a.hi <= a.lo)
+        return STORE_OK;
+    int rc = in_own_txn(txn, step_fn, &a, err);
+    if (rc == STORE_OK)
+        *through = a.hi;
+    return rc;
+}
+
+void backend_checkpoint(backend_t *b)
+{
+    pthread_mutex_lock(&b->ckpt_mu);
+    /* PASSIVE: copies what no reader still needs, never waits for readers or blocks the writer */
+    int rc = sqlite3_wal_checkpoint_v2(b->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        lo_log(LO_INFO, "store: checkpoint: %s", sqlite3_errmsg(b->ckpt.db));
+    pthread_mutex_unlock(&b->ckpt_mu);
+}
+
+int backend_wal_frames(backend_t *b)
+{
+    return __atomic_load_n(&b->wal_frames, __ATOMIC_RELAXED);
+}
