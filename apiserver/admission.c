@@ -48,9 +48,18 @@
 
 #define CLUSTER_RESOURCE "languageclusters"
 
+/* The owning LanguageCluster, read once for all the rules of a check. */
+typedef struct cluster_read {
+    int done;
+    int rc;              /* STORE_OK, STORE_NOT_FOUND or < 0 */
+    json_t *cluster;     /* new ref (shared with the store: read-only), or NULL */
+    lo_err_t err;        /* when rc is an error */
+} cluster_read_t;
+
 /* What every rule reads. All pointers borrowed for the duration of the check. */
 typedef struct rule_input {
     store_txn_t *txn;
+    cluster_read_t *cluster;
     const schema_kind_t *k;
     admission_operation_t op;
     const json_t *old;   /* stored object on update, NULL on create */
@@ -465,12 +474,19 @@ static void forbidden(const rule_input_t *in, lo_err_t *err, const char *fmt, ..
 /* Reads the LanguageCluster owning in->ns. Returns STORE_OK (*out new), STORE_NOT_FOUND, or < 0 with err 500. */
 static int cluster_get(const rule_input_t *in, json_t **out, lo_err_t *err)
 {
-    lo_err_t e = {0};
-    int rc = store_txn_get(in->txn, CLUSTER_RESOURCE, "", in->ns, out, NULL, &e);
-    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
-        status_internal(err, "reading LanguageCluster \"%s\": %s", in->ns, e.message);
-    lo_err_clear(&e);
-    return rc;
+    cluster_read_t *c = in->cluster;
+    if (!c->done) {
+        lo_err_t e = {0};
+        c->rc = store_txn_get(in->txn, CLUSTER_RESOURCE, "", in->ns, &c->cluster, NULL, &e);
+        if (c->rc != STORE_OK && c->rc != STORE_NOT_FOUND)
+            status_internal(&c->err, "reading LanguageCluster \"%s\": %.400s", in->ns, e.message);
+        lo_err_clear(&e);
+        c->done = 1;
+    }
+    if (c->rc != STORE_OK && c->rc != STORE_NOT_FOUND && err)
+        lo_err_set(err, c->err.code, c->err.reason, "%s", c->err.message);
+    *out = json_incref(c->cluster);
+    return c->rc;
 }
 
 /*
@@ -593,32 +609,35 @@ static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operati
                      const json_t *obj, int fields, lo_err_t *err)
 {
     assert(k != NULL && obj != NULL);
+    cluster_read_t cluster = {0};
     rule_input_t in = {
-        .txn = txn, .k = k, .op = op, .old = old, .obj = obj,
+        .txn = txn, .cluster = &cluster, .k = k, .op = op, .old = old, .obj = obj,
         .name = meta_string(obj, "name"), .ns = meta_string(obj, "namespace"),
     };
     lo_err_t invalid = {0};  /* causes gathered from field rules */
-    int causes = 0;
-    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+    int causes = 0, ret = 0;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]) && ret == 0; i++) {
         const struct rule *r = &rules[i];
         if (!rule_applies(r, k) || (r->sort == RULE_FIELD && !fields))
             continue;
         if (r->sort == RULE_FIELD)
             causes += r->fn(&in, &invalid);
         else if (causes == 0 && r->fn(&in, err) < 0)
-            goto fail;
+            ret = -1;
     }
-    if (causes == 0)
-        return 0;
-    status_invalid(&invalid, k->kind, SCHEMA_GROUP, in.name);
-    if (err) {
-        lo_err_clear(err);
-        *err = invalid;
-        return -1;
+    if (ret == 0 && causes > 0) {
+        status_invalid(&invalid, k->kind, SCHEMA_GROUP, in.name);
+        ret = -1;
+        if (err) {
+            lo_err_clear(err);
+            *err = invalid;
+            memset(&invalid, 0, sizeof(invalid));
+        }
     }
-fail:
     lo_err_clear(&invalid);
-    return -1;
+    json_decref(cluster.cluster);
+    lo_err_clear(&cluster.err);
+    return ret;
 }
 
 int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,

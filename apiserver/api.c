@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "langop/codec.h"
 #include "langop/derive.h"
 #include "langop/discovery.h"
 #include "langop/handlers.h"
@@ -121,10 +122,10 @@ static void set_body(api_response_t *resp, int status, const char *content_type,
 
 void api_response_set_json(api_response_t *resp, int status, const char *content_type, const json_t *value)
 {
-    char *text = json_dumps(value, JSON_COMPACT);
-    if (text == NULL)
-        lo_fatal("cannot encode a response");
+    size_t len;
+    char *text = codec_encode_json_len(value, &len);
     set_body(resp, status, content_type, text);
+    resp->body_len = len;
 }
 
 void api_response_set_json_text(api_response_t *resp, int status, const char *content_type, char *text, size_t len)

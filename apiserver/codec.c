@@ -686,41 +686,151 @@ json_t *codec_decode_auto(const char *buf, size_t len, lo_err_t *err)
 /* Encoding                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Fewest significant digits (15..17) with which every real in v reads back exactly. */
-static int real_precision(const json_t *v, int prec)
+/* ---- JSON output ---- */
+
+/*
+ * A compact encoder of our own: jansson's dump goes through a callback per
+ * piece and escapes byte by byte, which made it the dearest step of a
+ * write. Output: no white space, object keys in the tree's order (jansson
+ * keeps insertion order), strings escaped as JSON requires (quote,
+ * backslash, control characters; the rest of the UTF-8, which jansson
+ * checked when it built the string, as it is), integers in decimal, reals
+ * as the shortest text that reads back the same, with a '.' or an
+ * exponent so that they stay reals (as Go prints a float64).
+ */
+typedef struct jbuf {
+    char *data;
+    size_t len, cap;
+} jbuf_t;
+
+static void jbuf_grow(jbuf_t *b, size_t more)
 {
-    if (prec >= 17)
-        return 17;
-    if (json_is_real(v)) {
-        char tmp[40];
-        double d = json_real_value(v);
-        while (prec < 17) {
-            snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-            if (strtod(tmp, NULL) == d)
-                break;
-            prec++;
+    if (b->len + more + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    b->data = lo_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+static void jbuf_put(jbuf_t *b, const char *s, size_t n)
+{
+    jbuf_grow(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static void jbuf_char(jbuf_t *b, char c)
+{
+    jbuf_grow(b, 1);
+    b->data[b->len++] = c;
+}
+
+static void encode_string(jbuf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson prints them */
+    jbuf_grow(b, n + 2);
+    b->data[b->len++] = '"';
+    size_t run = 0; /* bytes since the last escape, copied in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jbuf_put(b, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            elen = 6;
         }
-        return prec;
+        jbuf_put(b, esc, elen);
     }
-    if (json_is_array(v)) {
+    jbuf_put(b, s + run, n - run);
+    jbuf_char(b, '"');
+}
+
+static void format_real(double d, char *buf, size_t size);
+
+static void encode_value(jbuf_t *b, const json_t *v, int depth)
+{
+    char num[40];
+    if (depth > CODEC_MAX_DEPTH * 4)
+        lo_fatal("codec_encode_json: a tree nested %d deep", depth);
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *e;
+        int first = 1;
+        jbuf_char(b, '{');
+        json_object_foreach((json_t *)v, key, e) {
+            if (!first)
+                jbuf_char(b, ',');
+            first = 0;
+            encode_string(b, key, strlen(key));
+            jbuf_char(b, ':');
+            encode_value(b, e, depth + 1);
+        }
+        jbuf_char(b, '}');
+        return;
+    }
+    case JSON_ARRAY: {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) prec = real_precision(e, prec);
-    } else if (json_is_object(v)) {
-        const char *k;
-        json_t *e;
-        json_object_foreach((json_t *)v, k, e) prec = real_precision(e, prec);
+        jbuf_char(b, '[');
+        json_array_foreach(v, i, e) {
+            if (i > 0)
+                jbuf_char(b, ',');
+            encode_value(b, e, depth + 1);
+        }
+        jbuf_char(b, ']');
+        return;
     }
-    return prec;
+    case JSON_STRING:
+        encode_string(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER:
+        jbuf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        return;
+    case JSON_REAL:
+        format_real(json_real_value(v), num, sizeof(num));
+        jbuf_put(b, num, strlen(num));
+        return;
+    case JSON_TRUE:
+        jbuf_put(b, "true", 4);
+        return;
+    case JSON_FALSE:
+        jbuf_put(b, "false", 5);
+        return;
+    case JSON_NULL:
+        jbuf_put(b, "null", 4);
+        return;
+    }
+}
+
+char *codec_encode_json_len(const json_t *value, size_t *len)
+{
+    jbuf_t b = {0};
+    jbuf_grow(&b, 255);
+    encode_value(&b, value, 0);
+    b.data[b.len] = '\0';
+    if (len)
+        *len = b.len;
+    return b.data;
 }
 
 char *codec_encode_json(const json_t *value)
 {
-    int prec = real_precision(value, 15);
-    char *out = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
-    if (out == NULL)
-        lo_fatal("codec_encode_json: cannot encode value");
-    return out;
+    return codec_encode_json_len(value, NULL);
 }
 
 /* Shortest text that reads back as d, always with a '.' or exponent so that it stays a float. */

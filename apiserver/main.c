@@ -26,6 +26,7 @@ typedef struct flags {
     const char *cert_dir;
     const char *storage_path;
     int storage_fsync;
+    int max_queued_writes;
     const char *token_auth_file;
     int workers;
     int64_t compaction_interval_s;
@@ -56,6 +57,8 @@ static void usage(FILE *out)
             "      --storage-path string        SQLite database file (default langop.db)\n"
             "      --storage-fsync              Sync every commit to disk, to survive power loss; without it a\n"
             "                                   commit survives a crash of the process (default false)\n"
+            "      --max-queued-writes int      Writes waiting for the store at most; beyond, a write is answered\n"
+            "                                   429 with Retry-After (default 4096)\n"
             "      --compaction-interval duration  How often the event log is compacted; 0 never (default 1m)\n"
             "      --history-min-revisions int  Compaction keeps at least this many revisions (default 1000)\n"
             "      --history-min-age duration   Compaction keeps at least this much history (default 5m)\n"
@@ -121,7 +124,7 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
 
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
-    OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS,
+    OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
 };
 
 static int parse_flags(int argc, char **argv, flags_t *f)
@@ -134,6 +137,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
         {"storage-path", required_argument, NULL, OPT_STORAGE},
         {"storage-fsync", no_argument, NULL, OPT_FSYNC},
+        {"max-queued-writes", required_argument, NULL, OPT_QUEUED_WRITES},
         {"token-auth-file", required_argument, NULL, OPT_TOKENS},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"compaction-interval", required_argument, NULL, OPT_COMPACTION},
@@ -156,6 +160,9 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_CERT_DIR: f->cert_dir = optarg; break;
         case OPT_STORAGE: f->storage_path = optarg; break;
         case OPT_FSYNC: f->storage_fsync = 1; break;
+        case OPT_QUEUED_WRITES:
+            rc = parse_int("max-queued-writes", optarg, 1, 1 << 20, &f->max_queued_writes);
+            break;
         case OPT_TOKENS: f->token_auth_file = optarg; break;
         case OPT_WORKERS: rc = parse_int("workers", optarg, 1, 256, &f->workers); break;
         case OPT_COMPACTION: rc = parse_duration("compaction-interval", optarg, &f->compaction_interval_s); break;
@@ -186,7 +193,7 @@ int main(int argc, char **argv)
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 4, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
-                 .bookmark_interval_s = 60};
+                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -216,7 +223,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
     }
-    store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync};
+    store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync,
+                          .queue_max = (size_t)f.max_queued_writes};
     store = store_open(&so, &err);
     if (store == NULL) {
         fprintf(stderr, "error: cannot open storage %s: %s\n", f.storage_path, err.message);

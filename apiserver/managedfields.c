@@ -634,6 +634,52 @@ static void cmp_objects(mf_ctx_t *c, const json_t *l, const json_t *r, cmp_t *ou
     }
 }
 
+/*
+ * The fields of an object that did not exist before, as cmp_objects(NULL, r)
+ * finds them in its "added" set, without building the modified and removed
+ * sets, which are empty for a create: the walk of cmp_into with l = NULL.
+ */
+static void add_into(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *parent, const char *pe);
+
+static void add_struct(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *me)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)r, key, v) {
+        char *pe = lo_sprintf("f:%s", key);
+        add_into(c, child_schema(c, sch, key, NULL), v, me, pe);
+        free(pe);
+    }
+}
+
+static void add_into(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *parent, const char *pe)
+{
+    enum node_kind nk = node_kind(sch, r);
+    json_t *me = json_object();
+    if (nk == NK_STRUCT && !container_empty(r)) {
+        add_struct(c, sch, r, me);
+    } else if (nk != NK_LEAF && !container_empty(r)) {
+        const json_t *isch = json_object_get(sch, "items");
+        list_view_t R;
+        list_view(&R, sch, nk, r, 1);
+        for (size_t i = 0; i < R.n; i++)
+            add_into(c, isch, json_array_get(r, R.pos[i]), me, R.pe[i]);
+        list_view_free(&R);
+    }
+    fs_put(parent, pe, fs_node(me, 1));
+}
+
+/* What cmp_objects(NULL, r) gives as its public "added" set. */
+static json_t *added_fields(mf_ctx_t *c, const json_t *r)
+{
+    json_t *me = json_object();
+    add_struct(c, c->root, r, me);
+    json_t *node = fs_node(me, 0);
+    json_t *set = fs_public(fs_apply(node, c->strip, FS_DIFF));
+    json_decref(node);
+    return set;
+}
+
 static void cmp_clear(cmp_t *cmp)
 {
     json_decref(cmp->add);
@@ -1199,6 +1245,19 @@ void managedfields_record_update(const schema_kind_t *k, const json_t *old, json
      * absent or empty list carries the stored ones over, so that clients
      * unaware of managedFields cannot drop them. */
     const json_t *written = json_object_get(json_object_get(next, "metadata"), "managedFields");
+    if (old == NULL && json_array_size(written) == 0) {
+        /* a create: every field is the manager's, and there is nothing to take from anyone */
+        json_t *bare = object_bare(next);
+        json_t *fields = added_fields(&c, bare);
+        json_t *entries = json_array();
+        if (!managedfields_empty(fields))
+            json_array_append_new(entries, entry_new(manager, "Update", subresource, json_incref(fields)));
+        entries_store(next, entries);
+        json_decref(fields);
+        json_decref(bare);
+        ctx_free(&c);
+        return;
+    }
     json_t *entries = entries_of(json_array_size(written) > 0 ? next : old);
     json_t *l = object_bare(old), *r = object_bare(next);
     cmp_t diff = {NULL, NULL, NULL};

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "langop/codec.h"
 #include "langop/objmeta.h"
 #include "langop/status.h"
 
@@ -126,11 +127,9 @@ int watch_event_type(const watch_spec_t *spec, const store_event_t *ev, const js
 
 static char *line_of(json_t *event /* stolen */, size_t *len)
 {
-    char *text = json_dumps(event, JSON_COMPACT);
+    size_t n;
+    char *text = codec_encode_json_len(event, &n);
     json_decref(event);
-    if (text == NULL)
-        lo_fatal("cannot encode a watch event");
-    size_t n = strlen(text);
     text = lo_realloc(text, n + 2);
     text[n] = '\n';
     text[n + 1] = '\0';

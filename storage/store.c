@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "langop/codec.h"
 #include "langop/feed.h"
 #include "backend.h"
 
@@ -172,18 +173,15 @@ static int record_change(store_t *s, change_list_t *into, store_event_type_t typ
 {
     store_txn_t *txn = backend_writer_txn(s->b);
     set_rv(obj, backend_next_rv(txn));
-    char *body = json_dumps(obj, JSON_COMPACT);
-    if (body == NULL) {
-        lo_err_set(err, 0, "", "cannot encode %s %s/%s", resource, ns, name);
-        return STORE_IO;
-    }
+    size_t len;
+    char *body = codec_encode_json_len(obj, &len);
     if (backend_write_change(txn, type, resource, ns, name, body, prev_rv, rv, err) != STORE_OK) {
         free(body);
         return STORE_IO;
     }
     change_t c = {.rv = *rv, .type = type, .resource = lo_strdup(resource), .ns = lo_strdup(ns),
                   .name = lo_strdup(name), .object = json_incref(obj), .prev = json_incref((json_t *)prev),
-                  .body = body, .body_len = strlen(body)};
+                  .body = body, .body_len = len};
     s->batch_bytes += c.body_len;
     change_list_add(into, &c);
     return STORE_OK;

@@ -46,8 +46,13 @@ json_t *codec_decode_yaml_stream(const char *buf, size_t len, lo_err_t *err);
 /** Picks JSON when the text starts (after white space) with '{' or '[', YAML otherwise. */
 json_t *codec_decode_auto(const char *buf, size_t len, lo_err_t *err);
 
-/** Tree -> compact JSON text; caller frees. Never NULL (dies on OOM). */
+/**
+ * Tree -> compact JSON text (keys in the tree's order, reals as the shortest
+ * text that reads back the same); caller frees. Never NULL (dies on OOM).
+ */
 char *codec_encode_json(const json_t *value);
+/** codec_encode_json() that also gives the length (len may be NULL). */
+char *codec_encode_json_len(const json_t *value, size_t *len);
 
 /**
  * Tree -> block-style YAML text, keys in the tree's order, strings quoted

@@ -616,6 +616,59 @@ static void test_apply_bad_configs(void **state)
     lo_err_clear(&err);
 }
 
+/*
+ * A create records, for its manager, exactly the fields an update from an
+ * empty object records (the create takes a shorter road to the same set):
+ * compared on objects with structs, list-maps with one and two keys, sets,
+ * atomic lists, empty containers, nulls, and metadata.
+ */
+static void test_create_records_what_an_update_from_nothing_records(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *kind;
+        const char *obj;
+    } cases[] = {
+        {"LanguageAgent", "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\",\"metadata\":"
+                          "{\"name\":\"a\",\"namespace\":\"n\",\"labels\":{\"x\":\"y\"},\"annotations\":{},"
+                          "\"finalizers\":[\"f1\",\"f2\"],\"uid\":\"u\",\"generation\":1},"
+                          "\"spec\":{\"image\":\"i\",\"models\":[{\"name\":\"m\",\"role\":\"primary\"},"
+                          "{\"name\":\"n\"}],\"tools\":[{\"name\":\"t\",\"enabled\":true}],\"persona\":\"p\","
+                          "\"deployment\":{\"env\":[{\"name\":\"A\",\"value\":\"1\"}],\"resources\":{},"
+                          "\"nodeSelector\":{\"a\":\"b\"}},\"execution\":{\"mode\":\"task\","
+                          "\"schedule\":\"* * * * *\"},\"ports\":[{\"port\":80}]},\"status\":{\"phase\":\"x\"}}"},
+        {"LanguageModel", "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageModel\",\"metadata\":"
+                          "{\"name\":\"m\",\"namespace\":\"n\"},\"spec\":{\"provider\":\"openai\","
+                          "\"modelName\":\"x\",\"params\":{\"a\":{\"b\":1},\"c\":null,\"d\":[]},"
+                          "\"fallbacks\":[\"q\",\"r\"],\"rateLimits\":{}}}"},
+        {"LanguageCluster", "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageCluster\",\"metadata\":"
+                            "{\"name\":\"c\"},\"spec\":{\"gateway\":{\"env\":[{\"name\":\"A\",\"valueFrom\":"
+                            "{\"secretKeyRef\":{\"name\":\"s\",\"key\":\"k\"}}}],\"tolerations\":[{\"key\":\"k\"}]},"
+                            "\"capacity\":{\"maxModels\":3}}}"},
+        {"LanguagePersona", "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguagePersona\",\"metadata\":"
+                            "{\"generateName\":\"p-\",\"name\":\"p-1\",\"namespace\":\"n\"},"
+                            "\"spec\":{\"tone\":\"t\"}}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const schema_kind_t *k = schema_kind_by_kind(cases[i].kind);
+        json_t *created = J(cases[i].obj), *updated = J(cases[i].obj), *empty = J("{}");
+        managedfields_record_update(k, NULL, created, "m", NULL);
+        managedfields_record_update(k, empty, updated, "m", NULL);
+        const json_t *c = json_object_get(json_object_get(created, "metadata"), "managedFields");
+        const json_t *u = json_object_get(json_object_get(updated, "metadata"), "managedFields");
+        assert_int_equal(json_array_size(c), 1);
+        char *cs = json_dumps(json_object_get(json_array_get(c, 0), "fieldsV1"), JSON_COMPACT);
+        char *us = json_dumps(json_object_get(json_array_get(u, 0), "fieldsV1"), JSON_COMPACT);
+        if (strcmp(cs, us) != 0)
+            fail_msg("%s: create recorded %s, an update from nothing %s", cases[i].kind, cs, us);
+        free(cs);
+        free(us);
+        json_decref(created);
+        json_decref(updated);
+        json_decref(empty);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_update_takes_changed_fields),
         cmocka_unit_test(test_status_subresource),
         cmocka_unit_test(test_apply_bad_configs),
+        cmocka_unit_test(test_create_records_what_an_update_from_nothing_records),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
