@@ -196,20 +196,64 @@ int64_t lo_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Identifiers (uids, generated names) need to be unique, not secret: a
+ * per-thread xoshiro256** seeded once from OpenSSL's generator. Asking
+ * OpenSSL for every object cost a getpid() (its fork check) and its DRBG
+ * each time, on every create.
+ */
+static __thread uint64_t rng_state[4];
+static __thread int rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+    if (!rng_seeded) {
+        do {
+            if (RAND_bytes((unsigned char *)rng_state, sizeof(rng_state)) != 1)
+                lo_fatal("no randomness available");
+        } while ((rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]) == 0);
+        rng_seeded = 1;
+    }
+    uint64_t *s = rng_state;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
 static void random_bytes(unsigned char *buf, size_t n)
 {
-    if (RAND_bytes(buf, (int)n) != 1)
-        lo_fatal("no randomness available");
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = rng_next();
+        for (size_t j = 0; j < 8 && i + j < n; j++)
+            buf[i + j] = (unsigned char)(r >> (8 * j));
+    }
 }
 
 void lo_uuid4(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     random_bytes(b, sizeof(b));
     b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
     b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = '\0';
 }
 
 void lo_random_suffix(char *out, size_t n)

@@ -28,6 +28,7 @@
 #include "langop/watcher.h"
 
 #define STREAM_TICK_MS 1000
+#define STREAM_TAIL_EVENTS 4096   /* recent feed events the hub keeps, for replays that end just behind it */
 #define STREAM_MAX_IOVECS 64   /* chunks handed to h2o in one send (plus HTTP/1.1 framing) */
 #define TABLE_INCLUDES 3       /* table_include_t values */
 
@@ -115,6 +116,8 @@ struct stream_hub {
     stream_t *streams;
     size_t count;
     int64_t feed_rv;              /* the newest rv the feed has delivered to the loop */
+    feed_batch_t **tail;          /* the recent batches, oldest first (refs), up to STREAM_TAIL_EVENTS events */
+    size_t tail_n, tail_cap, tail_events;
     int64_t bookmark_interval_ms; /* an idle watch with bookmarks gets one this often */
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
@@ -256,15 +259,29 @@ static void page_work(void *arg)
     watch_read_page(s->hub->store, s->spec, &s->w.cursor, s->page_columns, &s->page);
 }
 
+static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now);
+
+/* The oldest rv the hub can hand over from its tail (feed_rv + 1 when it holds nothing). */
+static int64_t tail_from(const stream_hub_t *hub)
+{
+    return hub->tail_n > 0 ? hub->tail[0]->events[0].rv : hub->feed_rv + 1;
+}
+
 static void page_done(void *arg)
 {
     stream_t *s = arg;
+    stream_hub_t *hub = s->hub;
     if (s->orphan) {
         s->w.page_pending = 0;
         stream_free(s);
         return;
     }
-    watcher_page_done(&s->w, &s->page, s->hub->feed_rv);
+    if (watcher_page_done(&s->w, &s->page, hub->feed_rv, tail_from(hub))) {
+        int64_t now = lo_now_ms();
+        for (size_t b = 0; b < hub->tail_n; b++)
+            for (size_t i = 0; i < hub->tail[b]->n; i++)
+                publish_to(s, &hub->tail[b]->events[i], now); /* the watcher skips rv <= what it has seen */
+    }
     stream_pump(s);
 }
 
@@ -303,11 +320,24 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
 
 /* ---- the hub ---- */
 
+static hub_event_t hub_event_of(const feed_event_t *fe)
+{
+    return (hub_event_t){.fe = fe,
+                         .ev = {.rv = fe->rv, .type = fe->type, .resource = fe->resource, .ns = fe->ns,
+                                .name = fe->name, .object = fe->object, .prev = fe->prev}};
+}
+
+/* One event to one stream (a tail hand-over: no line shared with others). */
+static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now)
+{
+    hub_event_t e = hub_event_of(fe);
+    watcher_event(&s->w, &e.ev, event_line, &e, now);
+    hub_event_clear(&e);
+}
+
 static void publish(stream_hub_t *hub, const feed_event_t *fe)
 {
-    hub_event_t e = {.fe = fe,
-                     .ev = {.rv = fe->rv, .type = fe->type, .resource = fe->resource, .ns = fe->ns,
-                            .name = fe->name, .object = fe->object, .prev = fe->prev}};
+    hub_event_t e = hub_event_of(fe);
     hub->feed_rv = fe->rv;
     int64_t now = lo_now_ms();
     for (stream_t *s = hub->streams, *next; s; s = next) {
@@ -316,6 +346,28 @@ static void publish(stream_hub_t *hub, const feed_event_t *fe)
         stream_pump(s);
     }
     hub_event_clear(&e);
+}
+
+/* Keeps batch (a new ref taken) at the end of the tail, dropping the oldest beyond the bound. */
+static void tail_push(stream_hub_t *hub, feed_batch_t *batch)
+{
+    if (batch->n == 0)
+        return;
+    if (hub->tail_n == hub->tail_cap) {
+        hub->tail_cap = hub->tail_cap ? 2 * hub->tail_cap : 64;
+        hub->tail = lo_realloc(hub->tail, hub->tail_cap * sizeof(*hub->tail));
+    }
+    hub->tail[hub->tail_n++] = feed_batch_ref(batch);
+    hub->tail_events += batch->n;
+    size_t drop = 0;
+    while (hub->tail_n - drop > 1 && hub->tail_events - hub->tail[drop]->n >= STREAM_TAIL_EVENTS) {
+        hub->tail_events -= hub->tail[drop]->n;
+        feed_batch_release(hub->tail[drop++]);
+    }
+    if (drop > 0) {
+        memmove(hub->tail, hub->tail + drop, (hub->tail_n - drop) * sizeof(*hub->tail));
+        hub->tail_n -= drop;
+    }
 }
 
 static void on_batches(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -327,6 +379,7 @@ static void on_batches(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         hub_message_t *hm = (hub_message_t *)m;
         for (size_t i = 0; i < hm->batch->n; i++)
             publish(hub, &hm->batch->events[i]);
+        tail_push(hub, hm->batch);
         feed_batch_release(hm->batch);
         free(hm);
     }
@@ -388,6 +441,9 @@ void stream_hub_free(stream_hub_t *hub)
     if (hub == NULL)
         return;
     stream_hub_stop(hub);
+    for (size_t i = 0; i < hub->tail_n; i++)
+        feed_batch_release(hub->tail[i]);
+    free(hub->tail);
     h2o_timeout_unlink(&hub->tick_entry);
     h2o_timeout_dispose(hub->loop, &hub->tick);
     h2o_multithread_unregister_receiver(hub->queue, &hub->receiver);

@@ -96,12 +96,13 @@ void watcher_page_begin(watcher_t *w)
     w->page_pending = 1;
 }
 
-void watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv)
+int watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv, int64_t tail_from)
 {
+    int from_tail = 0;
     w->page_pending = 0;
     if (w->state != WATCHER_REPLAYING) { /* closed meanwhile: the page has no one to go to */
         watch_page_free(page);
-        return;
+        return 0;
     }
     if (page->len > 0) {
         queue_push(w, watch_chunk_new(page->data, page->len));
@@ -111,12 +112,14 @@ void watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv)
     w->columns_sent |= page->columns_sent;
     if (page->failed) {
         close_watch(w);
-    } else if (page->caught_up && page->seen >= feed_rv) {
-        /* the feed's later events have rv > seen: each is sent once, none is missed */
+    } else if (page->caught_up && (page->seen >= feed_rv || page->seen + 1 >= tail_from)) {
+        /* the feed's later events (and the tail's, handed over now) have rv > seen: each sent once */
         w->state = WATCHER_LIVE;
         w->last_rv = page->seen;
+        from_tail = page->seen < feed_rv;
     }
     watch_page_free(page);
+    return from_tail;
 }
 
 void watcher_event(watcher_t *w, const store_event_t *ev, watcher_line_fn line, void *ctx, int64_t now_ms)

@@ -14,8 +14,13 @@
  *              the pages read them from the store's log.
  *     -> LIVE     when a page has caught up with the event log and covers
  *                 every rv the feed has delivered (watcher_page_done's
- *                 feed_rv): from then on events come from the feed, each
- *                 with rv > last_rv exactly once.
+ *                 feed_rv), or when what it lacks is still in the hub's
+ *                 recent tail (tail_from: the oldest rv the transport can
+ *                 hand over from memory; it then hands over those events,
+ *                 rv > seen, as live ones): from then on events come from
+ *                 the feed, each with rv > last_rv exactly once. Without the
+ *                 tail, a replay under a steady stream of writes could keep
+ *                 reading pages and never go live.
  *     -> CLOSING  the page failed (an ERROR line), or the deadline passed.
  *   LIVE       -> CLOSING when the deadline passes (a last BOOKMARK if
  *                 asked for), or when a live event would take the queue
@@ -84,10 +89,14 @@ int watcher_wants_page(const watcher_t *w);
 void watcher_page_begin(watcher_t *w);
 /**
  * A page came back (its data stolen). feed_rv is the newest rv the feed has
- * delivered to this watcher's thread: the page goes live only when it
- * covers it.
+ * delivered to this watcher's thread; tail_from the oldest rv of the recent
+ * events the transport still holds (feed_rv + 1 when it holds none). The
+ * page goes live when it covers feed_rv, or when the events after it are
+ * all in the tail: then it returns 1, and the transport hands over, with
+ * watcher_event, every tail event with rv > the page's seen, in order.
+ * Returns 0 otherwise.
  */
-void watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv);
+int watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv, int64_t tail_from);
 
 /** Gives the line of a live event as spec sees it: a new reference. */
 typedef watch_chunk_t *(*watcher_line_fn)(void *ctx, const watch_spec_t *spec, store_event_type_t type,
