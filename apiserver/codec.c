@@ -585,7 +585,12 @@ static size_t json_scan_key(jscan_t *s, jframe_t *top, const char *buf, size_t l
                             json_t *dups)
 {
     size_t end = json_string_end(buf, len, i);
-    json_t *k = json_loadb(buf + i, end - i, JSON_FLAGS, NULL);
+    /* a key without escapes is its bytes between the quotes; only others need decoding */
+    json_t *k = NULL;
+    if (end >= i + 2 && memchr(buf + i + 1, '\\', end - i - 2) == NULL)
+        k = json_stringn_nocheck(buf + i + 1, end - i - 2);
+    else
+        k = json_loadb(buf + i, end - i, JSON_FLAGS, NULL);
     const char *key = json_string_value(k);
     if (key != NULL) {
         jscan_path_set(s, top->base, ".", key, strlen(key));

@@ -635,48 +635,95 @@ static void cmp_objects(mf_ctx_t *c, const json_t *l, const json_t *r, cmp_t *ou
 }
 
 /*
- * The fields of an object that did not exist before, as cmp_objects(NULL, r)
- * finds them in its "added" set, without building the modified and removed
- * sets, which are empty for a create: the walk of cmp_into with l = NULL.
+ * The fields of an object that did not exist before: what cmp_objects(NULL,
+ * r) finds in its "added" set once stripped and sorted (every node a
+ * member, containers with "."), built in one walk: children sorted as the
+ * serializer orders them, the strip set applied on the way down, the
+ * object's own managedFields never entered. The general path builds the
+ * three sets and copies them twice over; for a create this is the whole of
+ * the work, on every create.
  */
-static void add_into(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *parent, const char *pe);
+typedef struct child {
+    char *pe;
+    json_t *node;
+} child_t;
 
-static void add_struct(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *me)
+static int child_cmp(const void *x, const void *y)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)r, key, v) {
-        char *pe = lo_sprintf("f:%s", key);
-        add_into(c, child_schema(c, sch, key, NULL), v, me, pe);
-        free(pe);
-    }
+    return strcmp(((const child_t *)x)->pe, ((const child_t *)y)->pe);
 }
 
-static void add_into(mf_ctx_t *c, const json_t *sch, const json_t *r, json_t *parent, const char *pe)
+static json_t *create_node(mf_ctx_t *c, const json_t *sch, const json_t *r, const json_t *strip, const char *skip);
+
+/* Adds the node of value v at pe to kids (when it holds anything). */
+static void create_child(mf_ctx_t *c, const json_t *sch, const json_t *v, const json_t *strip, char *pe /* stolen */,
+                         const char *skip, child_t **kids, size_t *n, size_t *cap)
+{
+    json_t *node = create_node(c, sch, v, strip ? json_object_get(strip, pe) : NULL, skip);
+    if (node == NULL) {
+        free(pe);
+        return;
+    }
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *kids = lo_realloc(*kids, *cap * sizeof(**kids));
+    }
+    (*kids)[(*n)++] = (child_t){pe, node};
+}
+
+/*
+ * The node of r (a member unless the strip set takes its membership; NULL
+ * when it would hold nothing). skip: a key of r that is never a field
+ * (metadata.managedFields).
+ */
+static json_t *create_node(mf_ctx_t *c, const json_t *sch, const json_t *r, const json_t *strip, const char *skip)
 {
     enum node_kind nk = node_kind(sch, r);
-    json_t *me = json_object();
+    int member = !(strip && fs_member(strip));
+    child_t *kids = NULL;
+    size_t n = 0, cap = 0;
     if (nk == NK_STRUCT && !container_empty(r)) {
-        add_struct(c, sch, r, me);
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)r, key, v) {
+            if (skip && strcmp(key, skip) == 0)
+                continue;
+            int top = sch == c->root && strcmp(key, "metadata") == 0;
+            create_child(c, child_schema(c, sch, key, NULL), v, strip, lo_sprintf("f:%s", key),
+                         top ? "managedFields" : NULL, &kids, &n, &cap);
+        }
     } else if (nk != NK_LEAF && !container_empty(r)) {
         const json_t *isch = json_object_get(sch, "items");
         list_view_t R;
         list_view(&R, sch, nk, r, 1);
         for (size_t i = 0; i < R.n; i++)
-            add_into(c, isch, json_array_get(r, R.pos[i]), me, R.pe[i]);
+            create_child(c, isch, json_array_get(r, R.pos[i]), strip, lo_strdup(R.pe[i]), NULL, &kids, &n, &cap);
         list_view_free(&R);
     }
-    fs_put(parent, pe, fs_node(me, 1));
+    if (n == 0 && !member) {
+        free(kids);
+        return NULL;
+    }
+    json_t *node = json_object();
+    if (member && n > 0)
+        json_object_set_new(node, ".", json_object()); /* "." sorts before every field */
+    qsort(kids, n, sizeof(*kids), child_cmp);
+    for (size_t i = 0; i < n; i++) {
+        json_object_set_new(node, kids[i].pe, kids[i].node);
+        free(kids[i].pe);
+    }
+    free(kids);
+    return node;
 }
 
-/* What cmp_objects(NULL, r) gives as its public "added" set. */
-static json_t *added_fields(mf_ctx_t *c, const json_t *r)
+/* The public field set of a created object (never NULL). */
+static json_t *created_fields(mf_ctx_t *c, const json_t *r)
 {
-    json_t *me = json_object();
-    add_struct(c, c->root, r, me);
-    json_t *node = fs_node(me, 0);
-    json_t *set = fs_public(fs_apply(node, c->strip, FS_DIFF));
-    json_decref(node);
+    /* the root is no member of its own set, whatever the strip set says of it */
+    json_t *set = create_node(c, c->root, r, c->strip, NULL);
+    if (set == NULL)
+        return json_object();
+    json_object_del(set, ".");
     return set;
 }
 
@@ -1247,14 +1294,19 @@ void managedfields_record_update(const schema_kind_t *k, const json_t *old, json
     const json_t *written = json_object_get(json_object_get(next, "metadata"), "managedFields");
     if (old == NULL && json_array_size(written) == 0) {
         /* a create: every field is the manager's, and there is nothing to take from anyone */
-        json_t *bare = object_bare(next);
-        json_t *fields = added_fields(&c, bare);
-        json_t *entries = json_array();
-        if (!managedfields_empty(fields))
-            json_array_append_new(entries, entry_new(manager, "Update", subresource, json_incref(fields)));
-        entries_store(next, entries);
-        json_decref(fields);
-        json_decref(bare);
+        json_t *fields = created_fields(&c, next);
+        json_t *meta = json_object_get(next, "metadata");
+        if (!json_is_object(meta)) {
+            meta = json_object();
+            json_object_set_new(next, "metadata", meta);
+        }
+        if (managedfields_empty(fields)) {
+            json_object_del(meta, "managedFields");
+            json_decref(fields);
+        } else {
+            json_object_set_new(meta, "managedFields", json_pack("[o]", entry_new(manager, "Update", subresource,
+                                                                                  fields)));
+        }
         ctx_free(&c);
         return;
     }

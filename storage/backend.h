@@ -8,9 +8,8 @@
  * its own connection and snapshot); the batch functions run only on the
  * writer thread, one batch at a time.
  *
- * A batch is one transaction. Inside it, each write is bracketed by a
- * savepoint, so that a failed write leaves no trace; the rv counter is part
- * of what a savepoint restores, so rvs stay gap-free.
+ * A batch is one transaction; a rollback also rolls back the rv counter,
+ * so rvs stay gap-free.
  */
 #ifndef LANGOP_STORAGE_BACKEND_H
 #define LANGOP_STORAGE_BACKEND_H
@@ -46,11 +45,6 @@ int backend_batch_begin(store_txn_t *txn, lo_err_t *err);
 /** Commits; durable at the configured level when it returns STORE_OK. */
 int backend_batch_commit(store_txn_t *txn, lo_err_t *err);
 void backend_batch_rollback(store_txn_t *txn);
-
-int backend_savepoint(store_txn_t *txn, lo_err_t *err);
-int backend_release(store_txn_t *txn, lo_err_t *err);
-/** Undoes everything since the savepoint, the rvs it assigned included, and releases it. */
-void backend_rollback_to(store_txn_t *txn);
 
 /** The rv of the key's current state: STORE_OK with *rv, or STORE_NOT_FOUND. */
 int backend_key_rv(store_txn_t *txn, const char *resource, const char *ns, const char *name, int64_t *rv,

@@ -2,7 +2,8 @@
  * feed.c - the change feed (see langop/feed.h).
  *
  * Subscribers are few and change rarely (a hub at start, a reconcile thread),
- * so they sit in a small array under a mutex that publish holds while it
+ * so they sit in a small array, in order of subscription (appended, and
+ * closed up on unsubscribe), under a mutex that publish holds while it
  * calls them: unsubscribe therefore waits out a publish in progress, which
  * is what makes "never called again" true.
  */
@@ -21,7 +22,8 @@ typedef struct subscriber {
 
 struct feed {
     pthread_mutex_t lock;
-    subscriber_t subs[FEED_MAX_SUBSCRIBERS];
+    subscriber_t subs[FEED_MAX_SUBSCRIBERS];   /* subs[0..n-1], oldest first */
+    int n;
     int next_id;
     int64_t last_rv;   /* under lock */
 };
@@ -78,12 +80,9 @@ int feed_subscribe(feed_t *feed, feed_fn fn, void *ctx)
 {
     int id = 0;
     pthread_mutex_lock(&feed->lock);
-    for (int i = 0; i < FEED_MAX_SUBSCRIBERS; i++) {
-        if (feed->subs[i].id == 0) {
-            id = feed->next_id++;
-            feed->subs[i] = (subscriber_t){id, fn, ctx};
-            break;
-        }
+    if (feed->n < FEED_MAX_SUBSCRIBERS) {
+        id = feed->next_id++;
+        feed->subs[feed->n++] = (subscriber_t){id, fn, ctx};
     }
     pthread_mutex_unlock(&feed->lock);
     if (id == 0)
@@ -94,9 +93,11 @@ int feed_subscribe(feed_t *feed, feed_fn fn, void *ctx)
 void feed_unsubscribe(feed_t *feed, int id)
 {
     pthread_mutex_lock(&feed->lock);
-    for (int i = 0; i < FEED_MAX_SUBSCRIBERS; i++)
-        if (feed->subs[i].id == id)
-            feed->subs[i] = (subscriber_t){0};
+    int kept = 0;
+    for (int i = 0; i < feed->n; i++)
+        if (feed->subs[i].id != id)
+            feed->subs[kept++] = feed->subs[i];
+    feed->n = kept;
     pthread_mutex_unlock(&feed->lock);
 }
 
@@ -120,9 +121,8 @@ void feed_publish(feed_t *feed, feed_batch_t *b)
     pthread_mutex_lock(&feed->lock);
     if (b->n > 0)
         feed->last_rv = b->events[b->n - 1].rv;
-    for (int i = 0; i < FEED_MAX_SUBSCRIBERS; i++)
-        if (feed->subs[i].id != 0)
-            feed->subs[i].fn(feed->subs[i].ctx, b);
+    for (int i = 0; i < feed->n; i++)
+        feed->subs[i].fn(feed->subs[i].ctx, b);
     pthread_mutex_unlock(&feed->lock);
     feed_batch_release(b);
 }

@@ -39,7 +39,7 @@
  *     objects rows of its (resource, namespace).
  *  3. Only the writer connection writes, one batch transaction at a time;
  *     inside it the rv counter (store_txn.seq) assigns ids with no gaps, and
- *     a savepoint rollback restores the counter with the rows.
+ *     a rolled-back batch's next begin reads the counter again.
  *  4. The state at rv N (N > compacted_rv) is, per key, the latest event with
  *     id <= N unless that event is DELETED. Compaction to horizon H raises
  *     compacted_rv to H first, and only then deletes events superseded by a
@@ -109,7 +109,7 @@ static const char schema_sql[] =
  * namespace, bit 2 = continue after a key.
  */
 enum stmt_id {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_GET, ST_KEY_RV, ST_SEQ, ST_COUNT, ST_TXN_LIST, ST_TXN_NAMES,
     ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, ST_COMPACTED,
     ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER, ST_EVENTS_AFTER_NS,
@@ -133,9 +133,6 @@ static const struct {
     [ST_BEGIN] = {NULL, ROLE_W | ROLE_R},
     [ST_COMMIT] = {"COMMIT", ROLE_W},
     [ST_ROLLBACK] = {"ROLLBACK", ROLE_W | ROLE_R},
-    [ST_SAVEPOINT] = {"SAVEPOINT w", ROLE_W},
-    [ST_RELEASE] = {"RELEASE w", ROLE_W},
-    [ST_ROLLBACK_TO] = {"ROLLBACK TO w", ROLE_W},
     [ST_GET] = {"SELECT rv, body FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
                 ROLE_W | ROLE_R},
     [ST_KEY_RV] = {"SELECT rv FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3", ROLE_W},
@@ -191,7 +188,6 @@ struct store_txn {
     int depth;           /* reader: nesting of snapshot use (BEGIN at 0 -> 1) */
     int64_t begin_seq;   /* writer: the rv committed when the batch began: rows at or below are committed */
     int64_t seq;         /* writer: rv of the newest change made, or current at begin */
-    int64_t saved_seq;   /* writer: seq at the open savepoint */
 };
 
 /* A reading thread's connection, linked into its backend's list of readers. */
@@ -866,24 +862,6 @@ int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 void backend_batch_rollback(store_txn_t *txn)
 {
     conn_rollback(txn->conn);
-}
-
-int backend_savepoint(store_txn_t *txn, lo_err_t *err)
-{
-    txn->saved_seq = txn->seq;
-    return stmt_run(txn->conn, ST_SAVEPOINT, err);
-}
-
-int backend_release(store_txn_t *txn, lo_err_t *err)
-{
-    return stmt_run(txn->conn, ST_RELEASE, err);
-}
-
-void backend_rollback_to(store_txn_t *txn)
-{
-    stmt_run(txn->conn, ST_ROLLBACK_TO, NULL);
-    stmt_run(txn->conn, ST_RELEASE, NULL);
-    txn->seq = txn->saved_seq;
 }
 
 int backend_key_rv(store_txn_t *txn, const char *resource, const char *ns, const char *name, int64_t *rv,

@@ -7,8 +7,10 @@
  *   1. take queued ops one at a time (so that ops arriving meanwhile join
  *      the batch) until the queue is empty or the batch is full
  *      (STORE_BATCH_MAX ops or BATCH_MAX_BYTES of bodies);
- *   2. run each in its own savepoint: compare, check, prepare, no-op test,
- *      SQL; a failure rolls back that op alone;
+ *   2. run each: compare, check, prepare, no-op test, then SQL; a write
+ *      that is refused is refused before it touches the database, so it
+ *      fails alone; if the database fails under a write, the batch is
+ *      rolled back and run again without that write;
  *   3. settle (follow-up changes), commit: one sync for the whole batch;
  *   4. publish the batch's changes to the feed, answer the ops (their done
  *      callbacks), then run one compaction step if one is pending.
@@ -156,7 +158,7 @@ static void change_list_clear(change_list_t *l)
     l->n = 0;
 }
 
-/* Drops the changes made since mark (a savepoint rolled back). */
+/* Drops the changes made since mark (the op that made them failed). */
 static void change_list_truncate(change_list_t *l, size_t mark)
 {
     while (l->n > mark)
@@ -298,7 +300,9 @@ static int op_delete(op_state_t *st)
     if (rc != STORE_OK)
         return rc;
     if (op->dry_run) {
-        set_rv(last, st->cur_rv);
+        /* the stored tree is shared (the object cache, the submitter): it carries cur_rv already */
+        if (last != st->current)
+            set_rv(last, st->cur_rv);
         op_answer(op, STORE_WRITE_DELETE, last, 0);
         return STORE_OK;
     }
@@ -319,10 +323,16 @@ static int op_delete(op_state_t *st)
     return STORE_OK;
 }
 
-/* Runs op inside its own savepoint of the batch; its rc says how it went. */
-static void run_op(store_t *s, store_op_t *op)
+/*
+ * Runs op in the batch; its rc says how it went. Everything that can refuse
+ * a write (the compare, the check, the rules, the no-op test) runs before
+ * the write touches the database, so a refused write leaves nothing behind
+ * and needs no savepoint (which would copy every page the write touches).
+ * Returns 1 when the database failed under it (STORE_IO): the transaction
+ * holds part of it, and the batch must be rolled back and run again without it.
+ */
+static int run_op(store_t *s, store_op_t *op)
 {
-    store_txn_t *txn = backend_writer_txn(s->b);
     op_state_t st = {.s = s, .op = op, .ns = op->ns ? op->ns : ""};
     size_t mark = s->primary.n;
     memset(&op->err, 0, sizeof(op->err));
@@ -330,16 +340,9 @@ static void run_op(store_t *s, store_op_t *op)
     op->result_json = NULL;
     op->rv = 0;
     op->done_kind = STORE_WRITE_NOOP;
-    int rc = backend_savepoint(txn, &op->err);
-    if (rc == STORE_OK) {
-        rc = op_compare(&st);
-        if (rc == STORE_OK)
-            rc = op->kind == STORE_WRITE_DELETE ? op_delete(&st) : op_put(&st);
-        if (rc == STORE_OK && !op->dry_run)
-            rc = backend_release(txn, &op->err);
-        else
-            backend_rollback_to(txn);
-    }
+    int rc = op_compare(&st);
+    if (rc == STORE_OK)
+        rc = op->kind == STORE_WRITE_DELETE ? op_delete(&st) : op_put(&st);
     if (rc != STORE_OK) {
         change_list_truncate(&s->primary, mark);
         json_decref(op->result);
@@ -349,6 +352,7 @@ static void run_op(store_t *s, store_op_t *op)
     }
     json_decref(st.current);
     op->rc = rc;
+    return rc == STORE_IO;
 }
 
 /* ---- settle: follow-up changes, through store_txn_put ---- */
@@ -395,6 +399,7 @@ static int settle(store_t *s, lo_err_t *err)
 typedef struct taken {
     submission_t *sub;
     size_t index;
+    int dropped;          /* the database failed under it: left out when the batch runs again */
 } taken_t;
 
 typedef struct batch {
@@ -412,7 +417,7 @@ static int take_op(store_t *s, batch_t *b)
         b->cap = b->cap ? 2 * b->cap : 64;
         b->v = lo_realloc(b->v, b->cap * sizeof(*b->v));
     }
-    b->v[b->n++] = (taken_t){sub, sub->next++};
+    b->v[b->n++] = (taken_t){sub, sub->next++, 0};
     s->queued--;
     if (sub->next == sub->n) { /* fully taken: off the queue, still owed its done() */
         s->head = sub->link;
@@ -444,22 +449,6 @@ static void publish(store_t *s)
     feed_publish(s->feed, fb);
 }
 
-/* The commit failed: every op of the batch that had succeeded fails with it. */
-static void fail_batch(batch_t *b, const lo_err_t *why)
-{
-    for (size_t i = 0; i < b->n; i++) {
-        store_op_t *op = &b->v[i].sub->ops[b->v[i].index];
-        if (op->rc != STORE_OK || op->dry_run)
-            continue;
-        json_decref(op->result);
-        free(op->result_json);
-        op->result = NULL;
-        op->result_json = NULL;
-        op->rc = STORE_IO;
-        lo_err_set(&op->err, 0, "", "%s", why->message);
-    }
-}
-
 /* Calls done() of each submission whose last op is in b (its ops are all answered now). */
 static void answer(batch_t *b)
 {
@@ -472,46 +461,89 @@ static void answer(batch_t *b)
     }
 }
 
+#define BATCH_REPLAYS 3   /* database failures in one batch before the rest fails with it */
+
+static store_op_t *taken_op(const batch_t *b, size_t i)
+{
+    return &b->v[i].sub->ops[b->v[i].index];
+}
+
+/* Every op of b not dropped yet fails with err (the database cannot take the batch). */
+static void fail_rest(batch_t *b, const lo_err_t *err)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        store_op_t *op = taken_op(b, i);
+        if (b->v[i].dropped)
+            continue;
+        store_op_clear(op);
+        op->rc = STORE_IO;
+        lo_err_set(&op->err, 0, "", "%s", err->message);
+    }
+}
+
+/*
+ * One pass over the batch in a new transaction, taking more queued ops while
+ * it goes on the first pass. Returns -1 when every op ran (then settle and
+ * commit follow), or the index of the op the database failed under (the
+ * transaction is rolled back).
+ */
+static long batch_pass(store_t *s, batch_t *b, int first, lo_err_t *err)
+{
+    store_txn_t *txn = backend_writer_txn(s->b);
+    s->batch_bytes = 0;
+    if (backend_batch_begin(txn, err) != STORE_OK)
+        return -2;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->v[i].dropped && run_op(s, taken_op(b, i))) {
+            backend_batch_rollback(txn);
+            change_list_clear(&s->primary);
+            change_list_clear(&s->followups);
+            return (long)i;
+        }
+        if (first && i + 1 == b->n && b->n < STORE_BATCH_MAX && s->batch_bytes < BATCH_MAX_BYTES) {
+            pthread_mutex_lock(&s->mu);
+            take_op(s, b);
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    return -1;
+}
+
 /* Runs one batch, taking ops from the queue as it goes. Returns 0 if the queue was empty. */
 static int run_batch(store_t *s, batch_t *b)
 {
     store_txn_t *txn = backend_writer_txn(s->b);
     lo_err_t err = {0};
     b->n = 0;
-    s->batch_bytes = 0;
     pthread_mutex_lock(&s->mu);
     int any = take_op(s, b);
     pthread_mutex_unlock(&s->mu);
     if (!any)
         return 0;
-    int rc = backend_batch_begin(txn, &err);
-    for (size_t i = 0; i < b->n; i++) {
-        store_op_t *op = &b->v[i].sub->ops[b->v[i].index];
-        if (rc != STORE_OK) {
-            op->rc = STORE_IO;
-            lo_err_set(&op->err, 0, "", "%s", err.message);
-        } else {
-            run_op(s, op);
+    int rc = STORE_IO;
+    for (int pass = 0; pass <= BATCH_REPLAYS; pass++) {
+        long broke = batch_pass(s, b, pass == 0, &err);
+        if (broke == -2)
+            break;                        /* cannot even begin: all fail */
+        if (broke >= 0) {                 /* that op fails alone; the others run again */
+            b->v[broke].dropped = 1;
+            lo_log(LO_INFO, "store: %s", taken_op(b, (size_t)broke)->err.message);
+            continue;
         }
-        if (rc == STORE_OK && i + 1 == b->n && b->n < STORE_BATCH_MAX && s->batch_bytes < BATCH_MAX_BYTES) {
-            pthread_mutex_lock(&s->mu);
-            take_op(s, b);
-            pthread_mutex_unlock(&s->mu);
-        }
-    }
-    if (rc == STORE_OK) {
         rc = settle(s, &err);
         if (rc == STORE_OK)
             rc = backend_batch_commit(txn, &err);
         else
             backend_batch_rollback(txn);
+        break;
     }
     if (rc == STORE_OK) {
         publish(s);
     } else {
-        fail_batch(b, &err);
+        if (err.message[0] == '\0')
+            lo_err_set(&err, 0, "", "the database failed under %d writes of one batch", BATCH_REPLAYS + 1);
+        fail_rest(b, &err);
         change_list_clear(&s->primary);
-        change_list_clear(&s->followups);
     }
     change_list_clear(&s->followups);
     lo_err_clear(&err);

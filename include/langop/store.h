@@ -11,7 +11,9 @@
  *    change to it; the store writes it, callers never do.
  *  - Writes are submitted to one writer (store_submit). The writer commits
  *    whatever is queued in one transaction (group commit); each write is
- *    isolated, so one that fails fails alone. A write is answered (its done
+ *    isolated, so one that fails fails alone (a write is refused before it
+ *    touches the database; if the database fails under one, the batch is
+ *    run again without it). A write is answered (its done
  *    callback runs) only once its transaction is durable at the configured
  *    level (store_options_t.sync_full).
  *  - A write is a compare-and-swap on the key: expect_rv says which state

@@ -1,7 +1,9 @@
 /*
  * test_admission.c - the admission rules (apiserver/admission.c) against
- * langop/admission.h, run as the server runs them: from inside store_write
- * mutate callbacks on a real store in a throw-away directory.
+ * langop/admission.h, run as the server runs them (apiserver/writes.c) on a
+ * real store in a throw-away directory: every rule against a read snapshot
+ * before the write is queued, then the policy rules once more in the
+ * store's writer, as the write's check callback, atomically with it.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -52,25 +54,7 @@ static json_t *mk_model(const char *ns, const char *name)
     return mk("LanguageModel", ns, name, "{\"provider\": \"openai\", \"modelName\": \"gpt-4o\"}");
 }
 
-/* ---- running admission inside a write ---- */
-
-typedef struct admit_ctx {
-    const schema_kind_t *k;
-    admission_operation_t op;
-    const json_t *obj;
-    int store;      /* 1: PUT the object when admitted; 0: commit nothing */
-} admit_ctx_t;
-
-static int admit_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    admit_ctx_t *a = ctx;
-    if (admission_check(txn, a->k, a->op, a->op == ADMISSION_UPDATE ? current : NULL, a->obj, err) < 0)
-        return -1;
-    if (!a->store)
-        return STORE_WRITE_NOOP;
-    *next = json_deep_copy(a->obj);
-    return STORE_WRITE_PUT;
-}
+/* ---- running admission as the server does ---- */
 
 static const char *meta(const json_t *obj, const char *key)
 {
@@ -78,24 +62,77 @@ static const char *meta(const json_t *obj, const char *key)
     return s ? s : "";
 }
 
-/*
- * Runs admission for obj (borrowed) inside a store_write; stores it when
- * admitted and store is 1. Returns 0 when admitted, else the HTTP code in err.
- */
-static int run(fx_store_t *f, admission_operation_t op, const json_t *obj, int store, lo_err_t *err)
+static const schema_kind_t *kind_of(const json_t *obj)
 {
     const schema_kind_t *k = schema_kind_by_kind(json_string_value(json_object_get(obj, "kind")));
     assert_non_null(k);
-    admit_ctx_t a = {.k = k, .op = op, .obj = obj, .store = store};
-    store_write_t w = {.resource = k->plural, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
-                       .mutate = admit_mutate, .ctx = &a};
-    store_write_result_t res = {0};
-    int rc = store_write(f->s, &w, &res, err);
-    if (rc == STORE_OK) {
-        store_write_result_free(&res);
-        return 0;
+    return k;
+}
+
+/* Every rule, against one read snapshot (the request's worker). */
+static int admit_snapshot(fx_store_t *f, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                          const json_t *obj, lo_err_t *err)
+{
+    lo_err_t e = {0};
+    store_txn_t *snap = store_snapshot(f->s, &e);
+    assert_non_null(snap);
+    int rc = admission_check(snap, k, op, old, obj, err);
+    store_snapshot_end(snap);
+    return rc;
+}
+
+/* store_op_t.check of a create: the policy rules in the writer (ctx: the kind). */
+static int policy_check(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
+{
+    return admission_check_policy(txn, ctx, ADMISSION_CREATE, obj, err);
+}
+
+/* The write the server queues once admitted: a create re-checked by policy_check, or an update. */
+static store_op_t admitted_op(const schema_kind_t *k, admission_operation_t op, json_t *obj)
+{
+    store_op_t w = {.resource = k->plural, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
+                    .kind = STORE_WRITE_PUT, .object = obj,
+                    .expect_rv = op == ADMISSION_CREATE ? STORE_RV_ABSENT : STORE_RV_ANY};
+    if (op == ADMISSION_CREATE) {
+        w.check = policy_check;
+        w.check_ctx = (void *)k;
     }
-    assert_int_equal(rc, STORE_ABORTED);
+    return w;
+}
+
+/*
+ * Runs admission for obj (borrowed) on a snapshot; when admitted and store
+ * is 1, writes a copy with the writer's re-check. Returns 0 when admitted
+ * (and stored), else the HTTP code in err.
+ */
+static int run(fx_store_t *f, admission_operation_t op, const json_t *obj, int store, lo_err_t *err)
+{
+    const schema_kind_t *k = kind_of(obj);
+    json_t *old = NULL;
+    if (op == ADMISSION_UPDATE &&
+        store_get(f->s, k->plural, meta(obj, "namespace"), meta(obj, "name"), &old, NULL, NULL) != STORE_OK)
+        old = NULL;
+    int rc = admit_snapshot(f, k, op, old, obj, err);
+    json_decref(old);
+    if (rc != 0) {
+        assert_true(err->code != 0);
+        return err->code;
+    }
+    if (!store)
+        return 0;
+    json_t *copy = json_deep_copy(obj);
+    store_op_t w = admitted_op(k, op, copy);
+    rc = store_write(f->s, &w, 1);
+    if (rc == STORE_ABORTED) { /* the writer's re-check refused: its error is the answer */
+        *err = w.err;
+        memset(&w.err, 0, sizeof(w.err));
+    } else if (rc != STORE_OK) {
+        fail_msg("store_write: rc %d: %s", rc, w.err.message);
+    }
+    store_op_clear(&w);
+    json_decref(copy);
+    if (rc == STORE_OK)
+        return 0;
     assert_true(err->code != 0);
     return err->code;
 }
@@ -111,27 +148,37 @@ static int check(fx_store_t *f, admission_operation_t op, json_t *obj_stolen)
 }
 
 /* Stores obj (stolen) without admission, e.g. a LanguageCluster to admit against. */
-static int put_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    (void)txn, (void)current, (void)err;
-    *next = json_incref(ctx);
-    return STORE_WRITE_PUT;
-}
-
 static void put_raw(fx_store_t *f, const char *resource, json_t *obj)
 {
-    lo_err_t err = {0};
-    store_write_t w = {.resource = resource, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
-                       .mutate = put_mutate, .ctx = obj};
-    store_write_result_t res = {0};
-    assert_int_equal(store_write(f->s, &w, &res, &err), STORE_OK);
-    store_write_result_free(&res);
+    store_op_t w = {.resource = resource, .ns = meta(obj, "namespace"), .name = meta(obj, "name"),
+                    .kind = STORE_WRITE_PUT, .object = obj, .expect_rv = STORE_RV_ANY};
+    assert_int_equal(store_write(f->s, &w, 1), STORE_OK);
+    store_op_clear(&w);
     json_decref(obj);
 }
 
 static void put_cluster(fx_store_t *f, const char *name, const char *spec)
 {
     put_raw(f, "languageclusters", mk("LanguageCluster", NULL, name, spec));
+}
+
+static void delete_raw(fx_store_t *f, const char *resource, const char *ns, const char *name)
+{
+    store_op_t w = {.resource = resource, .ns = ns, .name = name, .kind = STORE_WRITE_DELETE,
+                    .expect_rv = STORE_RV_ANY};
+    assert_int_equal(store_write(f->s, &w, 1), STORE_OK);
+    store_op_clear(&w);
+}
+
+static int64_t count_of(fx_store_t *f, const char *resource, const char *ns)
+{
+    lo_err_t err = {0};
+    int64_t n = -1;
+    store_txn_t *snap = store_snapshot(f->s, &err);
+    assert_non_null(snap);
+    assert_int_equal(store_txn_count(snap, resource, ns, &n, &err), STORE_OK);
+    store_snapshot_end(snap);
+    return n;
 }
 
 static size_t cause_count(const lo_err_t *err)
@@ -513,15 +560,20 @@ static void test_capacity_raised(void **state)
     assert_int_equal(create(f, mk("LanguagePersona", "team", "p2", "{}"), &err), 0);
 }
 
-/* Concurrent creates cannot overshoot: the count is taken in the write transaction. */
+/*
+ * Concurrent creates cannot overshoot: every racer passes the snapshot
+ * check (none sees the others' creates), and the writer's re-check, counting
+ * in the write's own transaction, refuses the ones beyond the limit.
+ */
 #define N_THREADS 8
 #define MAX_MODELS 5
 
 typedef struct racer {
     fx_store_t *f;
-    pthread_barrier_t *start;
+    pthread_barrier_t *checked;
     int id;
-    int code;
+    int snapshot_code;   /* what the snapshot check answered */
+    int code;            /* what the write answered: 0, the re-check's HTTP code, or -1 */
 } racer_t;
 
 static void *racer_main(void *arg)
@@ -531,27 +583,21 @@ static void *racer_main(void *arg)
     snprintf(name, sizeof(name), "m%d", r->id);
     json_t *obj = mk_model("team", name);
     const schema_kind_t *k = schema_kind_by_kind("LanguageModel");
-    admit_ctx_t a = {.k = k, .op = ADMISSION_CREATE, .obj = obj, .store = 1};
-    store_write_t w = {.resource = k->plural, .ns = "team", .name = name, .mutate = admit_mutate, .ctx = &a};
-    store_write_result_t res = {0};
     lo_err_t err = {0};
-    pthread_barrier_wait(r->start);
-    int rc = store_write(r->f->s, &w, &res, &err);
-    if (rc == STORE_OK) {
-        r->code = 0;
-        store_write_result_free(&res);
-    } else {
-        r->code = rc == STORE_ABORTED ? err.code : -1;
-    }
+    store_txn_t *snap = store_snapshot(r->f->s, &err); /* no cmocka assert off the main thread */
+    if (snap == NULL)
+        r->snapshot_code = -1;
+    else
+        r->snapshot_code = admission_check(snap, k, ADMISSION_CREATE, NULL, obj, &err) == 0 ? 0 : err.code;
+    store_snapshot_end(snap);
     lo_err_clear(&err);
+    pthread_barrier_wait(r->checked); /* everyone checked before anyone writes */
+    store_op_t w = admitted_op(k, ADMISSION_CREATE, obj);
+    int rc = store_write(r->f->s, &w, 1);
+    r->code = rc == STORE_OK ? 0 : rc == STORE_ABORTED ? w.err.code : -1;
+    store_op_clear(&w);
     json_decref(obj);
     return NULL;
-}
-
-static int count_mutate(store_txn_t *txn, const json_t *current, json_t **next, void *ctx, lo_err_t *err)
-{
-    (void)current, (void)next;
-    return store_txn_count(txn, "languagemodels", "team", ctx, err) < 0 ? -1 : STORE_WRITE_NOOP;
 }
 
 static void test_capacity_concurrent(void **state)
@@ -561,20 +607,21 @@ static void test_capacity_concurrent(void **state)
     snprintf(spec, sizeof(spec), "{\"capacity\": {\"maxModels\": %d}}", MAX_MODELS);
     put_cluster(f, "team", spec);
 
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, N_THREADS);
+    pthread_barrier_t checked;
+    pthread_barrier_init(&checked, NULL, N_THREADS);
     racer_t racers[N_THREADS];
     pthread_t th[N_THREADS];
     for (int i = 0; i < N_THREADS; i++) {
-        racers[i] = (racer_t){.f = f, .start = &start, .id = i, .code = -2};
+        racers[i] = (racer_t){.f = f, .checked = &checked, .id = i, .snapshot_code = -2, .code = -2};
         assert_int_equal(pthread_create(&th[i], NULL, racer_main, &racers[i]), 0);
     }
     for (int i = 0; i < N_THREADS; i++)
         pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&checked);
 
     int admitted = 0, refused = 0;
     for (int i = 0; i < N_THREADS; i++) {
+        assert_int_equal(racers[i].snapshot_code, 0); /* the early check alone would overshoot */
         if (racers[i].code == 0)
             admitted++;
         else if (racers[i].code == 403)
@@ -582,15 +629,85 @@ static void test_capacity_concurrent(void **state)
     }
     assert_int_equal(admitted, MAX_MODELS);
     assert_int_equal(refused, N_THREADS - MAX_MODELS);
+    assert_int_equal(count_of(f, "languagemodels", "team"), MAX_MODELS);
+}
 
-    int64_t stored = -1;
+/* In one batch of the writer, each re-check counts the creates before it. */
+static void test_capacity_within_one_batch(void **state)
+{
+    fx_store_t *f = *state;
+    put_cluster(f, "team", "{\"capacity\": {\"maxModels\": 2}}");
+    const schema_kind_t *k = schema_kind_by_kind("LanguageModel");
+    json_t *objs[4];
+    store_op_t ops[4];
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        objs[i] = mk_model("team", name);
+        ops[i] = admitted_op(k, ADMISSION_CREATE, objs[i]);
+    }
+    assert_int_equal(store_write(f->s, ops, 4), STORE_OK); /* one submission: one transaction */
+    assert_int_equal(ops[0].rc, STORE_OK);
+    assert_int_equal(ops[1].rc, STORE_OK);
+    assert_int_equal(ops[2].rc, STORE_ABORTED);
+    assert_int_equal(ops[2].err.code, 403);
+    assert_non_null(strstr(ops[2].err.message, "maxModels=2, used 2"));
+    assert_int_equal(ops[3].rc, STORE_ABORTED);
+    for (int i = 0; i < 4; i++) {
+        store_op_clear(&ops[i]);
+        json_decref(objs[i]);
+    }
+    assert_int_equal(count_of(f, "languagemodels", "team"), 2);
+}
+
+/* The writer's re-check is the policy alone: membership and capacity, not the field rules. */
+static void test_policy_only(void **state)
+{
+    fx_store_t *f = *state;
+    const schema_kind_t *k = schema_kind_by_kind("LanguageModel");
+    json_t *invalid = mk("LanguageModel", "team", "m", "{\"modelName\": \"x\"}"); /* no provider */
     lo_err_t err = {0};
-    store_write_t w = {.resource = "languagemodels", .ns = "team", .name = "probe", .mutate = count_mutate,
-                       .ctx = &stored};
-    store_write_result_t res = {0};
-    assert_int_equal(store_write(f->s, &w, &res, &err), STORE_OK);
-    store_write_result_free(&res);
-    assert_int_equal(stored, MAX_MODELS);
+
+    /* an update has no policy to meet: nothing is read (no transaction needed), nothing refused */
+    assert_int_equal(admission_check_policy(NULL, k, ADMISSION_UPDATE, invalid, &err), 0);
+    /* a create without a cluster: membership refuses, whatever the fields */
+    store_txn_t *snap = store_snapshot(f->s, &err);
+    assert_non_null(snap);
+    assert_int_equal(admission_check_policy(snap, k, ADMISSION_CREATE, invalid, &err), -1);
+    assert_int_equal(err.code, 403);
+    assert_non_null(strstr(err.message, "is not managed by a LanguageCluster"));
+    lo_err_clear(&err);
+    store_snapshot_end(snap);
+
+    /* with one: the policy admits the object the field rules refuse */
+    put_cluster(f, "team", "{}");
+    snap = store_snapshot(f->s, &err);
+    assert_non_null(snap);
+    assert_int_equal(admission_check_policy(snap, k, ADMISSION_CREATE, invalid, &err), 0);
+    assert_int_equal(admission_check(snap, k, ADMISSION_CREATE, NULL, invalid, &err), -1);
+    assert_int_equal(err.code, 422);
+    lo_err_clear(&err);
+    store_snapshot_end(snap);
+    json_decref(invalid);
+}
+
+/* A cluster deleted between the early check and the write: the writer's re-check refuses. */
+static void test_membership_rechecked_in_writer(void **state)
+{
+    fx_store_t *f = *state;
+    put_cluster(f, "team", "{}");
+    const schema_kind_t *k = schema_kind_by_kind("LanguageModel");
+    json_t *obj = mk_model("team", "m");
+    lo_err_t err = {0};
+    assert_int_equal(admit_snapshot(f, k, ADMISSION_CREATE, NULL, obj, &err), 0);
+    delete_raw(f, "languageclusters", "", "team");
+    store_op_t w = admitted_op(k, ADMISSION_CREATE, obj);
+    assert_int_equal(store_write(f->s, &w, 1), STORE_ABORTED);
+    assert_int_equal(w.err.code, 403);
+    assert_non_null(strstr(w.err.message, "namespace \"team\" is not managed by a LanguageCluster"));
+    store_op_clear(&w);
+    json_decref(obj);
+    assert_int_equal(count_of(f, "languagemodels", "team"), 0);
 }
 
 /* err is optional, as everywhere in the error channel. */
@@ -625,6 +742,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_raised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity_within_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_rechecked_in_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_err, setup, teardown),
     };
     return cmocka_run_group_tests(tests, fx_registry_setup, fx_registry_teardown);
