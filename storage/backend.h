@@ -20,6 +20,8 @@ typedef struct backend backend_t;
 
 backend_t *backend_open(const char *path, int sync_full, lo_err_t *err);
 void backend_close(backend_t *b);
+/** Refuses (STORE_IO) a stored value larger than max bytes: 0 keeps the engine's own limit. */
+void backend_limit_object_bytes(backend_t *b, size_t max);
 
 /* ---- reads (any thread) ---- */
 

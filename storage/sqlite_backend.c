@@ -639,6 +639,12 @@ static int open_writer(backend_t *b, lo_err_t *err)
     return STORE_OK;
 }
 
+void backend_limit_object_bytes(backend_t *b, size_t max)
+{
+    if (max > 0 && max < INT32_MAX)
+        sqlite3_limit(b->writer.db, SQLITE_LIMIT_LENGTH, (int)max); /* the database itself refuses bigger rows */
+}
+
 backend_t *backend_open(const char *path, int sync_full, lo_err_t *err)
 {
     if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {

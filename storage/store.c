@@ -483,11 +483,11 @@ static void fail_rest(batch_t *b, const lo_err_t *err)
 
 /*
  * One pass over the batch in a new transaction, taking more queued ops while
- * it goes on the first pass. Returns -1 when every op ran (then settle and
- * commit follow), or the index of the op the database failed under (the
- * transaction is rolled back).
+ * it goes. Returns -1 when every op ran (then settle and commit follow), the
+ * index of the op the database failed under (the transaction is rolled
+ * back), or -2 when the transaction cannot begin.
  */
-static long batch_pass(store_t *s, batch_t *b, int first, lo_err_t *err)
+static long batch_pass(store_t *s, batch_t *b, lo_err_t *err)
 {
     store_txn_t *txn = backend_writer_txn(s->b);
     s->batch_bytes = 0;
@@ -500,7 +500,7 @@ static long batch_pass(store_t *s, batch_t *b, int first, lo_err_t *err)
             change_list_clear(&s->followups);
             return (long)i;
         }
-        if (first && i + 1 == b->n && b->n < STORE_BATCH_MAX && s->batch_bytes < BATCH_MAX_BYTES) {
+        if (i + 1 == b->n && b->n < STORE_BATCH_MAX && s->batch_bytes < BATCH_MAX_BYTES) {
             pthread_mutex_lock(&s->mu);
             take_op(s, b);
             pthread_mutex_unlock(&s->mu);
@@ -522,7 +522,7 @@ static int run_batch(store_t *s, batch_t *b)
         return 0;
     int rc = STORE_IO;
     for (int pass = 0; pass <= BATCH_REPLAYS; pass++) {
-        long broke = batch_pass(s, b, pass == 0, &err);
+        long broke = batch_pass(s, b, &err);
         if (broke == -2)
             break;                        /* cannot even begin: all fail */
         if (broke >= 0) {                 /* that op fails alone; the others run again */
@@ -639,6 +639,7 @@ store_t *store_open(const store_options_t *opts, lo_err_t *err)
     backend_t *b = backend_open(opts->path, opts->sync_full, err);
     if (b == NULL)
         return NULL;
+    backend_limit_object_bytes(b, opts->max_object_bytes);
     int64_t rv = 0;
     if (backend_current_rv(b, &rv, err) != STORE_OK) {
         backend_close(b);

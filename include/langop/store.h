@@ -92,6 +92,8 @@ typedef struct store_options {
     const char *path;      /* database file; ":memory:" is not supported (readers need a file) */
     int sync_full;         /* 1: sync every commit (survives power loss); 0: survives process crash */
     size_t queue_max;      /* writes queued at most (0: STORE_WRITE_QUEUE_MAX); beyond, STORE_BUSY */
+    size_t max_object_bytes; /* an object stored bigger than this fails its write with STORE_IO (0: no bound
+                                but the engine's); the API refuses such bodies before they get here */
 } store_options_t;
 
 /** Opens (creating if needed) the store and starts its writer. Returns NULL and fills err on failure. */

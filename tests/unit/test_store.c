@@ -1890,6 +1890,53 @@ static void test_savepoint_isolation(void **state)
 }
 
 /*
+ * The database failing under one write (a row over the store's size bound:
+ * SQLite itself refuses it, in the middle of the batch) fails that write
+ * alone: the batch runs again without it, the others are stored with
+ * consecutive rvs, and the log holds no trace of the failed one.
+ */
+static void test_database_failure_fails_alone(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->s);
+    lo_err_t err = {0};
+    store_options_t opts = {.path = f->path, .max_object_bytes = 4096};
+    f->s = store_open(&opts, &err);
+    assert_non_null(f->s);
+    int64_t before = put(f->s, "n", "first", 0);
+    rec_t *h = rec_start(f->s, 16);
+    json_t *a = mk_obj("n", "a", 1), *big = mk_obj("n", "big", 2), *c = mk_obj("n", "c", 3);
+    char *blob = calloc(1, 8192);
+    memset(blob, 'x', 8191);
+    json_object_set_new(json_object_get(big, "spec"), "blob", json_string(blob));
+    free(blob);
+    store_op_t ops[3] = {put_op("n", "a", a, STORE_RV_ABSENT), put_op("n", "big", big, STORE_RV_ABSENT),
+                         put_op("n", "c", c, STORE_RV_ABSENT)};
+    assert_int_equal(store_write(f->s, ops, 3), STORE_OK);
+    assert_int_equal(ops[0].rc, STORE_OK);
+    assert_int_equal(ops[1].rc, STORE_IO);
+    assert_true(ops[1].err.message[0] != '\0');
+    assert_null(ops[1].result);
+    assert_int_equal(ops[2].rc, STORE_OK);
+    assert_int_equal(ops[0].rv, before + 1);
+    assert_int_equal(ops[2].rv, before + 2);
+    assert_int_equal(stored_v(f->s, "n", "a", NULL), 1);
+    assert_int_equal(stored_v(f->s, "n", "big", NULL), -1);
+    assert_int_equal(stored_v(f->s, "n", "c", NULL), 3);
+    assert_int_equal(count_of(f->s, RES, "n"), 3);
+    assert_int_equal(h->batches, 1);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->gaps, 0);
+    for (int i = 0; i < 3; i++)
+        store_op_clear(&ops[i]);
+    rec_stop(h);
+    rec_free(h);
+    json_decref(a);
+    json_decref(big);
+    json_decref(c);
+}
+
+/*
  * (c) Ops are applied in submission order across submissions and
  * batches; the feed delivers them in rv order, gap-free.
  */
@@ -2581,6 +2628,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_failure_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_prepare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_never_stalls_writers, setup, teardown),
