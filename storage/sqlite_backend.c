@@ -17,8 +17,9 @@
  *       needs the state before a change, and compaction finds superseded
  *       events through it. created is the commit time (unix seconds), for
  *       time-based retention.
- *       Indexes: (resource, namespace, name, id) for lists at an older rv,
- *                (resource, id) for "did anything change after rv" and watch replay.
+ *       Index: (resource, id), for "did anything change after rv", watch
+ *       replay and lists at an older rv (what changed after it). No index by
+ *       key: it made every write touch one more page at random.
  *
  *   counts(resource, namespace, n)   PRIMARY KEY (resource, namespace)
  *       How many objects each (resource, namespace) holds: kept with every
@@ -91,7 +92,7 @@ static const char schema_sql[] =
     "  resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
     "  type TEXT NOT NULL CHECK (type IN ('ADDED','MODIFIED','DELETED')),"
     "  body TEXT NOT NULL, prev_rv INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS events_key ON events(resource, namespace, name, id);"
+    "DROP INDEX IF EXISTS events_key;"
     "CREATE INDEX IF NOT EXISTS events_res_rv ON events(resource, id);"
     "CREATE TABLE IF NOT EXISTS counts ("
     "  resource TEXT NOT NULL, namespace TEXT NOT NULL, n INTEGER NOT NULL,"
@@ -104,26 +105,24 @@ static const char schema_sql[] =
 
 /*
  * Prepared statements. Each connection prepares the ones of its role once and
- * keeps them for its life. The eight LIST_* statements are the variants of a
- * list: bit 0 = read history (events) instead of objects, bit 1 = one
- * namespace, bit 2 = continue after a key.
+ * keeps them for its life. The four LIST_* statements are the variants of a
+ * list of objects: bit 0 = one namespace, bit 1 = continue after a key.
  */
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_GET, ST_KEY_RV, ST_SEQ, ST_COUNT, ST_TXN_LIST, ST_TXN_NAMES,
     ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, ST_COMPACTED,
-    ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER, ST_EVENTS_AFTER_NS,
+    ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER, ST_EVENTS_AFTER_NS, ST_CHANGED, ST_CHANGED_NS,
     ST_COUNT_ADD, ST_RAISE, ST_DROP_SUPERSEDED, ST_DROP_TOMBSTONES, ST_THROUGH, ST_GET_THROUGH, ST_BY_TIME,
-    ST_LIST, /* ... ST_LIST + 7 */
-    ST_COUNT_ALL = ST_LIST + 8,
+    ST_LIST, /* ... ST_LIST + 3 */
+    ST_COUNT_ALL = ST_LIST + 4,
 };
 
 #define ROLE_W 1
 #define ROLE_R 2
 
-#define LIST_HISTORY 1
-#define LIST_NS 2
-#define LIST_AFTER 4
+#define LIST_NS 1
+#define LIST_AFTER 2
 
 static const struct {
     const char *sql;
@@ -161,6 +160,15 @@ static const struct {
     [ST_EVENTS_AFTER_NS] = {"SELECT id, namespace, name, type, body, prev_rv FROM events"
                             " WHERE resource = ?1 AND id > ?2 AND id <= ?3 AND namespace = ?4 ORDER BY id",
                             ROLE_R},
+    /* per key changed after ?2: the event that held its state at ?2 (the prev of its first later event) */
+    [ST_CHANGED] = {"SELECT c.namespace, c.name, f.prev_rv FROM (SELECT namespace, name, MIN(id) AS first"
+                    " FROM events WHERE resource = ?1 AND id > ?2 GROUP BY namespace, name) c"
+                    " JOIN events f ON f.id = c.first ORDER BY c.namespace, c.name",
+                    ROLE_R},
+    [ST_CHANGED_NS] = {"SELECT c.namespace, c.name, f.prev_rv FROM (SELECT namespace, name, MIN(id) AS first"
+                       " FROM events WHERE resource = ?1 AND id > ?2 AND namespace = ?3 GROUP BY namespace, name) c"
+                       " JOIN events f ON f.id = c.first ORDER BY c.namespace, c.name",
+                       ROLE_R},
     [ST_RAISE] = {"UPDATE meta SET v = ?1 WHERE k = 'compacted_rv' AND v < ?1", ROLE_W},
     /* superseded: a later event at or below the horizon names it as its prev_rv */
     [ST_DROP_SUPERSEDED] = {"DELETE FROM events WHERE id IN"
@@ -260,10 +268,6 @@ static char *list_sql(int variant)
     const char *after = !(variant & LIST_AFTER) ? ""
                         : (variant & LIST_NS)   ? " AND name > ?4"
                                                 : " AND (namespace, name) > (?3, ?4)";
-    if (variant & LIST_HISTORY)
-        return lo_sprintf("SELECT namespace, name, MAX(id) FROM events WHERE resource = ?1 AND id <= ?5%s%s"
-                          " GROUP BY namespace, name ORDER BY namespace, name",
-                          ns, after);
     return lo_sprintf("SELECT namespace, name, body FROM objects WHERE resource = ?1%s%s"
                       " ORDER BY namespace, name",
                       ns, after);
@@ -295,7 +299,7 @@ static int conn_prepare_all(conn_t *c, int role, lo_err_t *err)
         return STORE_IO;
     if (role == ROLE_W)
         return STORE_OK;
-    for (int v = 0; v < 8; v++) {
+    for (int v = 0; v < 4; v++) {
         char *sql = list_sql(v);
         int rc = conn_prepare(c, ST_LIST + v, sql, err);
         free(sql);
@@ -943,6 +947,29 @@ int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *
 
 /* ---- lists ---- */
 
+/*
+ * A list at an older rv R is the current objects with the keys that changed
+ * after R put back as they were at R. For each key changed after R, its
+ * first event after R names (prev_rv) the event that holds its state at R;
+ * prev_rv 0 (an ADDED after R) means the key did not exist at R. These
+ * overrides come from the events after R, in key order (the log's
+ * (resource, id) index finds them; their number is what changed since R,
+ * not the size of the list), and are merged with the objects cursor.
+ */
+typedef struct override {
+    char *ns, *name;
+    int64_t state_id;    /* the event holding the state at R, or 0: absent at R */
+} override_t;
+
+typedef struct list_cursor {
+    conn_t *c;
+    sqlite3_stmt *st;        /* the objects of the list, in key order */
+    int obj_pending;         /* st holds a row not yet returned */
+    int obj_done;
+    override_t *ov;          /* keys changed after R, in key order */
+    size_t ov_n, ov_next;
+} list_cursor_t;
+
 /* One row of a list scan; pointers valid until the next list_next(). */
 typedef struct list_row {
     const char *ns, *name;
@@ -950,38 +977,103 @@ typedef struct list_row {
     int len;
 } list_row_t;
 
-/*
- * Next live object of a list scan: from objects directly, or from history,
- * where each group row names the latest event of a key and DELETED ones are
- * skipped. Returns 1 with *row filled, 0 at the end, STORE_IO on failure.
- */
-static int list_next(conn_t *c, sqlite3_stmt *st, int history, list_row_t *row, lo_err_t *err)
+static int key_cmp(const char *ns1, const char *n1, const char *ns2, const char *n2)
 {
-    sqlite3_stmt *ev = c->st[ST_EVENT_BY_ID];
+    int c = strcmp(ns1, ns2);
+    return c != 0 ? c : strcmp(n1, n2);
+}
+
+static void cursor_free(list_cursor_t *lc)
+{
+    for (size_t i = 0; i < lc->ov_n; i++) {
+        free(lc->ov[i].ns);
+        free(lc->ov[i].name);
+    }
+    free(lc->ov);
+    lc->ov = NULL;
+    lc->ov_n = 0;
+}
+
+/* Reads the overrides of o's list at o->at_rv: the keys of resource (and ns) changed since, after the continue key. */
+static int overrides_load(list_cursor_t *lc, const store_list_opts_t *o, lo_err_t *err)
+{
+    conn_t *c = lc->c;
+    sqlite3_stmt *st = c->st[o->ns ? ST_CHANGED_NS : ST_CHANGED];
+    size_t cap = 0;
+    int rc;
+    const char *after_ns = o->after_ns ? o->after_ns : "", *after_name = o->after_name ? o->after_name : "";
+    int has_after = o->after_ns || o->after_name;
+    sqlite3_bind_text(st, 1, o->resource, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->at_rv);
+    if (o->ns)
+        sqlite3_bind_text(st, 3, o->ns, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ns = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+        if (has_after && key_cmp(ns, name, after_ns, after_name) <= 0)
+            continue;
+        if (lc->ov_n == cap) {
+            cap = cap ? 2 * cap : 32;
+            lc->ov = lo_realloc(lc->ov, cap * sizeof(*lc->ov));
+        }
+        lc->ov[lc->ov_n++] = (override_t){lo_strdup(ns), lo_strdup(name), sqlite3_column_int64(st, 2)};
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? STORE_OK : db_error(err, c->db, "list changes");
+}
+
+/* The state at R of override ov into *row; 0 when the key did not exist then. */
+static int override_row(list_cursor_t *lc, const override_t *ov, list_row_t *row, lo_err_t *err)
+{
+    if (ov->state_id == 0)
+        return 0;
+    sqlite3_stmt *ev = lc->c->st[ST_EVENT_BY_ID];
+    sqlite3_reset(ev);
+    sqlite3_bind_int64(ev, 1, ov->state_id);
+    if (sqlite3_step(ev) != SQLITE_ROW)
+        return db_error(err, lc->c->db, "list history");
+    row->ns = ov->ns;
+    row->name = ov->name;
+    row->body = sqlite3_column_blob(ev, 1);
+    row->len = sqlite3_column_bytes(ev, 1);
+    return 1;
+}
+
+/*
+ * Next live object of a list scan: the objects cursor merged with the
+ * overrides (none for a list of the newest state). Returns 1 with *row
+ * filled, 0 at the end, STORE_IO on failure.
+ */
+static int list_next(list_cursor_t *lc, list_row_t *row, lo_err_t *err)
+{
+    sqlite3_stmt *st = lc->st;
     for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (!lc->obj_pending && !lc->obj_done) {
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_DONE)
+                lc->obj_done = 1;
+            else if (rc != SQLITE_ROW)
+                return db_error(err, lc->c->db, "list");
+            else
+                lc->obj_pending = 1;
+        }
+        const override_t *ov = lc->ov_next < lc->ov_n ? &lc->ov[lc->ov_next] : NULL;
+        if (!lc->obj_pending && ov == NULL)
             return 0;
-        if (rc != SQLITE_ROW)
-            return db_error(err, c->db, "list");
-        row->ns = (const char *)sqlite3_column_text(st, 0);
-        row->name = (const char *)sqlite3_column_text(st, 1);
-        if (!history) {
-            row->body = sqlite3_column_blob(st, 2);
-            row->len = sqlite3_column_bytes(st, 2);
+        const char *ns = lc->obj_pending ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        const char *name = lc->obj_pending ? (const char *)sqlite3_column_text(st, 1) : NULL;
+        int cmp = ov == NULL ? -1 : !lc->obj_pending ? 1 : key_cmp(ns, name, ov->ns, ov->name);
+        if (cmp < 0) { /* unchanged since R: as it is now */
+            lc->obj_pending = 0;
+            *row = (list_row_t){ns, name, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2)};
             return 1;
         }
-        sqlite3_reset(ev);
-        sqlite3_bind_int64(ev, 1, sqlite3_column_int64(st, 2));
-        rc = sqlite3_step(ev);
-        if (rc != SQLITE_ROW)
-            return db_error(err, c->db, "list history");
-        const char *type = (const char *)sqlite3_column_text(ev, 0);
-        if (type && strcmp(type, "DELETED") == 0)
-            continue;
-        row->body = sqlite3_column_blob(ev, 1);
-        row->len = sqlite3_column_bytes(ev, 1);
-        return 1;
+        if (cmp == 0)
+            lc->obj_pending = 0; /* changed since R: the override says what it was */
+        lc->ov_next++;
+        int rc = override_row(lc, ov, row, err);
+        if (rc != 0)
+            return rc;
     }
 }
 
@@ -998,12 +1090,12 @@ static int changed_since(conn_t *c, const char *resource, int64_t rv, int *chang
     return rc;
 }
 
-/* Checks at_rv against the snapshot; picks the statement variant and binds it. */
-static int list_start(conn_t *c, const store_list_opts_t *o, int64_t cur, sqlite3_stmt **out, int *history,
-                      lo_err_t *err)
+/* Checks at_rv against the snapshot; sets up lc (no statement when nothing can follow the continue key). */
+static int list_start(list_cursor_t *lc, const store_list_opts_t *o, int64_t cur, lo_err_t *err)
 {
+    conn_t *c = lc->c;
     int64_t compacted;
-    int variant = 0;
+    int variant = 0, history = 0;
 
     if (stmt_int(c, ST_COMPACTED, 0, &compacted, err) != STORE_OK)
         return STORE_IO;
@@ -1015,25 +1107,20 @@ static int list_start(conn_t *c, const store_list_opts_t *o, int64_t cur, sqlite
         lo_err_set(err, 0, "", "Too large resource version: %" PRId64 ", current: %" PRId64, o->at_rv, cur);
         return STORE_FUTURE_RV;
     }
-    if (o->at_rv != 0 && o->at_rv != cur) {
-        int changed;
-        if (changed_since(c, o->resource, o->at_rv, &changed, err) != STORE_OK)
-            return STORE_IO;
-        if (changed)
-            variant |= LIST_HISTORY;
-    }
+    if (o->at_rv != 0 && o->at_rv != cur && changed_since(c, o->resource, o->at_rv, &history, err) != STORE_OK)
+        return STORE_IO;
     if (o->ns)
         variant |= LIST_NS;
     if (o->after_ns || o->after_name) {
         const char *after_ns = o->after_ns ? o->after_ns : "";
         int cmp = o->ns ? strcmp(after_ns, o->ns) : 0;
-        if (cmp > 0) {
-            *out = NULL; /* the namespace lies wholly before the continue key */
-            return STORE_OK;
-        }
+        if (cmp > 0)
+            return STORE_OK; /* the namespace lies wholly before the continue key */
         if (cmp == 0) /* cmp < 0: the whole namespace follows the key */
             variant |= LIST_AFTER;
     }
+    if (history && overrides_load(lc, o, err) != STORE_OK)
+        return STORE_IO;
 
     sqlite3_stmt *st = c->st[ST_LIST + variant];
     sqlite3_bind_text(st, 1, o->resource, -1, SQLITE_STATIC);
@@ -1043,10 +1130,7 @@ static int list_start(conn_t *c, const store_list_opts_t *o, int64_t cur, sqlite
         sqlite3_bind_text(st, 3, o->after_ns ? o->after_ns : "", -1, SQLITE_STATIC);
     if (variant & LIST_AFTER)
         sqlite3_bind_text(st, 4, o->after_name ? o->after_name : "", -1, SQLITE_STATIC);
-    if (variant & LIST_HISTORY)
-        sqlite3_bind_int64(st, 5, o->at_rv);
-    *out = st;
-    *history = (variant & LIST_HISTORY) != 0;
+    lc->st = st;
     return STORE_OK;
 }
 
@@ -1060,15 +1144,14 @@ static int page_full(const store_list_opts_t *o, size_t n, size_t bytes)
  * Fills out->items up to the page bound, then (unless skip_remaining) keeps
  * scanning to count the further matches; only the page is kept in memory.
  */
-static int list_scan(conn_t *c, sqlite3_stmt *st, int history, const store_list_opts_t *o,
-                     store_list_result_t *out, lo_err_t *err)
+static int list_scan(list_cursor_t *lc, const store_list_opts_t *o, store_list_result_t *out, lo_err_t *err)
 {
     list_row_t row;
     size_t n = 0, bytes = 0;
     int64_t extra = 0;
     int full = 0, rc;
 
-    while ((rc = list_next(c, st, history, &row, err)) == 1) {
+    while ((rc = list_next(lc, &row, err)) == 1) {
         json_t *obj = NULL;
         if (full && o->filter == NULL) {
             extra++;
@@ -1107,7 +1190,6 @@ static int list_scan(conn_t *c, sqlite3_stmt *st, int history, const store_list_
 
 int backend_list(backend_t *b, const store_list_opts_t *opts, store_list_result_t *out, lo_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t cur = 0;
     int ret = STORE_IO;
 
@@ -1119,20 +1201,21 @@ int backend_list(backend_t *b, const store_list_opts_t *opts, store_list_result_
     if (txn == NULL)
         return STORE_IO;
     conn_t *c = txn->conn;
+    list_cursor_t lc = {.c = c};
     out->items = json_array();
     if (stmt_int(c, ST_SEQ, 0, &cur, err) != STORE_OK)
         goto Exit;
-    int history = 0;
-    ret = list_start(c, opts, cur, &st, &history, err);
-    if (ret == STORE_OK && st != NULL)
-        ret = list_scan(c, st, history, opts, out, err);
+    ret = list_start(&lc, opts, cur, err);
+    if (ret == STORE_OK && lc.st != NULL)
+        ret = list_scan(&lc, opts, out, err);
     else if (ret == STORE_OK)
         out->remaining = 0;
 Exit:
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+    if (lc.st) {
+        sqlite3_reset(lc.st);
+        sqlite3_clear_bindings(lc.st);
     }
+    cursor_free(&lc);
     sqlite3_reset(c->st[ST_EVENT_BY_ID]);
     read_leave(txn);
     if (ret != STORE_OK)

@@ -22,7 +22,7 @@ typedef struct server_options {
     int port;
     const char *cert_file;       /* PEM serving certificate (chain) */
     const char *key_file;        /* PEM private key */
-    int workers;                 /* worker threads, >= 1 */
+    int workers;                 /* worker threads; 0: one per CPU, at least 2 */
     int64_t bookmark_interval_ms; /* watch bookmarks when idle; 0: the default (1 min) */
 } server_options_t;
 

@@ -1337,6 +1337,84 @@ static void test_list_at_old_rv(void **state)
     json_decref(now);
 }
 
+/*
+ * Lists at older rvs against a record: 600 random creates, updates and
+ * deletes over 3 namespaces and 12 names; the whole state is recorded at
+ * each rv; then lists at 200 random past rvs, for every namespace or one,
+ * in pages of random sizes (continue keys) must give exactly the recorded
+ * state, item for item.
+ */
+#define HIST_OPS 600
+#define HIST_KEYS 36
+
+static void test_list_at_old_rv_matches_a_record(void **state)
+{
+    fx_t *f = *state;
+    static const char *const nss[] = {"a", "b", "c"};
+    static const char *const names[] = {"k00", "k01", "k02", "k03", "k04", "k05",
+                                        "k06", "k07", "k08", "k09", "k10", "k11"};
+    static int vals[HIST_OPS + 1][HIST_KEYS];   /* value of each key at each op (-1: absent) */
+    static int64_t rvs[HIST_OPS + 1];
+    unsigned int rnd = 4242;
+    for (int k = 0; k < HIST_KEYS; k++)
+        vals[0][k] = -1;
+    rvs[0] = current_rv(f->s);
+    for (int i = 1; i <= HIST_OPS; i++) {
+        memcpy(vals[i], vals[i - 1], sizeof(vals[i]));
+        rnd = rnd * 1103515245u + 12345u;
+        int k = (int)((rnd >> 8) % HIST_KEYS);
+        const char *ns = nss[k / 12], *name = names[k % 12];
+        if (vals[i][k] >= 0 && (rnd >> 20) % 3 == 0) {
+            rvs[i] = del(f->s, ns, name);
+            vals[i][k] = -1;
+        } else {
+            rvs[i] = put(f->s, ns, name, i);
+            vals[i][k] = i;
+        }
+    }
+    for (int t = 0; t < 200; t++) {
+        rnd = rnd * 1103515245u + 12345u;
+        int i = 1 + (int)((rnd >> 8) % HIST_OPS);
+        int one_ns = (rnd >> 4) & 1;
+        const char *ns = one_ns ? nss[(rnd >> 12) % 3] : NULL;
+        size_t page = 1 + (rnd >> 16) % 7;
+        json_t *got = json_array();
+        store_list_opts_t o = {.resource = RES, .ns = ns, .at_rv = rvs[i], .limit = page};
+        char *after_ns = NULL, *after_name = NULL;
+        for (;;) {
+            store_list_result_t r;
+            o.after_ns = after_ns;
+            o.after_name = after_name;
+            assert_int_equal(list(f->s, &o, &r), STORE_OK);
+            assert_int_equal(r.rv, rvs[i]);
+            json_array_extend(got, r.items);
+            free(after_ns);
+            free(after_name);
+            after_ns = r.last_ns;
+            after_name = r.last_name;
+            r.last_ns = r.last_name = NULL;
+            int more = r.more;
+            store_list_result_free(&r);
+            if (!more)
+                break;
+        }
+        size_t at = 0;
+        for (int k = 0; k < HIST_KEYS; k++) {
+            if (vals[i][k] < 0 || (ns && strcmp(ns, nss[k / 12]) != 0))
+                continue;
+            const json_t *item = json_array_get(got, at++);
+            if (item == NULL || strcmp(obj_name(item), names[k % 12]) != 0 || obj_v(item) != vals[i][k])
+                fail_msg("list at rv %lld (op %d, ns %s, pages of %zu): item %zu is %s=%d, want %s/%s=%d",
+                         (long long)rvs[i], i, ns ? ns : "*", page, at - 1, item ? obj_name(item) : "(none)",
+                         item ? obj_v(item) : -1, nss[k / 12], names[k % 12], vals[i][k]);
+        }
+        assert_int_equal(json_array_size(got), at);
+        free(after_ns);
+        free(after_name);
+        json_decref(got);
+    }
+}
+
 static void test_future_and_expired(void **state)
 {
     fx_t *f = *state;
@@ -2616,6 +2694,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_continue_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_at_old_rv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_at_old_rv_matches_a_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_and_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_log, setup, teardown),
