@@ -309,6 +309,29 @@ static int conn_prepare_all(conn_t *c, int role, lo_err_t *err)
     return STORE_OK;
 }
 
+/*
+ * Waits on a lock in steps of BUSY_STEP_US up to the connection's budget
+ * (ms, in arg): SQLite's own handler sleeps 1, 2, 5, 10 ... ms, which made
+ * the writer sleep whole milliseconds each time the checkpoint held the
+ * lock for a fraction of one.
+ */
+#define BUSY_STEP_US 50
+
+static int busy_wait(void *arg, int count)
+{
+    int64_t budget_us = (int64_t)(intptr_t)arg * 1000;
+    if ((int64_t)count * BUSY_STEP_US >= budget_us)
+        return 0;
+    struct timespec ts = {0, BUSY_STEP_US * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static void set_busy_budget(sqlite3 *db, int ms)
+{
+    sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)ms);
+}
+
 /* The writer never checkpoints on commit: that I/O is the checkpoint connection's. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
@@ -333,7 +356,7 @@ static int conn_open(conn_t *c, const char *path, int role, int sync_full, lo_er
         db_error(err, c->db, "open");
         goto Fail;
     }
-    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    set_busy_budget(c->db, STORE_BUSY_TIMEOUT_MS);
     if (role == ROLE_W) {
         if (conn_exec(c, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) != STORE_OK ||
             conn_exec(c, "PRAGMA temp_store=MEMORY", err) != STORE_OK ||
@@ -667,9 +690,11 @@ backend_t *backend_open(const char *path, int sync_full, lo_err_t *err)
     }
     if (open_writer(b, err) != STORE_OK)
         goto Fail;
-    /* a checkpoint writes the database file: this connection is not query_only */
+    /* a checkpoint writes the database file: this connection is not query_only; and it must have read the
+     * database once, or it is not in WAL mode and every checkpoint would quietly do nothing */
     if (conn_open(&b->ckpt, b->path, ROLE_R, 0, err) != STORE_OK ||
-        conn_exec(&b->ckpt, "PRAGMA query_only=OFF", err) != STORE_OK) {
+        conn_exec(&b->ckpt, "PRAGMA query_only=OFF", err) != STORE_OK ||
+        conn_exec(&b->ckpt, "SELECT COUNT(*) FROM meta", err) != STORE_OK) {
         conn_close(&b->ckpt);
         conn_close(&b->writer);
         goto Fail;
@@ -1410,13 +1435,33 @@ int backend_compaction_step(store_txn_t *txn, int64_t horizon, int64_t window, i
     return rc;
 }
 
+/*
+ * PASSIVE copies what no reader still needs, and never waits for readers or
+ * blocks the writer. But the WAL only starts over when a writer begins
+ * with everything copied, which under a steady stream of batches never
+ * happens: the file would grow for as long as the writes go on. So once
+ * the WAL is past WAL_RESTART_FRAMES and a passive pass has left at most
+ * WAL_RESTART_GAP frames, a RESTART copies those few and makes the next
+ * batch start the WAL over (the writer waits for that short copy only);
+ * it gives up after RESTART_BUSY_MS rather than wait on a reader.
+ */
+#define WAL_RESTART_FRAMES 16384  /* 64 MiB of 4 KiB pages */
+#define WAL_RESTART_GAP 512
+#define RESTART_BUSY_MS 10
+
 void backend_checkpoint(backend_t *b)
 {
+    int log = 0, copied = 0;
     pthread_mutex_lock(&b->ckpt_mu);
-    /* PASSIVE: copies what no reader still needs, never waits for readers or blocks the writer */
-    int rc = sqlite3_wal_checkpoint_v2(b->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    sqlite3 *db = b->ckpt.db;
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc == SQLITE_OK && log > WAL_RESTART_FRAMES && log - copied <= WAL_RESTART_GAP) {
+        set_busy_budget(db, RESTART_BUSY_MS);
+        rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &copied);
+        set_busy_budget(db, STORE_BUSY_TIMEOUT_MS);
+    }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        lo_log(LO_INFO, "store: checkpoint: %s", sqlite3_errmsg(b->ckpt.db));
+        lo_log(LO_INFO, "store: checkpoint: %s", sqlite3_errmsg(db));
     pthread_mutex_unlock(&b->ckpt_mu);
 }
 

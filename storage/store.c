@@ -35,7 +35,7 @@
 
 #define BATCH_MAX_BYTES (8u * 1024u * 1024u)
 #define COMPACTION_WINDOW 500       /* events examined by one compaction step */
-#define CHECKPOINT_FRAMES 1000      /* WAL frames after which the checkpointer copies them back */
+#define CHECKPOINT_FRAMES 4096      /* WAL frames (16 MiB) after which the checkpointer copies them back */
 #define CHECKPOINT_IDLE_MS 1000
 
 typedef struct submission {
@@ -619,7 +619,7 @@ static void *checkpointer_main(void *arg)
             until.tv_sec += CHECKPOINT_IDLE_MS / 1000;
             pthread_cond_timedwait(&s->ckpt_wake, &s->ckpt_mu, &until);
         }
-        int wanted = s->ckpt_wanted || backend_wal_frames(s->b) > 0;
+        int wanted = s->ckpt_wanted || backend_wal_frames(s->b) > 0; /* when idle, copy what is left */
         s->ckpt_wanted = 0;
         if (s->ckpt_stopping || !wanted)
             continue;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2014,6 +2015,152 @@ static void test_database_failure_fails_alone(void **state)
     json_decref(c);
 }
 
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Puts n objects (spec.v = i) under names "p<i>" in submissions of 500. */
+static void put_many(store_t *s, const char *ns, int n)
+{
+    enum { CHUNK = 500 };
+    static store_op_t ops[CHUNK];
+    json_t *objs[CHUNK];
+    char names[CHUNK][24];
+    for (int done = 0; done < n; done += CHUNK) {
+        int k = n - done < CHUNK ? n - done : CHUNK;
+        for (int i = 0; i < k; i++) {
+            snprintf(names[i], sizeof(names[i]), "p%08d", (int)((unsigned)(done + i) * 2654435761u % 100000000u));
+            objs[i] = mk_obj(ns, names[i], done + i);
+            ops[i] = put_op(ns, names[i], objs[i], STORE_RV_ANY);
+        }
+        assert_int_equal(store_write(s, ops, (size_t)k), STORE_OK);
+        for (int i = 0; i < k; i++) {
+            assert_int_equal(ops[i].rc, STORE_OK);
+            store_op_clear(&ops[i]);
+            json_decref(objs[i]);
+        }
+    }
+}
+
+/*
+ * The checkpointer copies the WAL back into the database file: once the
+ * writes stop, the objects are in the database itself, not only in the WAL.
+ */
+static void test_checkpoint_reaches_the_database(void **state)
+{
+    fx_t *f = *state;
+    long before = file_size(f->path);
+    put_many(f->s, "ck", 3000);
+    long db = 0;
+    for (int i = 0; i < 50 && (db = file_size(f->path)) < before + 1024 * 1024; i++)
+        usleep(100 * 1000);
+    assert_true(db >= before + 1024 * 1024); /* 3000 objects and their events: megabytes */
+}
+
+/*
+ * Under a steady stream of writes the WAL stays bounded: the checkpointer
+ * makes it start over although the writer never pauses (a WAL that only
+ * starts over when the writer finds it fully copied grows for as long as the
+ * writes and reads go on). Submissions are kept in flight so that the
+ * writer always has work, and two threads read in short snapshots, as a busy
+ * server's workers do.
+ */
+#define STEADY_SUBS 300
+#define STEADY_OPS 500
+#define STEADY_IN_FLIGHT 8
+
+typedef struct steady {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    store_t *s;
+    volatile int stop;
+} steady_t;
+
+/* A reader that keeps reading in short snapshots, as request workers do: each pins the WAL while it reads. */
+static void *steady_reader(void *arg)
+{
+    steady_t *st = arg;
+    while (!st->stop) {
+        store_txn_t *txn = store_snapshot(st->s, NULL);
+        json_t *obj = NULL;
+        if (txn) {
+            store_txn_get(txn, RES, "wal", "p00000000", &obj, NULL, NULL);
+            store_snapshot_end(txn);
+        }
+        json_decref(obj);
+    }
+    return NULL;
+}
+
+static void steady_done(void *ctx)
+{
+    steady_t *st = ctx;
+    pthread_mutex_lock(&st->mu);
+    st->done++;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Releases what slot held (a submission that is answered). */
+static void steady_clear(store_op_t *ops, json_t **objs)
+{
+    for (int i = 0; i < STEADY_OPS; i++) {
+        assert_int_equal(ops[i].rc, STORE_OK);
+        store_op_clear(&ops[i]);
+        json_decref(objs[i]);
+        objs[i] = NULL;
+    }
+}
+
+static void test_wal_bounded_under_steady_writes(void **state)
+{
+    fx_t *f = *state;
+    char wal[128];
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    static store_op_t ops[STEADY_IN_FLIGHT][STEADY_OPS];
+    static json_t *objs[STEADY_IN_FLIGHT][STEADY_OPS];
+    static char names[STEADY_IN_FLIGHT][STEADY_OPS][16];
+    steady_t st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, f->s, 0};
+    pthread_t readers[2];
+    for (int r = 0; r < 2; r++)
+        assert_int_equal(pthread_create(&readers[r], NULL, steady_reader, &st), 0);
+    long largest = 0;
+    for (int sub = 0; sub < STEADY_SUBS; sub++) {
+        int slot = sub % STEADY_IN_FLIGHT;
+        pthread_mutex_lock(&st.mu);
+        while (sub - st.done >= STEADY_IN_FLIGHT) /* answered in order: the slot's last use is done */
+            pthread_cond_wait(&st.cv, &st.mu);
+        pthread_mutex_unlock(&st.mu);
+        if (sub >= STEADY_IN_FLIGHT)
+            steady_clear(ops[slot], objs[slot]);
+        for (int i = 0; i < STEADY_OPS; i++) {
+            unsigned n = (unsigned)(sub * STEADY_OPS + i) * 2654435761u % 100000000u;
+            snprintf(names[slot][i], sizeof(names[slot][i]), "p%08u", n);
+            objs[slot][i] = mk_obj("wal", names[slot][i], sub);
+            ops[slot][i] = put_op("wal", names[slot][i], objs[slot][i], STORE_RV_ANY);
+        }
+        assert_int_equal(store_submit(f->s, ops[slot], STEADY_OPS, steady_done, &st), STORE_OK);
+        long now = file_size(wal);
+        if (now > largest)
+            largest = now;
+    }
+    pthread_mutex_lock(&st.mu);
+    while (st.done < STEADY_SUBS)
+        pthread_cond_wait(&st.cv, &st.mu);
+    pthread_mutex_unlock(&st.mu);
+    st.stop = 1;
+    for (int r = 0; r < 2; r++)
+        pthread_join(readers[r], NULL);
+    for (int slot = 0; slot < STEADY_IN_FLIGHT; slot++)
+        steady_clear(ops[slot], objs[slot]);
+    /* 150 000 writes at random keys put over a GiB through the WAL; it must not keep it */
+    if (largest > 160L * 1024 * 1024)
+        fail_msg("the WAL grew to %ld bytes", largest);
+}
+
 /*
  * (c) Ops are applied in submission order across submissions and
  * batches; the feed delivers them in rv order, gap-free.
@@ -2708,6 +2855,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_failure_fails_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_reaches_the_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded_under_steady_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_prepare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_never_stalls_writers, setup, teardown),
