@@ -5,19 +5,24 @@
 #include "langop/common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 int lo_verbosity = 0;
 
+static void log_flush_queued(void);
+
 void lo_fatal(const char *fmt, ...)
 {
+    log_flush_queued(); /* the lines before the end, before the end */
     va_list ap;
     va_start(ap, fmt);
     fputs("fatal: ", stderr);
@@ -127,6 +132,121 @@ void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, co
     json_array_append_new(causes, cause);
 }
 
+/* ---- logging ---- */
+
+#define LOG_LINE_MAX 4096
+#define LOG_QUEUE_MAX (4u * 1024u * 1024u)  /* bytes waiting for the logging thread; beyond, callers write */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    char *buf;                 /* the lines gathered, in order */
+    size_t len, cap;
+    int running, stopping;
+    pthread_t thread;
+} logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* stderr is gone: nothing better to do with a log line */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *log_main(void *arg)
+{
+    (void)arg;
+    char *out = NULL;
+    size_t out_cap = 0;
+    pthread_mutex_lock(&logq.mu);
+    for (;;) {
+        while (logq.len == 0 && !logq.stopping)
+            pthread_cond_wait(&logq.wake, &logq.mu);
+        if (logq.len == 0)
+            break;
+        /* swap the buffers: callers go on filling while this one is written */
+        char *full = logq.buf;
+        size_t n = logq.len, cap = logq.cap;
+        logq.buf = out;
+        logq.cap = out_cap;
+        logq.len = 0;
+        pthread_mutex_unlock(&logq.mu);
+        write_all(full, n);
+        out = full;
+        out_cap = cap;
+        pthread_mutex_lock(&logq.mu);
+    }
+    pthread_mutex_unlock(&logq.mu);
+    free(out);
+    return NULL;
+}
+
+/* Writes what is queued, from the calling thread (a dying process cannot wait for the logging thread). */
+static void log_flush_queued(void)
+{
+    if (pthread_mutex_trylock(&logq.mu) != 0)
+        return; /* held by a thread that will not release it now: better no lines than a hang */
+    write_all(logq.buf, logq.len);
+    logq.len = 0;
+    pthread_mutex_unlock(&logq.mu);
+}
+
+void lo_log_start(void)
+{
+    pthread_mutex_lock(&logq.mu);
+    if (!logq.running && pthread_create(&logq.thread, NULL, log_main, NULL) == 0) {
+        logq.running = 1;
+        logq.stopping = 0;
+        pthread_setname_np(logq.thread, "log");
+    }
+    pthread_mutex_unlock(&logq.mu);
+}
+
+void lo_log_stop(void)
+{
+    pthread_mutex_lock(&logq.mu);
+    int running = logq.running;
+    logq.stopping = 1;
+    pthread_cond_signal(&logq.wake);
+    pthread_mutex_unlock(&logq.mu);
+    if (running)
+        pthread_join(logq.thread, NULL);
+    pthread_mutex_lock(&logq.mu);
+    logq.running = 0;
+    free(logq.buf);
+    logq.buf = NULL;
+    logq.len = logq.cap = 0;
+    pthread_mutex_unlock(&logq.mu);
+}
+
+/* Queues one line for the logging thread, or writes it when there is none (or the queue is full). */
+static void log_line(const char *line, size_t n)
+{
+    pthread_mutex_lock(&logq.mu);
+    if (!logq.running || logq.stopping || logq.len + n > LOG_QUEUE_MAX) {
+        pthread_mutex_unlock(&logq.mu);
+        write_all(line, n); /* one write per line: lines from different threads do not interleave */
+        return;
+    }
+    if (logq.len + n > logq.cap) {
+        logq.cap = logq.cap ? logq.cap * 2 : 64 * 1024;
+        while (logq.cap < logq.len + n)
+            logq.cap *= 2;
+        logq.buf = lo_realloc(logq.buf, logq.cap);
+    }
+    memcpy(logq.buf + logq.len, line, n);
+    if (logq.len == 0)
+        pthread_cond_signal(&logq.wake); /* it sleeps only when the queue is empty */
+    logq.len += n;
+    pthread_mutex_unlock(&logq.mu);
+}
+
 void lo_log(int level, const char *fmt, ...)
 {
     if (level > lo_verbosity)
@@ -137,13 +257,17 @@ void lo_log(int level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
-    char line[4096];
+    char line[LOG_LINE_MAX];
+    int head = snprintf(line, sizeof(line), "I%s.%06ld ", stamp, ts.tv_nsec / 1000);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int body = vsnprintf(line + head, sizeof(line) - (size_t)head - 1, fmt, ap);
     va_end(ap);
-    /* one write per line so that lines from different threads do not interleave */
-    fprintf(stderr, "I%s.%06ld %s\n", stamp, ts.tv_nsec / 1000, line);
+    size_t n = (size_t)head + (body < 0 ? 0 : (size_t)body);
+    if (n > sizeof(line) - 2)
+        n = sizeof(line) - 2; /* cut: the line still ends */
+    line[n++] = '\n';
+    log_line(line, n);
 }
 
 void lo_time_rfc3339(char *buf, size_t size)

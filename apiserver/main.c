@@ -198,6 +198,7 @@ int main(int argc, char **argv)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
     json_object_seed(0);
+    lo_log_start();
 
     int status = 1;
     lo_err_t err = {0};
@@ -257,5 +258,6 @@ exit:
     free(cert);
     free(key);
     lo_err_clear(&err);
+    lo_log_stop();
     return status;
 }

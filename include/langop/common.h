@@ -51,9 +51,20 @@ char *lo_strndup(const char *s, size_t n);
 /** asprintf that dies on failure; caller frees. */
 char *lo_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Logging. lo_verbosity is set from -v once, before any thread starts. */
+/*
+ * Logging: one line per call, on stderr, lines from different threads never
+ * interleaved. lo_verbosity is set from -v once, before any thread starts.
+ * Between lo_log_start() and lo_log_stop(), lines go through a queue to a
+ * logging thread that writes what has gathered in one write(): the request
+ * path never waits on stderr, and a busy server writes many lines per
+ * system call; an idle one, each line at once. Before start and after stop
+ * (and in tests), lines are written directly.
+ */
 extern int lo_verbosity;
 void lo_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lo_log_start(void);
+/** Writes out every queued line and stops the logging thread. */
+void lo_log_stop(void);
 #define LO_INFO 0
 #define LO_DEBUG 2
 #define LO_TRACE 4

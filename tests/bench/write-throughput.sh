@@ -3,17 +3,20 @@
 # one run.
 #
 #   - langop-apiserver, default durability: CONCURRENCY concurrent creates
-#     (POST of a LanguagePersona with generateName, over HTTPS/2, one request
-#     in flight per connection);
+#     (POST of a LanguagePersona with generateName, over HTTPS/1.1, one
+#     request in flight per connection);
 #   - langop-apiserver --storage-fsync: the same;
 #   - a local etcd (Debian's etcd-server, fsync on every commit as always):
-#     puts of the same bytes through its JSON gateway (POST /v3/kv/put,
-#     HTTP/1.1), at the same concurrency.
+#     puts of the same bytes through its JSON gateway (POST /v3/kv/put), at
+#     the same concurrency, over plain HTTP/1.1 (etcd's fastest: the
+#     reference the targets are set against) and over HTTPS/1.1 (what the
+#     server pays for itself: TLS, as kube-apiserver talks to etcd).
 #
-# The three are measured in turn, round after round (A B C A B C ...), so a
-# drift of the shared machine falls on all of them; it prints each round,
-# the median of the rounds, and the ratios of the medians. Load is made by
-# h2load (nghttp2-client), on loopback.
+# The four are measured in turn, round after round (A B C D A B C D ...),
+# so a drift of the shared machine falls on all of them; it prints each
+# round, the median of the rounds, and the ratios of the medians. Load is
+# made by h2load (nghttp2-client), on loopback; the load generator shares
+# the machine's cores with what it measures.
 #
 # Usage: tests/bench/write-throughput.sh
 # Environment: LANGOP_BENCH_REQUESTS (per run, default 20000),
@@ -38,10 +41,12 @@ ninja -C "$builddir" langop-apiserver >&2 || lo_die "build failed"
 binary=$builddir/langop-apiserver
 
 work=$(mktemp -d /tmp/langop-bench.XXXXXX)
-pids=()
+# the servers are started in command substitutions (subshells): their pids go to files
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local f
+  for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+  sleep 0.5
+  for f in "$work"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,7 +66,7 @@ start_server() {
     --tls-cert-file="$work/certs/apiserver.crt" --tls-private-key-file="$work/certs/apiserver.key" \
     --token-auth-file="$work/tokens.csv" --storage-path="$work/$name.db" "$@" \
     >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$work/$name.pid"
   for _ in $(seq 100); do
     curl -sfk "https://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -73,17 +78,19 @@ start_server() {
   echo "$port"
 }
 
+# start_etcd NAME SCHEME: a local single-member etcd serving its clients over SCHEME (http or https); prints its port.
 start_etcd() {
-  local client peer
+  local name=$1 scheme=$2 client peer tls=()
   client=$(free_port)
   peer=$(free_port)
-  etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$client" \
-    --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
+  [ "$scheme" = https ] && tls=(--cert-file "$work/certs/apiserver.crt" --key-file "$work/certs/apiserver.key")
+  etcd --name "$name" --data-dir "$work/$name" --listen-client-urls "$scheme://127.0.0.1:$client" \
+    --advertise-client-urls "$scheme://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
     --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "bench=http://127.0.0.1:$peer" >"$work/etcd.log" 2>&1 &
-  pids+=($!)
+    --initial-cluster "$name=http://127.0.0.1:$peer" "${tls[@]}" >"$work/$name.log" 2>&1 &
+  echo $! >"$work/$name.pid"
   for _ in $(seq 100); do
-    curl -sf -X POST "http://127.0.0.1:$client/v3/kv/range" -d '{"key":"eA=="}' >/dev/null 2>&1 && break
+    curl -sfk -X POST "$scheme://127.0.0.1:$client/v3/kv/range" -d '{"key":"eA=="}' >/dev/null 2>&1 && break
     sleep 0.1
   done
   echo "$client"
@@ -97,7 +104,7 @@ printf '{"key":"%s","value":"%s"}' "$(printf '%s' /registry/langop.io/languagepe
 # rate URL ARGS...: one h2load run; prints requests per second, fails unless every answer is 2xx.
 rate() {
   local url=$1 out; shift
-  out=$(h2load -n "$requests" -c "$concurrency" -m 1 "$@" "$url" 2>&1)
+  out=$(h2load -n "$requests" -c "$concurrency" -m 1 --h1 "$@" "$url" 2>&1)
   if ! grep -q "status codes: $requests 2xx" <<<"$out"; then
     echo "h2load against $url did not get $requests 2xx answers:" >&2
     grep -E "status codes|requests:|errored" <<<"$out" >&2
@@ -111,25 +118,30 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? 
 echo "== starting langop-apiserver (default, --storage-fsync) and etcd $(etcd --version | head -1 | awk '{print $3}')" >&2
 port_default=$(start_server default)
 port_fsync=$(start_server fsync --storage-fsync)
-port_etcd=$(start_etcd)
+port_etcd=$(start_etcd etcd http)
+port_etcd_tls=$(start_etcd etcd-tls https)
 create_path=/apis/langop.io/v1alpha1/namespaces/bench/languagepersonas
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
 
-declare -a r_default=() r_fsync=() r_etcd=()
-echo "== $rounds rounds of $requests writes, $concurrency concurrent" >&2
-printf '%-6s %14s %14s %14s\n' round default fsync etcd
+declare -a r_default=() r_fsync=() r_etcd=() r_etcd_tls=()
+echo "== $rounds rounds of $requests writes, $concurrency concurrent, requests per second" >&2
+printf '%-6s %12s %12s %12s %12s\n' round default fsync etcd etcd-https
 for round in $(seq "$rounds"); do
   a=$(rate "https://127.0.0.1:$port_default$create_path" -d "$work/create.json" "${auth[@]}")
   b=$(rate "https://127.0.0.1:$port_fsync$create_path" -d "$work/create.json" "${auth[@]}")
-  c=$(rate "http://127.0.0.1:$port_etcd/v3/kv/put" --h1 -d "$work/put.json")
-  r_default+=("$a"); r_fsync+=("$b"); r_etcd+=("$c")
-  printf '%-6s %14s %14s %14s\n' "$round" "$a" "$b" "$c"
+  c=$(rate "http://127.0.0.1:$port_etcd/v3/kv/put" -d "$work/put.json")
+  d=$(rate "https://127.0.0.1:$port_etcd_tls/v3/kv/put" -d "$work/put.json")
+  r_default+=("$a"); r_fsync+=("$b"); r_etcd+=("$c"); r_etcd_tls+=("$d")
+  printf '%-6s %12s %12s %12s %12s\n' "$round" "$a" "$b" "$c" "$d"
 done
 m_default=$(median "${r_default[@]}")
 m_fsync=$(median "${r_fsync[@]}")
 m_etcd=$(median "${r_etcd[@]}")
-printf '%-6s %14s %14s %14s\n' median "$m_default" "$m_fsync" "$m_etcd"
-awk -v d="$m_default" -v f="$m_fsync" -v e="$m_etcd" 'BEGIN {
-  printf "ratio default / etcd: %.2f   (target >= 2)\n", d / e
-  printf "ratio fsync / etcd:   %.2f   (target >= 1)\n", f / e
+m_etcd_tls=$(median "${r_etcd_tls[@]}")
+printf '%-6s %12s %12s %12s %12s\n' median "$m_default" "$m_fsync" "$m_etcd" "$m_etcd_tls"
+awk -v d="$m_default" -v f="$m_fsync" -v e="$m_etcd" -v t="$m_etcd_tls" 'BEGIN {
+  printf "ratio default / etcd:       %.2f   (target >= 2)\n", d / e
+  printf "ratio fsync / etcd:         %.2f   (target >= 1)\n", f / e
+  printf "ratio default / etcd-https: %.2f   (the same transport)\n", d / t
+  printf "ratio fsync / etcd-https:   %.2f\n", f / t
 }'
