@@ -707,7 +707,8 @@ static json_t *create_node(mf_ctx_t *c, const json_t *sch, const json_t *r, cons
     json_t *node = json_object();
     if (member && n > 0)
         json_object_set_new(node, ".", json_object()); /* "." sorts before every field */
-    qsort(kids, n, sizeof(*kids), child_cmp);
+    if (n > 1)
+        qsort(kids, n, sizeof(*kids), child_cmp);
     for (size_t i = 0; i < n; i++) {
         json_object_set_new(node, kids[i].pe, kids[i].node);
         free(kids[i].pe);

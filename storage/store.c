@@ -331,10 +331,12 @@ static int op_delete(op_state_t *st)
  * Returns 1 when the database failed under it (STORE_IO): the transaction
  * holds part of it, and the batch must be rolled back and run again without it.
  */
-static int run_op(store_t *s, store_op_t *op)
+static int run_op(store_t *s, store_op_t *op, int again)
 {
     op_state_t st = {.s = s, .op = op, .ns = op->ns ? op->ns : ""};
     size_t mark = s->primary.n;
+    if (again) /* a replayed batch: the answers of the pass that was rolled back go */
+        store_op_clear(op);
     memset(&op->err, 0, sizeof(op->err));
     op->result = NULL;
     op->result_json = NULL;
@@ -400,6 +402,7 @@ typedef struct taken {
     submission_t *sub;
     size_t index;
     int dropped;          /* the database failed under it: left out when the batch runs again */
+    int ran;              /* it ran in a pass: a replay drops that answer first */
 } taken_t;
 
 typedef struct batch {
@@ -417,7 +420,7 @@ static int take_op(store_t *s, batch_t *b)
         b->cap = b->cap ? 2 * b->cap : 64;
         b->v = lo_realloc(b->v, b->cap * sizeof(*b->v));
     }
-    b->v[b->n++] = (taken_t){sub, sub->next++, 0};
+    b->v[b->n++] = (taken_t){sub, sub->next++, 0, 0};
     s->queued--;
     if (sub->next == sub->n) { /* fully taken: off the queue, still owed its done() */
         s->head = sub->link;
@@ -494,11 +497,15 @@ static long batch_pass(store_t *s, batch_t *b, lo_err_t *err)
     if (backend_batch_begin(txn, err) != STORE_OK)
         return -2;
     for (size_t i = 0; i < b->n; i++) {
-        if (!b->v[i].dropped && run_op(s, taken_op(b, i))) {
-            backend_batch_rollback(txn);
-            change_list_clear(&s->primary);
-            change_list_clear(&s->followups);
-            return (long)i;
+        if (!b->v[i].dropped) {
+            int again = b->v[i].ran;
+            b->v[i].ran = 1;
+            if (run_op(s, taken_op(b, i), again)) {
+                backend_batch_rollback(txn);
+                change_list_clear(&s->primary);
+                change_list_clear(&s->followups);
+                return (long)i;
+            }
         }
         if (i + 1 == b->n && b->n < STORE_BATCH_MAX && s->batch_bytes < BATCH_MAX_BYTES) {
             pthread_mutex_lock(&s->mu);
