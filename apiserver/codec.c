@@ -703,46 +703,17 @@ json_t *codec_decode_auto(const char *buf, size_t len, lo_err_t *err)
  * as the shortest text that reads back the same, with a '.' or an
  * exponent so that they stay reals (as Go prints a float64).
  */
-typedef struct jbuf {
-    char *data;
-    size_t len, cap;
-} jbuf_t;
-
-static void jbuf_grow(jbuf_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    b->data = lo_realloc(b->data, cap);
-    b->cap = cap;
-}
-
-static void jbuf_put(jbuf_t *b, const char *s, size_t n)
-{
-    jbuf_grow(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-static void jbuf_char(jbuf_t *b, char c)
-{
-    jbuf_grow(b, 1);
-    b->data[b->len++] = c;
-}
-
-static void encode_string(jbuf_t *b, const char *s, size_t n)
+static void encode_string(lo_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson prints them */
-    jbuf_grow(b, n + 2);
+    lo_buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
     size_t run = 0; /* bytes since the last escape, copied in one go */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        jbuf_put(b, s + run, i - run);
+        lo_buf_put(b, s + run, i - run);
         run = i + 1;
         char esc[6] = {'\\', 0};
         size_t elen = 2;
@@ -758,15 +729,15 @@ static void encode_string(jbuf_t *b, const char *s, size_t n)
             esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
             elen = 6;
         }
-        jbuf_put(b, esc, elen);
+        lo_buf_put(b, esc, elen);
     }
-    jbuf_put(b, s + run, n - run);
-    jbuf_char(b, '"');
+    lo_buf_put(b, s + run, n - run);
+    lo_buf_char(b, '"');
 }
 
 static void format_real(double d, char *buf, size_t size);
 
-static void encode_value(jbuf_t *b, const json_t *v, int depth)
+static void encode_value(lo_buf_t *b, const json_t *v, int depth)
 {
     char num[40];
     if (depth > CODEC_MAX_DEPTH * 4)
@@ -776,58 +747,57 @@ static void encode_value(jbuf_t *b, const json_t *v, int depth)
         const char *key;
         json_t *e;
         int first = 1;
-        jbuf_char(b, '{');
+        lo_buf_char(b, '{');
         json_object_foreach((json_t *)v, key, e) {
             if (!first)
-                jbuf_char(b, ',');
+                lo_buf_char(b, ',');
             first = 0;
             encode_string(b, key, strlen(key));
-            jbuf_char(b, ':');
+            lo_buf_char(b, ':');
             encode_value(b, e, depth + 1);
         }
-        jbuf_char(b, '}');
+        lo_buf_char(b, '}');
         return;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *e;
-        jbuf_char(b, '[');
+        lo_buf_char(b, '[');
         json_array_foreach(v, i, e) {
             if (i > 0)
-                jbuf_char(b, ',');
+                lo_buf_char(b, ',');
             encode_value(b, e, depth + 1);
         }
-        jbuf_char(b, ']');
+        lo_buf_char(b, ']');
         return;
     }
     case JSON_STRING:
         encode_string(b, json_string_value(v), json_string_length(v));
         return;
     case JSON_INTEGER:
-        jbuf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        lo_buf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
         return;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof(num));
-        jbuf_put(b, num, strlen(num));
+        lo_buf_put(b, num, strlen(num));
         return;
     case JSON_TRUE:
-        jbuf_put(b, "true", 4);
+        lo_buf_put(b, "true", 4);
         return;
     case JSON_FALSE:
-        jbuf_put(b, "false", 5);
+        lo_buf_put(b, "false", 5);
         return;
     case JSON_NULL:
-        jbuf_put(b, "null", 4);
+        lo_buf_put(b, "null", 4);
         return;
     }
 }
 
 char *codec_encode_json_len(const json_t *value, size_t *len)
 {
-    jbuf_t b = {0};
-    jbuf_grow(&b, 255);
+    lo_buf_t b = {0};
+    lo_buf_reserve(&b, 255);
     encode_value(&b, value, 0);
-    b.data[b.len] = '\0';
     if (len)
         *len = b.len;
     return b.data;

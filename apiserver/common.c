@@ -397,6 +397,67 @@ void lo_random_suffix(char *out, size_t n)
     out[n] = '\0';
 }
 
+/* ---- growable strings ---- */
+
+void lo_buf_reserve(lo_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->data = lo_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void lo_buf_put(lo_buf_t *b, const void *s, size_t n)
+{
+    lo_buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void lo_buf_puts(lo_buf_t *b, const char *s)
+{
+    lo_buf_put(b, s, strlen(s));
+}
+
+void lo_buf_char(lo_buf_t *b, char c)
+{
+    lo_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void lo_buf_printf(lo_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        lo_fatal("vsnprintf failed");
+    lo_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void lo_buf_truncate(lo_buf_t *b, size_t len)
+{
+    if (b->data && len <= b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+}
+
+const char *lo_buf_str(const lo_buf_t *b)
+{
+    return b->data ? b->data : "";
+}
+
 void lo_real_text(double d, char *buf, size_t size)
 {
     for (int precision = 1; precision <= 17; precision++) {

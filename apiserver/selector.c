@@ -181,6 +181,20 @@ const char *label_subdomain_problem(const char *text)
     return check_dns_subdomain(text, strlen(text));
 }
 
+/*
+ * Room for element n (0-based) of an array that grows by doubling: a
+ * reallocation at 0 and at each power of two from 4 on, so that a selector
+ * of many terms costs linear time (growing by one copied the array each time).
+ */
+static void *grow_for(void *p, size_t n, size_t size)
+{
+    if (n == 0)
+        return lo_realloc(p, 4 * size);
+    if (n >= 4 && (n & (n - 1)) == 0)
+        return lo_realloc(p, 2 * n * size);
+    return p;
+}
+
 static int add_value(label_req_t *req, const char *s, size_t len, lo_err_t *err)
 {
     const char *why = check_label_value(s, len);
@@ -189,7 +203,7 @@ static int add_value(label_req_t *req, const char *s, size_t len, lo_err_t *err)
                    (int)len, s, req->key, why);
         return -1;
     }
-    req->values = lo_realloc(req->values, (req->nvalues + 1) * sizeof(char *));
+    req->values = grow_for(req->values, req->nvalues, sizeof(char *));
     req->values[req->nvalues++] = lo_strndup(s, len);
     return 0;
 }
@@ -280,7 +294,7 @@ label_selector_t *label_selector_parse(const char *text, lo_err_t *err)
     lexer_t lx = {.p = text ? text : ""};
     lex_next(&lx);
     while (lx.type != TOK_END) {
-        sel->reqs = lo_realloc(sel->reqs, (sel->nreqs + 1) * sizeof(label_req_t));
+        sel->reqs = grow_for(sel->reqs, sel->nreqs, sizeof(label_req_t));
         label_req_t *req = &sel->reqs[sel->nreqs++];
         memset(req, 0, sizeof(*req));
         if (parse_requirement(&lx, req, err) < 0)
@@ -442,7 +456,7 @@ static int parse_field_term(field_selector_t *sel, const char *s, size_t len, co
         free(value);
         return -1;
     }
-    sel->reqs = lo_realloc(sel->reqs, (sel->nreqs + 1) * sizeof(field_req_t));
+    sel->reqs = grow_for(sel->reqs, sel->nreqs, sizeof(field_req_t));
     field_req_t *req = &sel->reqs[sel->nreqs++];
     req->path = lo_strndup(s + pstart, pend - pstart);
     req->value = value;

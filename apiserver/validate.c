@@ -26,86 +26,27 @@
 /* ------------------------------------------------------------------------ */
 /* Growable strings and field paths                                         */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static void sb_reserve(sbuf_t *sb, size_t extra)
-{
-    if (sb->len + extra + 1 <= sb->cap)
-        return;
-    size_t cap = sb->cap ? sb->cap : 64;
-    while (cap < sb->len + extra + 1)
-        cap *= 2;
-    sb->p = lo_realloc(sb->p, cap);
-    sb->cap = cap;
-}
-
-static void sb_add(sbuf_t *sb, const char *s, size_t n)
-{
-    sb_reserve(sb, n);
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = '\0';
-}
-
-static void sb_puts(sbuf_t *sb, const char *s)
-{
-    sb_add(sb, s, strlen(s));
-}
-
-static void sb_printf(sbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        lo_fatal("vsnprintf failed");
-    sb_reserve(sb, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-/* Truncates back to a length returned by an earlier append (path pop). */
-static void sb_truncate(sbuf_t *sb, size_t len)
-{
-    if (sb->p) {
-        sb->len = len;
-        sb->p[len] = '\0';
-    }
-}
-
-static const char *sb_str(const sbuf_t *sb)
-{
-    return sb->p ? sb->p : "";
-}
-
 /* Appends ".name" (or "name" at the root); returns the length to pop back to. */
-static size_t path_field(sbuf_t *path, const char *name)
+static size_t path_field(lo_buf_t *path, const char *name)
 {
     size_t old = path->len;
     if (old > 0)
-        sb_add(path, ".", 1);
-    sb_puts(path, name);
+        lo_buf_put(path, ".", 1);
+    lo_buf_puts(path, name);
     return old;
 }
 
-static size_t path_index(sbuf_t *path, size_t i)
+static size_t path_index(lo_buf_t *path, size_t i)
 {
     size_t old = path->len;
-    sb_printf(path, "[%zu]", i);
+    lo_buf_printf(path, "[%zu]", i);
     return old;
 }
 
-static size_t path_key(sbuf_t *path, const char *key)
+static size_t path_key(lo_buf_t *path, const char *key)
 {
     size_t old = path->len;
-    sb_printf(path, "[%s]", key);
+    lo_buf_printf(path, "[%s]", key);
     return old;
 }
 
@@ -113,44 +54,44 @@ static size_t path_key(sbuf_t *path, const char *key)
 /* Values printed the way kube's Go code prints them in messages            */
 
 /* Go's %q for a UTF-8 string (jansson guarantees valid UTF-8). */
-static void sb_go_quote(sbuf_t *sb, const char *s, size_t n)
+static void sb_go_quote(lo_buf_t *sb, const char *s, size_t n)
 {
-    sb_add(sb, "\"", 1);
+    lo_buf_put(sb, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': sb_puts(sb, "\\\""); break;
-        case '\\': sb_puts(sb, "\\\\"); break;
-        case '\a': sb_puts(sb, "\\a"); break;
-        case '\b': sb_puts(sb, "\\b"); break;
-        case '\f': sb_puts(sb, "\\f"); break;
-        case '\n': sb_puts(sb, "\\n"); break;
-        case '\r': sb_puts(sb, "\\r"); break;
-        case '\t': sb_puts(sb, "\\t"); break;
-        case '\v': sb_puts(sb, "\\v"); break;
+        case '"': lo_buf_puts(sb, "\\\""); break;
+        case '\\': lo_buf_puts(sb, "\\\\"); break;
+        case '\a': lo_buf_puts(sb, "\\a"); break;
+        case '\b': lo_buf_puts(sb, "\\b"); break;
+        case '\f': lo_buf_puts(sb, "\\f"); break;
+        case '\n': lo_buf_puts(sb, "\\n"); break;
+        case '\r': lo_buf_puts(sb, "\\r"); break;
+        case '\t': lo_buf_puts(sb, "\\t"); break;
+        case '\v': lo_buf_puts(sb, "\\v"); break;
         default:
             if (c < 0x20 || c == 0x7f)
-                sb_printf(sb, "\\x%02x", c);
+                lo_buf_printf(sb, "\\x%02x", c);
             else
-                sb_add(sb, (const char *)&c, 1);
+                lo_buf_put(sb, (const char *)&c, 1);
         }
     }
-    sb_add(sb, "\"", 1);
+    lo_buf_put(sb, "\"", 1);
 }
 
 /* Go's %v of a float64: shortest round-trip digits, exponent form outside [1e-4, 1e6). */
-static void sb_go_float(sbuf_t *sb, double x)
+static void sb_go_float(lo_buf_t *sb, double x)
 {
     if (isnan(x)) {
-        sb_puts(sb, "NaN");
+        lo_buf_puts(sb, "NaN");
         return;
     }
     if (isinf(x)) {
-        sb_puts(sb, x > 0 ? "+Inf" : "-Inf");
+        lo_buf_puts(sb, x > 0 ? "+Inf" : "-Inf");
         return;
     }
     if (x == 0) {
-        sb_puts(sb, signbit(x) ? "-0" : "0");
+        lo_buf_puts(sb, signbit(x) ? "-0" : "0");
         return;
     }
     char e[40];
@@ -162,36 +103,36 @@ static void sb_go_float(sbuf_t *sb, double x)
     }
     int exp = atoi(strchr(e, 'e') + 1);
     if (exp < -4 || exp >= 6)
-        sb_puts(sb, e);
+        lo_buf_puts(sb, e);
     else
-        sb_printf(sb, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0, x);
+        lo_buf_printf(sb, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0, x);
 }
 
-static void sb_json(sbuf_t *sb, const json_t *v)
+static void sb_json(lo_buf_t *sb, const json_t *v)
 {
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (text == NULL)
         lo_fatal("out of memory");
-    sb_puts(sb, text);
+    lo_buf_puts(sb, text);
     free(text);
 }
 
 /* A bad value as field.ErrorBody prints it: strings quoted, numbers and booleans bare. */
-static void sb_value(sbuf_t *sb, const json_t *v)
+static void sb_value(lo_buf_t *sb, const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_STRING: sb_go_quote(sb, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER: sb_printf(sb, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_INTEGER: lo_buf_printf(sb, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
     case JSON_REAL: sb_go_float(sb, json_real_value(v)); break;
-    case JSON_TRUE: sb_puts(sb, "true"); break;
-    case JSON_FALSE: sb_puts(sb, "false"); break;
-    case JSON_NULL: sb_puts(sb, "null"); break;
+    case JSON_TRUE: lo_buf_puts(sb, "true"); break;
+    case JSON_FALSE: lo_buf_puts(sb, "false"); break;
+    case JSON_NULL: lo_buf_puts(sb, "null"); break;
     default: sb_json(sb, v); break; /* Go prints %#v here; JSON is the readable equivalent */
     }
 }
 
 /* Go's %#v of a map[string]interface{} (keys sorted), as kube prints list-map keys. */
-static void sb_go_map(sbuf_t *sb, const json_t *obj)
+static void sb_go_map(lo_buf_t *sb, const json_t *obj)
 {
     size_t n = json_object_size(obj);
     const char **keys = lo_calloc(n ? n : 1, sizeof(*keys));
@@ -206,15 +147,15 @@ static void sb_go_map(sbuf_t *sb, const json_t *obj)
             keys[b] = keys[b - 1];
             keys[b - 1] = t;
         }
-    sb_puts(sb, "map[string]interface {}{");
+    lo_buf_puts(sb, "map[string]interface {}{");
     for (i = 0; i < n; i++) {
         if (i)
-            sb_puts(sb, ", ");
+            lo_buf_puts(sb, ", ");
         sb_go_quote(sb, keys[i], strlen(keys[i]));
-        sb_add(sb, ":", 1);
+        lo_buf_put(sb, ":", 1);
         sb_value(sb, json_object_get(obj, keys[i]));
     }
-    sb_add(sb, "}", 1);
+    lo_buf_put(sb, "}", 1);
     free(keys);
 }
 
@@ -292,12 +233,12 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static rx_entry_t *cache_head;
 
 /* Appends a bracket expression's members for a class escape (\d, \w, \s); 0 if c is not one. */
-static int class_members(char c, sbuf_t *out)
+static int class_members(char c, lo_buf_t *out)
 {
     switch (c) {
-    case 'd': sb_puts(out, "0-9"); return 1;
-    case 'w': sb_puts(out, "A-Za-z0-9_"); return 1;
-    case 's': sb_puts(out, "[:space:]"); return 1;
+    case 'd': lo_buf_puts(out, "0-9"); return 1;
+    case 'w': lo_buf_puts(out, "A-Za-z0-9_"); return 1;
+    case 's': lo_buf_puts(out, "[:space:]"); return 1;
     default: return 0;
     }
 }
@@ -319,9 +260,9 @@ static char control_escape(char c)
  * brackets take backslashes literally, so escaped members are written raw,
  * with ']' moved first and '-' last where POSIX wants them.
  */
-static int translate_bracket(const char *p, size_t *i, sbuf_t *out)
+static int translate_bracket(const char *p, size_t *i, lo_buf_t *out)
 {
-    sbuf_t body = { 0 };
+    lo_buf_t body = { 0 };
     int negate = 0, rbracket = 0, dash = 0, ok = 0;
     size_t j = *i + 1;
     if (p[j] == '^') {
@@ -337,12 +278,12 @@ static int translate_bracket(const char *p, size_t *i, sbuf_t *out)
             const char *end = strstr(p + j + 2, ":]");
             if (end == NULL)
                 goto out;
-            sb_add(&body, p + j, (size_t)(end + 2 - (p + j)));
+            lo_buf_put(&body, p + j, (size_t)(end + 2 - (p + j)));
             j = (size_t)(end + 1 - p);
             continue;
         }
         if (p[j] != '\\') {
-            sb_add(&body, p + j, 1);
+            lo_buf_put(&body, p + j, 1);
             continue;
         }
         char c = p[++j];
@@ -352,30 +293,30 @@ static int translate_bracket(const char *p, size_t *i, sbuf_t *out)
             continue;
         if (control_escape(c)) {
             char raw = control_escape(c);
-            sb_add(&body, &raw, 1);
+            lo_buf_put(&body, &raw, 1);
         } else if (c == ']') {
             rbracket = 1;
         } else if (c == '-') {
             dash = 1;
         } else {
-            sb_add(&body, &c, 1);
+            lo_buf_put(&body, &c, 1);
         }
     }
     if (p[j] != ']')
         goto out;
-    sb_add(out, "[", 1);
+    lo_buf_put(out, "[", 1);
     if (negate)
-        sb_add(out, "^", 1);
+        lo_buf_put(out, "^", 1);
     if (rbracket)
-        sb_add(out, "]", 1);
-    sb_puts(out, sb_str(&body));
+        lo_buf_put(out, "]", 1);
+    lo_buf_puts(out, lo_buf_str(&body));
     if (dash)
-        sb_add(out, "-", 1);
-    sb_add(out, "]", 1);
+        lo_buf_put(out, "-", 1);
+    lo_buf_put(out, "]", 1);
     *i = j;
     ok = 1;
 out:
-    free(body.p);
+    free(body.data);
     return ok;
 }
 
@@ -385,7 +326,7 @@ out:
  * (they never change whether a string matches), (?: groups become plain groups.
  * Returns 0 for constructs ERE cannot express (lookaround, backreferences).
  */
-static int translate_pattern(const char *p, sbuf_t *out)
+static int translate_pattern(const char *p, lo_buf_t *out)
 {
     int after_quantifier = 0;
     for (size_t i = 0; p[i]; i++) {
@@ -397,7 +338,7 @@ static int translate_pattern(const char *p, sbuf_t *out)
         } else if (c == '(' && p[i + 1] == '?') {
             if (p[i + 2] != ':')
                 return 0;
-            sb_add(out, "(", 1);
+            lo_buf_put(out, "(", 1);
             i += 2;
         } else if (c == '?' && after_quantifier) {
             /* lazy mark: drop */
@@ -406,27 +347,27 @@ static int translate_pattern(const char *p, sbuf_t *out)
             if (e == '\0' || (e >= '1' && e <= '9'))
                 return 0;
             if (e == 'd' || e == 'w' || e == 's') {
-                sb_add(out, "[", 1);
+                lo_buf_put(out, "[", 1);
                 class_members(e, out);
-                sb_add(out, "]", 1);
+                lo_buf_put(out, "]", 1);
             } else if (e == 'D' || e == 'W' || e == 'S') {
-                sb_add(out, "[^", 2);
+                lo_buf_put(out, "[^", 2);
                 class_members((char)(e - 'A' + 'a'), out);
-                sb_add(out, "]", 1);
+                lo_buf_put(out, "]", 1);
             } else if (control_escape(e)) {
                 char raw = control_escape(e);
-                sb_add(out, &raw, 1);
+                lo_buf_put(out, &raw, 1);
             } else if (strchr(".[]{}()\\*+?|^$", e)) {
                 char esc[2] = { '\\', e };
-                sb_add(out, esc, 2);
+                lo_buf_put(out, esc, 2);
             } else if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
                 return 0; /* \b, \u..., \p{...}: not expressible here */
             } else {
-                sb_add(out, &e, 1); /* \/ \- \: ... are the character itself */
+                lo_buf_put(out, &e, 1); /* \/ \- \: ... are the character itself */
             }
         } else {
             quantifier = c == '*' || c == '+' || c == '?' || c == '}';
-            sb_add(out, &c, 1);
+            lo_buf_put(out, &c, 1);
         }
         after_quantifier = quantifier;
     }
@@ -438,12 +379,12 @@ static rx_entry_t *rx_compile(const char *pattern)
     rx_entry_t *e = lo_calloc(1, sizeof(*e));
     e->pattern = lo_strdup(pattern);
     pthread_mutex_init(&e->lock, NULL);
-    sbuf_t ere = { 0 };
-    if (translate_pattern(pattern, &ere) && regcomp(&e->re, sb_str(&ere), REG_EXTENDED | REG_NOSUB) == 0)
+    lo_buf_t ere = { 0 };
+    if (translate_pattern(pattern, &ere) && regcomp(&e->re, lo_buf_str(&ere), REG_EXTENDED | REG_NOSUB) == 0)
         e->compiled = 1;
     else
         lo_log(LO_INFO, "schema pattern %s cannot be compiled; every value it constrains is rejected", pattern);
-    free(ere.p);
+    free(ere.data);
     return e;
 }
 
@@ -483,7 +424,7 @@ static int rx_match(const char *pattern, const char *s, size_t len)
 typedef struct vctx {
     lo_err_t *err;  /* may be NULL: only count */
     size_t causes;
-    sbuf_t path;    /* the field path of the node being checked */
+    lo_buf_t path;    /* the field path of the node being checked */
 } vctx_t;
 
 static void cause(vctx_t *c, const char *reason, const char *field, const char *message)
@@ -495,16 +436,16 @@ static void cause(vctx_t *c, const char *reason, const char *field, const char *
 /* "<Type>: <value>: <detail>" with the value printed as kube prints it. */
 static void cause_value(vctx_t *c, const char *reason, const char *type, const json_t *value, const char *detail)
 {
-    sbuf_t msg = { 0 };
-    sb_puts(&msg, type);
-    sb_puts(&msg, ": ");
+    lo_buf_t msg = { 0 };
+    lo_buf_puts(&msg, type);
+    lo_buf_puts(&msg, ": ");
     sb_value(&msg, value);
     if (detail && *detail) {
-        sb_puts(&msg, ": ");
-        sb_puts(&msg, detail);
+        lo_buf_puts(&msg, ": ");
+        lo_buf_puts(&msg, detail);
     }
-    cause(c, reason, sb_str(&c->path), sb_str(&msg));
-    free(msg.p);
+    cause(c, reason, lo_buf_str(&c->path), lo_buf_str(&msg));
+    free(msg.data);
 }
 
 /* FieldValueInvalid with kube-openapi's "<path> in body ..." detail. */
@@ -525,11 +466,11 @@ static void invalid(vctx_t *c, const json_t *value, const char *fmt, ...)
 static void type_invalid(vctx_t *c, const char *want, const char *got)
 {
     json_t *name = json_string(got);
-    sbuf_t detail = { 0 };
-    sb_printf(&detail, "%s in body must be of type %s: ", sb_str(&c->path), want);
+    lo_buf_t detail = { 0 };
+    lo_buf_printf(&detail, "%s in body must be of type %s: ", lo_buf_str(&c->path), want);
     sb_go_quote(&detail, got, strlen(got));
-    cause_value(c, "FieldValueTypeInvalid", "Invalid value", name, sb_str(&detail));
-    free(detail.p);
+    cause_value(c, "FieldValueTypeInvalid", "Invalid value", name, lo_buf_str(&detail));
+    free(detail.data);
     json_decref(name);
 }
 
@@ -537,7 +478,7 @@ static void too_many(vctx_t *c, long long actual, long long max)
 {
     char msg[128];
     snprintf(msg, sizeof(msg), "Too many: %lld: must have at most %lld %s", actual, max, max == 1 ? "item" : "items");
-    cause(c, "FieldValueTooMany", sb_str(&c->path), msg);
+    cause(c, "FieldValueTooMany", lo_buf_str(&c->path), msg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -603,7 +544,7 @@ static void check_string(vctx_t *c, const json_t *s, const json_t *v)
     const char *str = json_string_value(v);
     size_t bytes = json_string_length(v);
     size_t chars = utf8_length(str, bytes);
-    const char *path = sb_str(&c->path);
+    const char *path = lo_buf_str(&c->path);
     long long n;
     if (kw_count(s, "maxLength", &n) && (long long)chars > n) {
         char msg[96];
@@ -631,29 +572,29 @@ static void check_format(vctx_t *c, const json_t *s, const json_t *v)
     int64_t t;
     /* Of the string formats kube knows, the schemas here use date-time; others pass. */
     if (format && strcmp(format, "date-time") == 0 && lo_time_parse(json_string_value(v), &t) != 0) {
-        sbuf_t detail = { 0 };
-        sb_printf(&detail, "%s in body must be of type date-time: ", sb_str(&c->path));
+        lo_buf_t detail = { 0 };
+        lo_buf_printf(&detail, "%s in body must be of type date-time: ", lo_buf_str(&c->path));
         sb_go_quote(&detail, json_string_value(v), json_string_length(v));
-        cause_value(c, "FieldValueTypeInvalid", "Invalid value", v, sb_str(&detail));
-        free(detail.p);
+        cause_value(c, "FieldValueTypeInvalid", "Invalid value", v, lo_buf_str(&detail));
+        free(detail.data);
     }
 }
 
 /* A bound as kube prints it: an integer for an integer value, else a Go float. */
-static void sb_bound(sbuf_t *sb, const json_t *value, double bound)
+static void sb_bound(lo_buf_t *sb, const json_t *value, double bound)
 {
     if (json_is_integer(value) && floor(bound) == bound && fabs(bound) < 9.2e18)
-        sb_printf(sb, "%lld", (long long)bound);
+        lo_buf_printf(sb, "%lld", (long long)bound);
     else
         sb_go_float(sb, bound);
 }
 
 static void bound_error(vctx_t *c, const json_t *v, const char *relation, double bound)
 {
-    sbuf_t b = { 0 };
+    lo_buf_t b = { 0 };
     sb_bound(&b, v, bound);
-    invalid(c, v, "%s in body should be %s %s", sb_str(&c->path), relation, sb_str(&b));
-    free(b.p);
+    invalid(c, v, "%s in body should be %s %s", lo_buf_str(&c->path), relation, lo_buf_str(&b));
+    free(b.data);
 }
 
 /* format int32/int64 of an integer field: the value must fit. */
@@ -670,7 +611,7 @@ static void check_range(vctx_t *c, const json_t *s, const json_t *v)
     else if (strcmp(format, "int64") == 0)
         out = json_is_real(v) && (d < -9223372036854775808.0 || d >= 9223372036854775808.0);
     if (out)
-        invalid(c, v, "Checked value must be of type integer with format %s in %s", format, sb_str(&c->path));
+        invalid(c, v, "Checked value must be of type integer with format %s in %s", format, lo_buf_str(&c->path));
 }
 
 /* kube-openapi's number validator: range of the format, multipleOf, minimum, maximum. */
@@ -682,10 +623,10 @@ static void check_number(vctx_t *c, const json_t *s, const json_t *v)
     if (json_is_number(b = kw(s, "multipleOf")) && json_number_value(b) > 0) {
         double q = d / json_number_value(b);
         if (floor(q) != q) {
-            sbuf_t m = { 0 };
+            lo_buf_t m = { 0 };
             sb_bound(&m, v, json_number_value(b));
-            invalid(c, v, "%s in body should be a multiple of %s", sb_str(&c->path), sb_str(&m));
-            free(m.p);
+            invalid(c, v, "%s in body should be a multiple of %s", lo_buf_str(&c->path), lo_buf_str(&m));
+            free(m.data);
         }
     }
     if (json_is_number(b = kw(s, "minimum"))) {
@@ -717,25 +658,25 @@ static void check_enum(vctx_t *c, const json_t *s, const json_t *v)
     for (size_t i = 0; i < json_array_size(allowed); i++)
         if (json_equal_value(json_array_get(allowed, i), v))
             return;
-    sbuf_t msg = { 0 };
-    sb_puts(&msg, "Unsupported value: ");
+    lo_buf_t msg = { 0 };
+    lo_buf_puts(&msg, "Unsupported value: ");
     sb_value(&msg, v);
-    sb_puts(&msg, ": supported values: ");
+    lo_buf_puts(&msg, ": supported values: ");
     for (size_t i = 0; i < json_array_size(allowed); i++) {
         const json_t *a = json_array_get(allowed, i);
         if (i)
-            sb_puts(&msg, ", ");
+            lo_buf_puts(&msg, ", ");
         if (json_is_string(a)) {
             sb_go_quote(&msg, json_string_value(a), json_string_length(a));
         } else { /* kube quotes the JSON text of a non-string allowed value */
-            sbuf_t j = { 0 };
+            lo_buf_t j = { 0 };
             sb_json(&j, a);
-            sb_go_quote(&msg, sb_str(&j), j.len);
-            free(j.p);
+            sb_go_quote(&msg, lo_buf_str(&j), j.len);
+            free(j.data);
         }
     }
-    cause(c, "FieldValueNotSupported", sb_str(&c->path), sb_str(&msg));
-    free(msg.p);
+    cause(c, "FieldValueNotSupported", lo_buf_str(&c->path), lo_buf_str(&msg));
+    free(msg.data);
 }
 
 static void check_array(vctx_t *c, const json_t *s, const json_t *v)
@@ -746,13 +687,13 @@ static void check_array(vctx_t *c, const json_t *s, const json_t *v)
         for (size_t i = 0; i < n; i++) {
             size_t old = path_index(&c->path, i);
             validate_node(c, items, json_array_get(v, i));
-            sb_truncate(&c->path, old);
+            lo_buf_truncate(&c->path, old);
         }
     }
     long long limit;
     if (kw_count(s, "minItems", &limit) && (long long)n < limit) {
         json_t *size = json_integer((json_int_t)n);
-        invalid(c, size, "%s in body should have at least %lld items", sb_str(&c->path), limit);
+        invalid(c, size, "%s in body should have at least %lld items", lo_buf_str(&c->path), limit);
         json_decref(size);
     }
     if (kw_count(s, "maxItems", &limit) && (long long)n > limit)
@@ -762,7 +703,7 @@ static void check_array(vctx_t *c, const json_t *s, const json_t *v)
             for (size_t j = 0; j < i; j++)
                 if (json_equal_value(json_array_get(v, i), json_array_get(v, j))) {
                     json_t *empty = json_string("");
-                    invalid(c, empty, "%s in body shouldn't contain duplicates", sb_str(&c->path));
+                    invalid(c, empty, "%s in body shouldn't contain duplicates", lo_buf_str(&c->path));
                     json_decref(empty);
                     return;
                 }
@@ -776,7 +717,7 @@ static void check_object(vctx_t *c, const json_t *s, const json_t *v)
     /* kube-openapi stops checking an object whose property count is out of bounds */
     if (kw_count(s, "minProperties", &limit) && n < limit) {
         json_t *count = json_integer(n);
-        invalid(c, count, "%s in body should have at least %lld properties", sb_str(&c->path), limit);
+        invalid(c, count, "%s in body should have at least %lld properties", lo_buf_str(&c->path), limit);
         json_decref(count);
         return;
     }
@@ -794,7 +735,7 @@ static void check_object(vctx_t *c, const json_t *s, const json_t *v)
                 continue;
             size_t old = path_field(&c->path, key);
             validate_node(c, ap, child);
-            sb_truncate(&c->path, old);
+            lo_buf_truncate(&c->path, old);
         }
     }
     const json_t *ps;
@@ -803,15 +744,15 @@ static void check_object(vctx_t *c, const json_t *s, const json_t *v)
             continue;
         size_t old = path_field(&c->path, key);
         validate_node(c, ps, child);
-        sb_truncate(&c->path, old);
+        lo_buf_truncate(&c->path, old);
     }
     const json_t *required = kw(s, "required");
     for (size_t i = 0; i < json_array_size(required); i++) {
         const char *name = json_string_value(json_array_get(required, i));
         if (name && json_object_get(v, name) == NULL) {
             size_t old = path_field(&c->path, name);
-            cause(c, "FieldValueRequired", sb_str(&c->path), "Required value");
-            sb_truncate(&c->path, old);
+            cause(c, "FieldValueRequired", lo_buf_str(&c->path), "Required value");
+            lo_buf_truncate(&c->path, old);
         }
     }
 }
@@ -911,8 +852,8 @@ static void report_duplicates(vctx_t *c, const json_t *list, const json_t *key_n
     for (size_t d = 0; d < count; d++) {
         const json_t *item = json_array_get(list, dup[d]);
         size_t old = path_index(&c->path, dup[d]);
-        sbuf_t msg = { 0 };
-        sb_puts(&msg, "Duplicate value: ");
+        lo_buf_t msg = { 0 };
+        lo_buf_puts(&msg, "Duplicate value: ");
         if (key_names) {
             json_t *key = map_key_of(item, key_names);
             sb_go_map(&msg, key);
@@ -920,9 +861,9 @@ static void report_duplicates(vctx_t *c, const json_t *list, const json_t *key_n
         } else {
             sb_value(&msg, item);
         }
-        cause(c, "FieldValueDuplicate", sb_str(&c->path), sb_str(&msg));
-        free(msg.p);
-        sb_truncate(&c->path, old);
+        cause(c, "FieldValueDuplicate", lo_buf_str(&c->path), lo_buf_str(&msg));
+        free(msg.data);
+        lo_buf_truncate(&c->path, old);
     }
     free(dup);
 }
@@ -944,7 +885,7 @@ static void check_list_type(vctx_t *c, const json_t *s, const json_t *list)
                 size_t old = path_index(&c->path, i);
                 cause_value(c, "FieldValueInvalid", "Invalid value", item,
                             "must be an object for an array of list-type map");
-                sb_truncate(&c->path, old);
+                lo_buf_truncate(&c->path, old);
                 return;
             }
         }
@@ -980,7 +921,7 @@ static void validate_lists(vctx_t *c, const json_t *s, const json_t *v)
             json_object_foreach((json_t *)v, key, child) {
                 size_t old = path_key(&c->path, key); /* kube writes map keys as [key] here */
                 validate_lists(c, ap, child);
-                sb_truncate(&c->path, old);
+                lo_buf_truncate(&c->path, old);
             }
         }
         json_object_foreach((json_t *)v, key, child) {
@@ -989,7 +930,7 @@ static void validate_lists(vctx_t *c, const json_t *s, const json_t *v)
                 continue;
             size_t old = path_field(&c->path, key);
             validate_lists(c, ps, child);
-            sb_truncate(&c->path, old);
+            lo_buf_truncate(&c->path, old);
         }
     } else if (json_is_array(v)) {
         check_list_type(c, s, v);
@@ -997,7 +938,7 @@ static void validate_lists(vctx_t *c, const json_t *s, const json_t *v)
         for (size_t i = 0; i < json_array_size(v); i++) {
             size_t old = path_index(&c->path, i);
             validate_lists(c, items, json_array_get(v, i));
-            sb_truncate(&c->path, old);
+            lo_buf_truncate(&c->path, old);
         }
     }
 }
@@ -1009,7 +950,7 @@ int validate_object(const schema_kind_t *k, const json_t *obj, lo_err_t *err)
     vctx_t c = { .err = err };
     validate_node(&c, k->openapi_schema, obj);
     validate_lists(&c, k->openapi_schema, obj);
-    free(c.path.p);
+    free(c.path.data);
     if (c.causes == 0)
         return 0;
     const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
@@ -1042,7 +983,7 @@ static int in_list(const char *const *list, const char *s)
 
 typedef struct pctx {
     json_t *unknown;  /* borrowed, may be NULL */
-    sbuf_t path;
+    lo_buf_t path;
 } pctx_t;
 
 static void record_unknown(pctx_t *p, const char *key)
@@ -1050,8 +991,8 @@ static void record_unknown(pctx_t *p, const char *key)
     if (p->unknown == NULL)
         return;
     size_t old = path_field(&p->path, key);
-    json_array_append_new(p->unknown, json_string(sb_str(&p->path)));
-    sb_truncate(&p->path, old);
+    json_array_append_new(p->unknown, json_string(lo_buf_str(&p->path)));
+    lo_buf_truncate(&p->path, old);
 }
 
 /* Drops the fields of obj that are not in known, recording each. */
@@ -1076,7 +1017,7 @@ static void prune_fixed_items(pctx_t *p, json_t *list, const char *const *known)
             continue;
         size_t old = path_index(&p->path, i);
         prune_fixed(p, item, known);
-        sb_truncate(&p->path, old);
+        lo_buf_truncate(&p->path, old);
     }
 }
 
@@ -1088,10 +1029,10 @@ static void prune_object_meta(pctx_t *p, json_t *meta)
     prune_fixed(p, meta, object_meta_fields);
     size_t old = path_field(&p->path, "ownerReferences");
     prune_fixed_items(p, json_object_get(meta, "ownerReferences"), owner_reference_fields);
-    sb_truncate(&p->path, old);
+    lo_buf_truncate(&p->path, old);
     old = path_field(&p->path, "managedFields");
     prune_fixed_items(p, json_object_get(meta, "managedFields"), managed_fields_entry_fields);
-    sb_truncate(&p->path, old);
+    lo_buf_truncate(&p->path, old);
 }
 
 static int is_meta_field(const char *key)
@@ -1110,7 +1051,7 @@ static void prune_field(pctx_t *p, const json_t *s, json_t *obj, const char *key
         if (strcmp(key, "metadata") == 0) {
             old = path_field(&p->path, key);
             prune_object_meta(p, child);
-            sb_truncate(&p->path, old);
+            lo_buf_truncate(&p->path, old);
         }
         return;
     }
@@ -1125,7 +1066,7 @@ static void prune_field(pctx_t *p, const json_t *s, json_t *obj, const char *key
     }
     old = path_field(&p->path, key);
     prune_node(p, ps ? ps : ap, child, 0);
-    sb_truncate(&p->path, old);
+    lo_buf_truncate(&p->path, old);
 }
 
 static void prune_node(pctx_t *p, const json_t *s, json_t *v, int resource_root)
@@ -1145,7 +1086,7 @@ static void prune_node(pctx_t *p, const json_t *s, json_t *v, int resource_root)
         for (size_t i = 0; i < json_array_size(v); i++) {
             size_t old = path_index(&p->path, i);
             prune_node(p, items, json_array_get(v, i), 0);
-            sb_truncate(&p->path, old);
+            lo_buf_truncate(&p->path, old);
         }
     }
 }
@@ -1156,7 +1097,7 @@ void validate_prune(const schema_kind_t *k, json_t *obj, json_t *unknown)
         return;
     pctx_t p = { .unknown = json_is_array(unknown) ? unknown : NULL };
     prune_node(&p, k->openapi_schema, obj, 1);
-    free(p.path.p);
+    free(p.path.data);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -184,6 +184,26 @@ static object_job_t *object_job_new(const handler_request_t *hr, lo_err_t *err)
     return j;
 }
 
+/*
+ * Runs j with its verb's steps when ok (its first steps went through), or
+ * answers err and releases what j holds (j may be NULL: it failed itself).
+ */
+static void object_job_start(object_job_t *j, api_response_t *resp, int ok, lo_err_t *err,
+                             int (*prepare)(handlers_write_t *, lo_err_t *), int (*retry)(const handlers_write_t *),
+                             void (*answer)(handlers_write_t *, api_response_t *))
+{
+    if (ok) {
+        j->w.prepare = prepare;
+        j->w.retry = retry;
+        j->w.answer = answer;
+        handlers_write_run(&j->w, resp);
+        return;
+    }
+    if (j)
+        object_job_release(&j->w);
+    handlers_respond_error(resp, err);
+}
+
 /* Answers the stored object (200, or 201 for a create) with the warnings the body brought. */
 static void answer_object(object_job_t *j, api_response_t *resp, int status)
 {
@@ -307,19 +327,12 @@ void handlers_create(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
     object_job_t *j = object_job_new(hr, &err);
-    if (j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
-        objmeta_prepare_create(hr->kind, handlers_url_ns(hr), j->body, &err) == 0 &&
-        validate_object(hr->kind, j->body, &err) == 0) {
+    int ok = j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
+             objmeta_prepare_create(hr->kind, handlers_url_ns(hr), j->body, &err) == 0 &&
+             validate_object(hr->kind, j->body, &err) == 0;
+    if (ok)
         j->generate = objmeta_needs_generated_name(j->body);
-        j->w.prepare = create_prepare;
-        j->w.retry = create_retry;
-        j->w.answer = create_answer;
-        handlers_write_run(&j->w, resp);
-    } else {
-        if (j)
-            object_job_release(&j->w);
-        handlers_respond_error(resp, &err);
-    }
+    object_job_start(j, resp, ok, &err, create_prepare, create_retry, create_answer);
     lo_err_clear(&err);
 }
 
@@ -348,17 +361,11 @@ void handlers_update(const handler_request_t *hr, api_response_t *resp, int stat
 {
     lo_err_t err = {0};
     object_job_t *j = object_job_new(hr, &err);
-    if (j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
-        objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, j->body, &err) == 0) {
+    int ok = j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
+             objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, j->body, &err) == 0;
+    if (ok)
         j->status_subresource = status_subresource;
-        j->w.prepare = update_prepare;
-        j->w.answer = update_answer;
-        handlers_write_run(&j->w, resp);
-    } else {
-        if (j)
-            object_job_release(&j->w);
-        handlers_respond_error(resp, &err);
-    }
+    object_job_start(j, resp, ok, &err, update_prepare, handlers_retry_on_conflict, update_answer);
     lo_err_clear(&err);
 }
 
@@ -555,18 +562,12 @@ void handlers_patch(const handler_request_t *hr, api_response_t *resp, const cha
 {
     lo_err_t err = {0};
     object_job_t *j = object_job_new(hr, &err);
-    if (j && parse_patch_type(hr->req->content_type, &j->patch_type, &err) == 0 && check_apply_params(j, &err) == 0 &&
-        (j->body = decode_patch(j, &err)) != NULL) {
+    int ok = j && parse_patch_type(hr->req->content_type, &j->patch_type, &err) == 0 &&
+             check_apply_params(j, &err) == 0 && (j->body = decode_patch(j, &err)) != NULL;
+    if (ok) {
         j->status_subresource = subresource != NULL;
         j->applying = j->patch_type == PATCH_APPLY;
-        j->w.prepare = patch_prepare;
-        j->w.retry = patch_retry;
-        j->w.answer = patch_answer;
-        handlers_write_run(&j->w, resp);
-    } else {
-        if (j)
-            object_job_release(&j->w);
-        handlers_respond_error(resp, &err);
     }
+    object_job_start(j, resp, ok, &err, patch_prepare, patch_retry, patch_answer);
     lo_err_clear(&err);
 }

@@ -81,6 +81,25 @@ void lo_uuid4(char out[37]);
 /** n random characters from Kubernetes' generateName alphabet; out needs n+1 bytes. */
 void lo_random_suffix(char *out, size_t n);
 
+/*
+ * A growable byte string: data is malloc'd (NULL until something is put),
+ * kept NUL-terminated, and freed by its owner (free(b.data)).
+ */
+typedef struct lo_buf {
+    char *data;
+    size_t len, cap;
+} lo_buf_t;
+
+void lo_buf_reserve(lo_buf_t *b, size_t extra);
+void lo_buf_put(lo_buf_t *b, const void *s, size_t n);
+void lo_buf_puts(lo_buf_t *b, const char *s);
+void lo_buf_char(lo_buf_t *b, char c);
+void lo_buf_printf(lo_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Cuts back to len (a length the buffer had before). */
+void lo_buf_truncate(lo_buf_t *b, size_t len);
+/** The text so far ("" before anything was put). */
+const char *lo_buf_str(const lo_buf_t *b);
+
 /**
  * The shortest "%g" text that reads back as exactly d ("3.9", "1e+06"),
  * as Go prints a float64; printf's 17 digits would show "3.8999999999999999".

@@ -137,14 +137,17 @@ class LargeReplayTest(ServerTestCase):
         o["spec"]["params"] = {"blob": "x" * size}
         return o
 
-    def test_fifty_objects_of_200kB(self):
-        ns = self.new_namespace("big")
+    def create_big_models(self, ns, prefix, n=50, size=200_000):
         conn = self.server.connection(timeout=60)
-        for i in range(50):
+        for i in range(n):
             r = self.server.request("POST", collection_path("LanguageModel", ns),
-                                    self.big_model(f"b{i:02d}", ns, 200_000), conn=conn)
+                                    self.big_model(f"{prefix}{i:02d}", ns, size), conn=conn)
             self.assertEqual(r.status, 201, r)
         conn.close()
+
+    def test_fifty_objects_of_200kB(self):
+        ns = self.new_namespace("big")
+        self.create_big_models(ns, "b")
         first_rv = rv_of(self.get("LanguageModel", "b00", ns))
         for query, expect in ((f"?watch=1&timeoutSeconds=3", "ADDED"),
                               (f"?watch=1&timeoutSeconds=3&resourceVersion={first_rv - 1}", "ADDED")):
@@ -166,12 +169,7 @@ class LargeReplayTest(ServerTestCase):
         """A client that reads the big replay slowly is not cut off: only live
         events it does not read count against it."""
         ns = self.new_namespace("slow-big")
-        conn = self.server.connection(timeout=60)
-        for i in range(50):
-            r = self.server.request("POST", collection_path("LanguageModel", ns),
-                                    self.big_model(f"s{i:02d}", ns, 200_000), conn=conn)
-            self.assertEqual(r.status, 201, r)
-        conn.close()
+        self.create_big_models(ns, "s")
         w = WatchStream(self.server, collection_path("LanguageModel", ns) + "?watch=1&timeoutSeconds=20",
                         timeout=30)
         got = []
