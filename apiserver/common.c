@@ -140,11 +140,12 @@ void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, co
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake;
+    pthread_cond_t drained;    /* a caller waits on it while the queue is full */
     char *buf;                 /* the lines gathered, in order */
     size_t len, cap;
     int running, stopping;
     pthread_t thread;
-} logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .drained = PTHREAD_COND_INITIALIZER};
 
 static void write_all(const char *p, size_t n)
 {
@@ -176,6 +177,7 @@ static void *log_main(void *arg)
         logq.buf = out;
         logq.cap = out_cap;
         logq.len = 0;
+        pthread_cond_broadcast(&logq.drained);
         pthread_mutex_unlock(&logq.mu);
         write_all(full, n);
         out = full;
@@ -214,6 +216,7 @@ void lo_log_stop(void)
     int running = logq.running;
     logq.stopping = 1;
     pthread_cond_signal(&logq.wake);
+    pthread_cond_broadcast(&logq.drained);
     pthread_mutex_unlock(&logq.mu);
     if (running)
         pthread_join(logq.thread, NULL);
@@ -225,11 +228,18 @@ void lo_log_stop(void)
     pthread_mutex_unlock(&logq.mu);
 }
 
-/* Queues one line for the logging thread, or writes it when there is none (or the queue is full). */
+/*
+ * Queues one line for the logging thread, or writes it when there is none.
+ * A full queue (stderr does not take what is written) makes the caller
+ * wait rather than write beside the logging thread, which would break the
+ * order and, past PIPE_BUF, the lines.
+ */
 static void log_line(const char *line, size_t n)
 {
     pthread_mutex_lock(&logq.mu);
-    if (!logq.running || logq.stopping || logq.len + n > LOG_QUEUE_MAX) {
+    while (logq.running && !logq.stopping && logq.len > 0 && logq.len + n > LOG_QUEUE_MAX)
+        pthread_cond_wait(&logq.drained, &logq.mu);
+    if (!logq.running || logq.stopping) {
         pthread_mutex_unlock(&logq.mu);
         write_all(line, n); /* one write per line: lines from different threads do not interleave */
         return;

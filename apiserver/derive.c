@@ -562,15 +562,15 @@ static int settle_namespace(store_txn_t *txn, const ns_changes_t *g, const char 
         int ret = 0;
         if (json_array_size(targets) > 0) {
             ns_ctx_t ctx;
-            ret = ns_load(txn, g->ns, domain, &rule->needs, &ctx, err);
-            size_t i;
-            const json_t *t;
-            json_array_foreach(targets, i, t) {
-                if (ret == 0)
-                    ret = rederive(txn, rule, &ctx, t, err);
-            }
-            if (ret == 0)
+            if ((ret = ns_load(txn, g->ns, domain, &rule->needs, &ctx, err)) == 0) {
+                size_t i;
+                const json_t *t;
+                json_array_foreach(targets, i, t) {
+                    if (ret == 0)
+                        ret = rederive(txn, rule, &ctx, t, err);
+                }
                 ns_ctx_release(&ctx);
+            }
         }
         json_decref(targets);
         if (ret != 0)

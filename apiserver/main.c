@@ -3,8 +3,10 @@
  *
  * Start-up order matters: the schema registry and jansson's hash seed are
  * set before any thread starts (both are then read-only), the store is
- * opened before the listener, and the server reports ready only once it
- * accepts connections.
+ * opened before the listener, every stored object's derived status is
+ * brought up to date before serving, and the server reports ready only once
+ * it accepts connections. Shutdown runs it backwards: the store (whose
+ * writer runs the api's commit rules) closes before the api is freed.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -251,8 +253,9 @@ int main(int argc, char **argv)
     status = 0;
 exit:
     compactor_stop(compactor);
-    api_free(api);
+    /* the store's writer runs the api's commit rules until the last queued write: it stops first */
     store_close(store);
+    api_free(api);
     auth_free(auth);
     schema_registry_free();
     free(cert);

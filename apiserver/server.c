@@ -488,7 +488,8 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     stop_workers(&srv);
     /* watches end with the process; the hub stops following the store */
     stream_hub_stop(srv.hub);
-    /* deliver what the workers finished so that no job is left behind */
+    /* deliver what the workers finished; a write the store answers after this (the drain timed out)
+     * is committed but not answered: its client sees the connection close */
     h2o_evloop_run(srv.ctx.loop, 0);
     SSL_CTX_free(srv.ssl_ctx);
     return 0;

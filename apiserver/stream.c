@@ -28,7 +28,10 @@
 #include "langop/watcher.h"
 
 #define STREAM_TICK_MS 1000
-#define STREAM_TAIL_EVENTS 4096   /* recent feed events the hub keeps, for replays that end just behind it */
+/* the recent feed events the hub keeps, for replays that end just behind it: bounded in number and in
+ * the bytes of their bodies (each event also holds its decoded trees: about three times as much) */
+#define STREAM_TAIL_EVENTS 4096
+#define STREAM_TAIL_BYTES (8u * 1024u * 1024u)
 #define STREAM_MAX_IOVECS 64   /* chunks handed to h2o in one send (plus HTTP/1.1 framing) */
 #define TABLE_INCLUDES 3       /* table_include_t values */
 
@@ -116,8 +119,8 @@ struct stream_hub {
     stream_t *streams;
     size_t count;
     int64_t feed_rv;              /* the newest rv the feed has delivered to the loop */
-    feed_batch_t **tail;          /* the recent batches, oldest first (refs), up to STREAM_TAIL_EVENTS events */
-    size_t tail_n, tail_cap, tail_events;
+    feed_batch_t **tail;          /* the recent batches, oldest first (refs), within the STREAM_TAIL_* bounds */
+    size_t tail_n, tail_cap, tail_events, tail_bytes;
     int64_t bookmark_interval_ms; /* an idle watch with bookmarks gets one this often */
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
@@ -348,7 +351,15 @@ static void publish(stream_hub_t *hub, const feed_event_t *fe)
     hub_event_clear(&e);
 }
 
-/* Keeps batch (a new ref taken) at the end of the tail, dropping the oldest beyond the bound. */
+static size_t batch_bytes(const feed_batch_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->events[i].body_len;
+    return n;
+}
+
+/* Keeps batch (a new ref taken) at the end of the tail, dropping the oldest beyond the bounds. */
 static void tail_push(stream_hub_t *hub, feed_batch_t *batch)
 {
     if (batch->n == 0)
@@ -359,9 +370,11 @@ static void tail_push(stream_hub_t *hub, feed_batch_t *batch)
     }
     hub->tail[hub->tail_n++] = feed_batch_ref(batch);
     hub->tail_events += batch->n;
+    hub->tail_bytes += batch_bytes(batch);
     size_t drop = 0;
-    while (hub->tail_n - drop > 1 && hub->tail_events - hub->tail[drop]->n >= STREAM_TAIL_EVENTS) {
+    while (drop < hub->tail_n && (hub->tail_events > STREAM_TAIL_EVENTS || hub->tail_bytes > STREAM_TAIL_BYTES)) {
         hub->tail_events -= hub->tail[drop]->n;
+        hub->tail_bytes -= batch_bytes(hub->tail[drop]);
         feed_batch_release(hub->tail[drop++]);
     }
     if (drop > 0) {
@@ -421,7 +434,8 @@ stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, int64_t bookmark_
     h2o_timeout_init(loop, &hub->tick, STREAM_TICK_MS);
     hub->tick_entry.cb = on_tick;
     h2o_timeout_link(loop, &hub->tick, &hub->tick_entry);
-    /* the rv the feed stands at, read under the feed's lock with the subscription: nothing falls between */
+    /* subscribed first, then the rv the feed stands at: a batch published in between is both counted
+     * and delivered, so no rv falls between the two */
     feed_t *feed = store_feed(store);
     hub->feed_id = feed_subscribe(feed, on_feed, hub);
     hub->feed_rv = feed_last_rv(feed);

@@ -42,6 +42,8 @@ static int parse_timeout(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err
         return -1;
     if (seconds == 0) /* kube: minRequestTimeout * (1 + rand), so that watches do not all end at once */
         seconds = WATCH_MIN_REQUEST_TIMEOUT_S + (int64_t)(rand() % WATCH_MIN_REQUEST_TIMEOUT_S);
+    if (seconds > WATCH_MAX_TIMEOUT_S) /* longer means "no end"; kept well clear of overflowing milliseconds */
+        seconds = WATCH_MAX_TIMEOUT_S;
     out->timeout_ms = seconds * 1000;
     return 0;
 }

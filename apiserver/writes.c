@@ -262,6 +262,8 @@ static void op_update(object_job_t *j, json_t *next, int64_t rv)
                            .dry_run = j->params.dry_run};
     /* the main resource may end a pending deletion; /status never does */
     j->w.op.kind = j->status_subresource ? STORE_WRITE_PUT : put_or_finish_delete(next);
+    if (j->w.op.kind == STORE_WRITE_DELETE)
+        j->w.op.object = NULL; /* what goes is the object as stored (kube's DELETED carries its last state) */
 }
 
 /*

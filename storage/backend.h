@@ -80,8 +80,8 @@ int backend_compaction_raise(store_txn_t *txn, int64_t target, lo_err_t *err);
  */
 int backend_compaction_step(store_txn_t *txn, int64_t horizon, int64_t window, int64_t *through, lo_err_t *err);
 
-/** Copies the WAL back into the database without blocking the writer (its own connection). */
-void backend_checkpoint(backend_t *b);
+/** Copies the WAL back into the database (its own connection); 1 when all of it is copied. */
+int backend_checkpoint(backend_t *b);
 /** Frames in the WAL after the last commit (the writer's view). */
 int backend_wal_frames(backend_t *b);
 

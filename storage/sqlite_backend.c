@@ -54,15 +54,16 @@
  * direct-mapped cache keyed by (resource, namespace, name) and checked
  * against the rv the row holds is always right; it only takes entries
  * that are committed (never the writer's own uncommitted rows, whose rv a
- * rollback may give to other content). Objects from store_get and
+ * rollback may give to other content), and only small ones, so that its
+ * memory is bounded whatever the objects. Objects from store_get and
  * store_txn_get are therefore shared and read-only.
  *
  * Connections: the writer connection (writer thread only; its WAL is never
  * checkpointed on commit: wal_autocheckpoint=0), one read connection per
  * reading thread, created lazily and kept in a pthread key, and one
  * checkpoint connection. WAL gives each read transaction a snapshot, so
- * reads never wait for the writer. The engine keeps no cache: memory does
- * not grow with the number of objects.
+ * reads never wait for the writer. Memory does not grow with the number of
+ * objects: the page caches and the object cache are bounded.
  */
 #include "backend.h"
 
@@ -76,7 +77,8 @@
 #include <sqlite3.h>
 
 #define STORE_SCHEMA_VERSION 1
-#define OBJECT_CACHE_SLOTS 1024 /* decoded objects kept (a power of two); bounded, whatever the store holds */
+#define OBJECT_CACHE_SLOTS 512          /* decoded objects kept (a power of two) */
+#define OBJECT_CACHE_MAX_BYTES (32 * 1024) /* bigger objects are not kept: the cache stays within ~50 MiB */
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define JOURNAL_SIZE_LIMIT "67108864" /* a reset WAL is truncated to this */
 
@@ -177,7 +179,8 @@ static const struct {
     [ST_DROP_TOMBSTONES] = {"DELETE FROM events WHERE id > ?1 AND id <= ?2 AND type = 'DELETED'", ROLE_W},
     [ST_THROUGH] = {"UPDATE meta SET v = ?1 WHERE k = 'compacted_through'", ROLE_W},
     [ST_GET_THROUGH] = {"SELECT v FROM meta WHERE k = 'compacted_through'", ROLE_R},
-    [ST_BY_TIME] = {"SELECT COALESCE(MAX(id), 0) FROM events WHERE created <= ?1", ROLE_R},
+    /* commit times grow with the ids: read back from the newest, only what is younger than the cut-off */
+    [ST_BY_TIME] = {"SELECT id FROM events WHERE created <= ?1 ORDER BY id DESC LIMIT 1", ROLE_R},
 };
 
 /* One connection and its statements; used by one thread at a time. */
@@ -513,10 +516,13 @@ static int conn_get(store_txn_t *txn, const char *resource, const char *ns, cons
         ret = db_error(err, c->db, "get");
     } else {
         int64_t at = sqlite3_column_int64(st, 0);
+        int bytes = sqlite3_column_bytes(st, 1);
         char key[3 * 256 + 8];
-        size_t len = cache_key(key, sizeof(key), resource, ns, name);
+        size_t len = bytes <= OBJECT_CACHE_MAX_BYTES ? cache_key(key, sizeof(key), resource, ns, name) : 0;
         json_t *obj = len ? cache_get(txn->b, key, len, at) : NULL;
-        if (obj == NULL && decode_body(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), &obj) != 0)
+        if (obj != NULL)
+            ; /* a hit */
+        else if (decode_body(sqlite3_column_blob(st, 1), bytes, &obj) != 0)
             ret = corrupt_error(err, resource, ns, name);
         else if (len && (!txn->writer || at <= txn->begin_seq))
             cache_put(txn->b, key, len, at, obj);
@@ -932,7 +938,11 @@ int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *
     sqlite3_bind_int64(ev, 1, id);
     bind_key(ev, 2, resource, ns, name);
     sqlite3_bind_text(ev, 5, store_event_type_name(type), -1, SQLITE_STATIC);
-    sqlite3_bind_text(ev, 6, body, -1, SQLITE_STATIC);
+    if (sqlite3_bind_text(ev, 6, body, -1, SQLITE_STATIC) == SQLITE_TOOBIG) {
+        sqlite3_clear_bindings(ev);
+        lo_err_set(err, 0, "", "%s %s/%s is too large for the store (%zu bytes)", resource, ns, name, strlen(body));
+        return STORE_IO;
+    }
     sqlite3_bind_int64(ev, 7, prev_rv);
     sqlite3_bind_int64(ev, 8, (int64_t)time(NULL));
     int rc = stmt_run(c, ST_EVENT_INSERT, err);
@@ -1449,7 +1459,7 @@ int backend_compaction_step(store_txn_t *txn, int64_t horizon, int64_t window, i
 #define WAL_RESTART_GAP 512
 #define RESTART_BUSY_MS 10
 
-void backend_checkpoint(backend_t *b)
+int backend_checkpoint(backend_t *b)
 {
     int log = 0, copied = 0;
     pthread_mutex_lock(&b->ckpt_mu);
@@ -1463,6 +1473,7 @@ void backend_checkpoint(backend_t *b)
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         lo_log(LO_INFO, "store: checkpoint: %s", sqlite3_errmsg(db));
     pthread_mutex_unlock(&b->ckpt_mu);
+    return rc == SQLITE_OK && copied == log;
 }
 
 int backend_wal_frames(backend_t *b)

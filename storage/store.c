@@ -618,6 +618,7 @@ static void *writer_main(void *arg)
 static void *checkpointer_main(void *arg)
 {
     store_t *s = arg;
+    int copied_at = -1; /* the WAL's frames when a checkpoint last copied all of it */
     pthread_mutex_lock(&s->ckpt_mu);
     while (!s->ckpt_stopping) {
         if (!s->ckpt_wanted) {
@@ -626,12 +627,13 @@ static void *checkpointer_main(void *arg)
             until.tv_sec += CHECKPOINT_IDLE_MS / 1000;
             pthread_cond_timedwait(&s->ckpt_wake, &s->ckpt_mu, &until);
         }
-        int wanted = s->ckpt_wanted || backend_wal_frames(s->b) > 0; /* when idle, copy what is left */
+        int frames = backend_wal_frames(s->b);
+        int wanted = s->ckpt_wanted || (frames > 0 && frames != copied_at); /* when idle, copy what is left */
         s->ckpt_wanted = 0;
         if (s->ckpt_stopping || !wanted)
             continue;
         pthread_mutex_unlock(&s->ckpt_mu);
-        backend_checkpoint(s->b);
+        copied_at = backend_checkpoint(s->b) ? frames : -1;
         pthread_mutex_lock(&s->ckpt_mu);
     }
     pthread_mutex_unlock(&s->ckpt_mu);
@@ -721,7 +723,8 @@ int store_submit(store_t *store, store_op_t *ops, size_t n, store_done_fn done, 
     submission_t *sub = lo_calloc(1, sizeof(*sub));
     *sub = (submission_t){.ops = ops, .n = n, .done = done, .ctx = ctx};
     pthread_mutex_lock(&store->mu);
-    /* a submission larger than the whole bound is taken when the queue is empty, so it is never refused forever */
+    /* a submission larger than the whole bound is taken when the queue is empty (under a steady load
+     * that fills the queue, it may be refused again and again: 429, and the client tries later) */
     if (store->stopping || (store->queued > 0 && store->queued + n > store->queue_max)) {
         pthread_mutex_unlock(&store->mu);
         free(sub);

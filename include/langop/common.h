@@ -57,8 +57,9 @@ char *lo_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Between lo_log_start() and lo_log_stop(), lines go through a queue to a
  * logging thread that writes what has gathered in one write(): the request
  * path never waits on stderr, and a busy server writes many lines per
- * system call; an idle one, each line at once. Before start and after stop
- * (and in tests), lines are written directly.
+ * system call; an idle one, each line at once. When 4 MiB wait (stderr
+ * does not drain), a caller waits. Before start and after stop (and in
+ * tests), lines are written directly, one write each.
  */
 extern int lo_verbosity;
 void lo_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -13,7 +13,8 @@
  *    whatever is queued in one transaction (group commit); each write is
  *    isolated, so one that fails fails alone (a write is refused before it
  *    touches the database; if the database fails under one, the batch is
- *    run again without it). A write is answered (its done
+ *    run again without it; after four such failures in one batch, or when
+ *    the commit itself fails, the rest of the batch fails with it). A write is answered (its done
  *    callback runs) only once its transaction is durable at the configured
  *    level (store_options_t.sync_full).
  *  - A write is a compare-and-swap on the key: expect_rv says which state
@@ -312,11 +313,13 @@ int store_events(store_t *store, const store_events_opts_t *o, store_event_fn fn
 /**
  * Compacts the event log: the horizon H is the newest rv that leaves at
  * least keep_revisions newer revisions and at least keep_seconds of history.
- * The horizon is raised first (lists and watches from an rv at or below H
- * answer STORE_EXPIRED from then on); then events superseded at or before H,
- * and DELETED events at or before H, are removed by the writer in bounded
- * steps between its batches, so writers never wait long; then the WAL is
- * checkpointed without blocking writers. Blocks until done.
+ * The horizon is raised first (from then on lists at an rv at or below H,
+ * and event reads after an rv below H, answer STORE_EXPIRED); then events
+ * superseded at or before H, and DELETED events at or before H, are
+ * removed by the writer in bounded steps between its batches, so writers
+ * never wait long; then the WAL is copied back by the checkpointer (see
+ * storage/sqlite_backend.c: passive, except a restart of a few
+ * milliseconds once the WAL is large). Blocks until done.
  * *compacted (may be NULL) receives the horizon in force afterwards.
  */
 int store_compact(store_t *store, int64_t keep_revisions, int64_t keep_seconds, int64_t *compacted, lo_err_t *err);

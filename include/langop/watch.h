@@ -36,6 +36,7 @@
 
 #define WATCH_BOOKMARK_INTERVAL_MS 60000  /* the default: kube's watch cache sends one about every minute */
 #define WATCH_MIN_REQUEST_TIMEOUT_S 1800   /* kube's --min-request-timeout: default watch length is 1-2x this */
+#define WATCH_MAX_TIMEOUT_S (10LL * 365 * 24 * 3600) /* a longer timeoutSeconds is taken as this */
 
 typedef struct watch_spec {
     const schema_kind_t *kind;

@@ -129,6 +129,39 @@ class DerivedHistoryTest(ServerTestCase):
         self.assertEqual({condition(o)["status"] for o in now["items"]}, {"True"})
 
 
+class FinalizerDeleteTest(ServerTestCase):
+
+    def test_update_that_empties_the_finalizers_deletes_the_stored_object(self):
+        """The update that removes the last finalizer of an object being
+        deleted deletes it: the answer, and the DELETED event a selecting
+        watch gets, carry the object as it was stored (with its derived
+        status), also when the same update changes the labels the watch
+        selects on, as kube does."""
+        ns = self.new_namespace("fin")
+        o = model("m", ns, labels={"tier": "gold"})
+        o["metadata"]["finalizers"] = ["example.com/hold"]
+        created = self.create(o)
+        path = collection_path("LanguageModel", ns)
+        w = WatchStream(self.server, path + f"?watch=1&labelSelector=tier%3Dgold&resourceVersion={rv_of(created)}"
+                        "&timeoutSeconds=10", timeout=15)
+        self.api("DELETE", item_path("LanguageModel", "m", ns), expect=200)
+        ev = w.next()
+        self.assertEqual(ev["type"], "MODIFIED")
+        marked = ev["object"]
+        self.assertIn("deletionTimestamp", marked["metadata"])
+        upd = dict(marked)
+        upd["metadata"] = dict(marked["metadata"], finalizers=[], labels={"tier": "bronze"})
+        r = self.api("PUT", item_path("LanguageModel", "m", ns), upd, expect=200).json()
+        self.assertEqual(r["metadata"]["labels"], {"tier": "gold"}, r)      # the stored state went
+        self.assertIn("gatewayEndpoint", r.get("status", {}), r)
+        ev = w.next()
+        self.assertEqual((ev["type"], ev["object"]["metadata"]["name"]), ("DELETED", "m"), ev)
+        self.assertEqual(ev["object"]["metadata"]["labels"], {"tier": "gold"})
+        self.assertIn("gatewayEndpoint", ev["object"].get("status", {}))
+        w.close()
+        self.api("GET", item_path("LanguageModel", "m", ns), expect=404)
+
+
 class LargeReplayTest(ServerTestCase):
     """Replays of any size, streamed: every object or event, however large."""
 
