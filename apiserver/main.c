@@ -36,6 +36,7 @@ typedef struct flags {
     int64_t history_min_age_s;
     const char *cluster_domain;
     int64_t bookmark_interval_s;
+    int64_t shutdown_grace_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -76,6 +77,8 @@ static void usage(FILE *out)
             "\n"
             "Other flags:\n"
             "      --workers int                Worker threads preparing requests (default: one per CPU, at least 2)\n"
+            "      --shutdown-grace-period duration  How long a stopping server waits to answer the requests it\n"
+            "                                   has accepted (default 5s); writes queued after it still commit\n"
             "  -v, --v int                      Log verbosity (default 0: one line per request)\n"
             "  -h, --help                       Show this help\n");
 }
@@ -127,6 +130,7 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
+    OPT_SHUTDOWN_GRACE,
 };
 
 static int parse_flags(int argc, char **argv, flags_t *f)
@@ -142,6 +146,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"max-queued-writes", required_argument, NULL, OPT_QUEUED_WRITES},
         {"token-auth-file", required_argument, NULL, OPT_TOKENS},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"shutdown-grace-period", required_argument, NULL, OPT_SHUTDOWN_GRACE},
         {"compaction-interval", required_argument, NULL, OPT_COMPACTION},
         {"history-min-revisions", required_argument, NULL, OPT_MIN_REVISIONS},
         {"history-min-age", required_argument, NULL, OPT_MIN_AGE},
@@ -172,6 +177,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_MIN_AGE: rc = parse_duration("history-min-age", optarg, &f->history_min_age_s); break;
         case OPT_CLUSTER_DOMAIN: f->cluster_domain = optarg; break;
         case OPT_BOOKMARKS: rc = parse_duration("watch-bookmark-interval", optarg, &f->bookmark_interval_s); break;
+        case OPT_SHUTDOWN_GRACE: rc = parse_duration("shutdown-grace-period", optarg, &f->shutdown_grace_s); break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -195,7 +201,7 @@ int main(int argc, char **argv)
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
-                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX};
+                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -245,7 +251,8 @@ int main(int argc, char **argv)
     }
     server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
                              .key_file = f.key_file, .workers = f.workers,
-                             .bookmark_interval_ms = f.bookmark_interval_s * 1000};
+                             .bookmark_interval_ms = f.bookmark_interval_s * 1000,
+                             .shutdown_grace_ms = f.shutdown_grace_s * 1000};
     if (server_run(api, auth, &opts, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;

@@ -47,7 +47,6 @@
 /* h2o itself refuses bodies above this with its own plain 413; up to it,
  * the API answers with a Status (its limit is API_MAX_BODY) */
 #define SERVER_MAX_ENTITY (16u * 1024u * 1024u)
-#define SHUTDOWN_DRAIN_MS 5000   /* how long a stopping server waits for the answers it owes */
 
 typedef struct job job_t;
 
@@ -482,7 +481,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     h2o_socket_read_stop(listener);
     h2o_socket_close(listener);
     /* answer what was accepted (writes wait on the store's writer), within a bound */
-    int64_t until = lo_now_ms() + SHUTDOWN_DRAIN_MS;
+    int64_t until = lo_now_ms() + opts->shutdown_grace_ms;
     while (__atomic_load_n(&srv.requests, __ATOMIC_RELAXED) > 0 && lo_now_ms() < until)
         h2o_evloop_run(srv.ctx.loop, 50);
     stop_workers(&srv);

@@ -2,14 +2,18 @@
 # tests/run.sh: install what is missing, build, run every suite.
 #
 # Suites: "unit" (cmocka executables through meson test), "golden" (the
-# rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py) and "integration"
-# (tests/integration/run.py: the real binary driven by kubectl and
-# python3-kubernetes). Prints one result line per suite and, as its last
-# line, "N passed, N failed" summed over the suites. Exits non-zero when
-# anything failed, including the build.
+# rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
+# "integration" (tests/integration/run.py: the real binary driven by kubectl
+# and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
+# LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
+# write-path, watch, HTTP and fuzz integration tests against that server; any
+# sanitizer report fails it). Prints one result line per suite and, as its
+# last line, "N passed, N failed" summed over the suites. Exits non-zero when
+# anything failed, including a build.
 #
-# Environment: LANGOP_BUILDDIR (default build), LANGOP_IT_TIMEOUT (seconds for
-# the integration suite, default 420).
+# Environment: LANGOP_BUILDDIR (default build), LANGOP_SAN_BUILDDIR (default
+# build-sanitize), LANGOP_IT_TIMEOUT (seconds for the integration suite,
+# default 420), LANGOP_SANITIZE=0 to leave the sanitizer suite out.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -48,10 +52,9 @@ if ! lo_meson_build "$builddir" 2>&1; then
   finish
 fi
 
-echo "== unit tests"
-meson test -C "$builddir" --suite unit --print-errorlogs
-# Count from meson's machine-readable log: one JSON object per test.
-counts=$(/usr/bin/python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+# unit_counts DIR: "passed failed" from meson's machine-readable log of DIR (one JSON object per test).
+unit_counts() {
+  /usr/bin/python3 - "$1/meson-logs/testlog.json" <<'PY'
 import json, sys
 ok = bad = 0
 try:
@@ -68,8 +71,30 @@ except OSError:
     bad = 1
 print(ok, bad)
 PY
-)
-read -r upass ufail <<<"$counts"
+}
+
+# run_integration BINARY TIMEOUT [run.py args...]: "passed failed note" of the integration runner.
+run_integration() {
+  local binary=$1 limit=$2 log rc last
+  shift 2
+  log=$(mktemp)
+  timeout --kill-after=10 "$limit" /usr/bin/python3 tests/integration/run.py --binary "$binary" "$@" 2>&1 |
+    tee "$log" >&2
+  rc=${PIPESTATUS[0]}
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  rm -f "$log"
+  if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    local pass=${BASH_REMATCH[1]} fail=${BASH_REMATCH[2]}
+    if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+    echo "$pass $fail $([ "$rc" -eq 124 ] && echo "timed out")"
+  else
+    echo "0 1 runner exited $rc without a summary"
+  fi
+}
+
+echo "== unit tests"
+meson test -C "$builddir" --suite unit --print-errorlogs
+read -r upass ufail <<<"$(unit_counts "$builddir")"
 if [ "$((upass + ufail))" -eq 0 ]; then
   record unit 0 1 "no unit test ran"
 else
@@ -84,18 +109,34 @@ else
 fi
 
 echo "== integration tests"
-it_log=$(mktemp)
-timeout --kill-after=10 "$it_timeout" /usr/bin/python3 tests/integration/run.py \
-  --binary "$builddir/langop-apiserver" 2>&1 | tee "$it_log"
-it_rc=${PIPESTATUS[0]}
-last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$it_log" | tail -n 1)
-rm -f "$it_log"
-if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-  ipass=${BASH_REMATCH[1]}; ifail=${BASH_REMATCH[2]}
-  if [ "$it_rc" -ne 0 ] && [ "$ifail" -eq 0 ]; then ifail=1; fi
-  record integration "$ipass" "$ifail" "$([ "$it_rc" -eq 124 ] && echo "timed out")"
-else
-  record integration 0 1 "runner exited $it_rc without a summary"
-fi
+read -r ipass ifail inote <<<"$(run_integration "$builddir/langop-apiserver" "$it_timeout")"
+record integration "$ipass" "$ifail" "$inote"
+
+sanitize() {
+  local dir=${LANGOP_SAN_BUILDDIR:-build-sanitize} logs spass sfail ipass ifail inote reports
+  echo "== sanitizers: ASan, LSan and UBSan build in $dir/"
+  if ! lo_meson_build "$dir" -Db_sanitize=address,undefined -Db_lundef=false 2>&1; then
+    record sanitize 0 1 "build failed"
+    return
+  fi
+  logs=$(mktemp -d)
+  export ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan"
+  export UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan"
+  meson test -C "$dir" --suite unit --print-errorlogs
+  read -r spass sfail <<<"$(unit_counts "$dir")"
+  echo "== sanitizers: write path, watch, HTTP and fuzz integration tests"
+  read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz \
+    -k test_watch)"
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+  reports=$(find "$logs" -type f | wc -l)
+  if [ "$reports" -gt 0 ]; then
+    echo "== sanitizer reports:"
+    find "$logs" -type f -exec head -n 30 {} \;
+  fi
+  rm -rf "$logs"
+  record sanitize "$((spass + ipass))" "$((sfail + ifail + reports))" \
+    "$([ "$reports" -gt 0 ] && echo "$reports sanitizer reports")${inote:+ $inote}"
+}
+[ "${LANGOP_SANITIZE:-1}" = 0 ] || sanitize
 
 finish

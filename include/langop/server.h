@@ -24,6 +24,7 @@ typedef struct server_options {
     const char *key_file;        /* PEM private key */
     int workers;                 /* worker threads; 0: one per CPU, at least 2 */
     int64_t bookmark_interval_ms; /* watch bookmarks when idle; 0: the default (1 min) */
+    int64_t shutdown_grace_ms;    /* how long a stopping server waits for the answers it owes */
 } server_options_t;
 
 /**
