@@ -136,6 +136,13 @@ void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, co
 
 #define LOG_LINE_MAX 4096
 #define LOG_QUEUE_MAX (4u * 1024u * 1024u)  /* bytes waiting for the logging thread; beyond, callers write */
+/*
+ * After a write the logging thread rests this long before it takes the next
+ * lines: under load one write (and one wake-up) per interval instead of one
+ * per request. A line waits at most this long; shutdown and lo_die flush
+ * what is queued (a kill -9 loses at most this interval of lines).
+ */
+#define LOG_LINGER_NS (2 * 1000 * 1000)
 
 static struct {
     pthread_mutex_t mu;
@@ -182,6 +189,8 @@ static void *log_main(void *arg)
         write_all(full, n);
         out = full;
         out_cap = cap;
+        struct timespec linger = {0, LOG_LINGER_NS};
+        nanosleep(&linger, NULL);
         pthread_mutex_lock(&logq.mu);
     }
     pthread_mutex_unlock(&logq.mu);
