@@ -30,8 +30,8 @@
  *    {name, group, kind: plural}, as apimachinery's NewForbidden.
  *
  * No global mutable state: the tables are const, so the checks may run on
- * any thread: admission_check on a request's worker against a snapshot,
- * admission_check_policy again in the store's writer, atomically.
+ * any thread: on a request's worker (see admission.h for which), and
+ * admission_check_policy in the store's writer, atomically.
  */
 #include "langop/admission.h"
 
@@ -604,9 +604,23 @@ static const char *meta_string(const json_t *obj, const char *key)
     return s ? s : "";
 }
 
-/* Runs the rules of k, the field rules only when fields is set. */
+/* Which rules a check runs. */
+typedef enum rule_set {
+    RULES_ALL,
+    RULES_POLICY,  /* the writer's atomic re-check */
+    RULES_FIELDS,  /* no store needed */
+} rule_set_t;
+
+static int rule_selected(const struct rule *r, const schema_kind_t *k, rule_set_t set)
+{
+    if (!rule_applies(r, k))
+        return 0;
+    return set == RULES_ALL || (set == RULES_POLICY) == (r->sort == RULE_POLICY);
+}
+
+/* Runs the rules of k that set selects. */
 static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
-                     const json_t *obj, int fields, lo_err_t *err)
+                     const json_t *obj, rule_set_t set, lo_err_t *err)
 {
     assert(k != NULL && obj != NULL);
     cluster_read_t cluster = {0};
@@ -618,7 +632,7 @@ static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operati
     int causes = 0, ret = 0;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]) && ret == 0; i++) {
         const struct rule *r = &rules[i];
-        if (!rule_applies(r, k) || (r->sort == RULE_FIELD && !fields))
+        if (!rule_selected(r, k, set))
             continue;
         if (r->sort == RULE_FIELD)
             causes += r->fn(&in, &invalid);
@@ -643,11 +657,17 @@ static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operati
 int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
                     const json_t *obj, lo_err_t *err)
 {
-    return run_rules(txn, k, op, old, obj, 1, err);
+    return run_rules(txn, k, op, old, obj, RULES_ALL, err);
+}
+
+int admission_check_fields(const schema_kind_t *k, admission_operation_t op, const json_t *old, const json_t *obj,
+                           lo_err_t *err)
+{
+    return run_rules(NULL, k, op, old, obj, RULES_FIELDS, err);
 }
 
 int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,
                            lo_err_t *err)
 {
-    return run_rules(txn, k, op, NULL, obj, 0, err);
+    return run_rules(txn, k, op, NULL, obj, RULES_POLICY, err);
 }

@@ -211,10 +211,16 @@ static void answer_object(object_job_t *j, api_response_t *resp, int status)
     decode_add_warnings(resp, j->warnings);
 }
 
-/* Admission on the worker, against one read snapshot; the writer re-checks the policy rules. */
+/*
+ * Admission on the worker. The writer runs the policy rules atomically
+ * anyway, so a valid object is done here; when a field rule fails, every
+ * rule runs against a snapshot for the right answer (membership first).
+ */
 static int admit(const handler_request_t *hr, admission_operation_t op, const json_t *old, const json_t *obj,
                  lo_err_t *err)
 {
+    if (admission_check_fields(hr->kind, op, old, obj, NULL) == 0)
+        return 0;
     lo_err_t e = {0};
     store_txn_t *snap = store_snapshot(hr->store, &e);
     if (snap == NULL) {

@@ -2,11 +2,14 @@
  * admission.h - the rules a structural schema cannot say, as C functions
  * registered per kind, run for a create or an update.
  *
- * Where they run: all of them on the request's worker, against a read
- * snapshot, before the write is queued (so the answer is the right one and
- * comes early); then the policy rules once more in the store's writer,
- * inside the write's transaction (store_op_t.check), which is what makes a
- * count atomic with the write that follows it.
+ * Where they run: the policy rules in the store's writer, inside the
+ * write's transaction (store_op_t.check), which is what makes a count
+ * atomic with the write that follows it. The field rules on the request's
+ * worker, before the write is queued; only when one fails does the worker
+ * run every rule against a read snapshot, because membership comes before
+ * validation (kube's NamespaceLifecycle before validation): an invalid
+ * object in a namespace without a LanguageCluster is answered 403, not
+ * 422. A valid object so needs no snapshot on the worker.
  *
  * Rules (each with its own tests):
  *  - LanguageModel: exactly one of spec.provider and spec.litellmProvider;
@@ -46,6 +49,10 @@ typedef enum admission_operation {
  */
 int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
                     const json_t *obj, lo_err_t *err);
+
+/** The field rules only (no store read): 0, or -1 with err (422) when one fails. */
+int admission_check_fields(const schema_kind_t *k, admission_operation_t op, const json_t *old, const json_t *obj,
+                           lo_err_t *err);
 
 /** The policy rules only (membership, capacity), for the writer's atomic re-check. */
 int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,

@@ -117,6 +117,43 @@ class PatchRulesTest(ServerTestCase):
                        "?fieldManager=it-apply")
         self.assertEqual(r.status, 200, r)
 
+    def test_admission_order_membership_then_fields_then_capacity(self):
+        """kube's order: namespace lifecycle, then validation, then quota. The
+        worker only reads the store when a field rule fails, so this pins down
+        that the answers stay those of that order, for POST and for apply."""
+        both = model("both", "")
+        both["spec"]["litellmProvider"] = "openai"  # a field rule: one of provider/litellmProvider
+        # no LanguageCluster: 403 not managed, although the fields are invalid too
+        orphan = f"patch-order-none-{self._ns_counter + 1}"
+        ServerTestCase._ns_counter += 1
+        both["metadata"]["namespace"] = orphan
+        r = self.server.request("POST", collection_path("LanguageModel", orphan), json.dumps(both),
+                                headers={"Content-Type": "application/json"})
+        s = self.assertStatus(r, 403, "Forbidden")
+        self.assertIn("not managed by a LanguageCluster", s["message"], s)
+        r = self.patch("both", orphan, yaml.safe_dump(both), APPLY, "?fieldManager=it-apply")
+        self.assertStatus(r, 403, "Forbidden")
+        # a valid object there: 403 as well, from the writer's check alone
+        r = self.server.request("POST", collection_path("LanguageModel", orphan),
+                                json.dumps(model("fine", orphan)), headers={"Content-Type": "application/json"})
+        self.assertStatus(r, 403, "Forbidden")
+        # a full cluster: the invalid object is 422 (validation before quota), a valid one 403
+        ns = f"patch-order-full-{self._ns_counter + 1}"
+        ServerTestCase._ns_counter += 1
+        self.create(obj("LanguageCluster", ns, spec={"domain": f"{ns}.example.com",
+                                                    "capacity": {"maxModels": 1}}))
+        self.create(model("first", ns))
+        both["metadata"]["namespace"] = ns
+        r = self.server.request("POST", collection_path("LanguageModel", ns), json.dumps(both),
+                                headers={"Content-Type": "application/json"})
+        self.assertStatus(r, 422, "Invalid")
+        r = self.patch("both", ns, yaml.safe_dump(both), APPLY, "?fieldManager=it-apply")
+        self.assertStatus(r, 422, "Invalid")
+        r = self.server.request("POST", collection_path("LanguageModel", ns),
+                                json.dumps(model("second", ns)), headers={"Content-Type": "application/json"})
+        s = self.assertStatus(r, 403, "Forbidden")
+        self.assertIn("maxModels", s["message"], s)
+
     def test_json_patch_changing_the_name_is_400(self):
         ns = self.new_namespace()
         before = self.create(model("named", ns))
