@@ -19,6 +19,7 @@
 #include "langop/reqinfo.h"
 #include "langop/schema.h"
 #include "langop/status.h"
+#include "langop/text.h"
 #include "langop/watch.h"
 
 struct api {
@@ -98,15 +99,20 @@ void api_response_free(api_response_t *resp)
         free(resp->header_names[i]);
         free(resp->header_values[i]);
     }
+    free(resp->header_names);
+    free(resp->header_values);
     memset(resp, 0, sizeof(*resp));
 }
 
 void api_response_add_header(api_response_t *resp, const char *name, const char *value)
 {
-    if (resp->header_count >= API_MAX_HEADERS)
-        return;
+    if (resp->header_count == resp->header_cap) {
+        resp->header_cap = resp->header_cap ? 2 * resp->header_cap : 4;
+        resp->header_names = lo_realloc(resp->header_names, resp->header_cap * sizeof(char *));
+        resp->header_values = lo_realloc(resp->header_values, resp->header_cap * sizeof(char *));
+    }
     resp->header_names[resp->header_count] = lo_strdup(name);
-    resp->header_values[resp->header_count] = lo_strdup(value);
+    resp->header_values[resp->header_count] = text_header_value(value);
     resp->header_count++;
 }
 
@@ -378,7 +384,7 @@ static int serve_namespace(api_t *api, const api_request_t *req, const reqinfo_t
         if (rc == STORE_NOT_FOUND) {
             lo_err_clear(&err);
             lo_err_set(&err, 404, "NotFound", "namespaces \"%s\" not found", name);
-            lo_err_set_details(&err, json_pack("{s:s, s:s}", "name", name, "kind", "namespaces"));
+            lo_err_set_details(&err, json_pack("{s:o, s:s}", "name", lo_json_text(name), "kind", "namespaces"));
         }
         api_response_set_error(resp, &err);
     }

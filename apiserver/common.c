@@ -3,6 +3,7 @@
  * out-of-memory policy shared by every module (see langop/common.h).
  */
 #include "langop/common.h"
+#include "langop/text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -81,6 +82,17 @@ char *lo_sprintf(const char *fmt, ...)
     return out;
 }
 
+json_t *lo_json_text(const char *s)
+{
+    size_t n = strlen(s);
+    if (text_utf8_valid(s, n))
+        return json_stringn_nocheck(s, n);
+    char *valid = text_utf8_repair(s, n);
+    json_t *v = json_string_nocheck(valid);
+    free(valid);
+    return v;
+}
+
 void lo_err_clear(lo_err_t *err)
 {
     if (err == NULL)
@@ -99,6 +111,9 @@ void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
+    /* messages quote what clients sent, and snprintf may cut a character in two */
+    text_utf8_repair_in_place(err->reason, sizeof(err->reason));
+    text_utf8_repair_in_place(err->message, sizeof(err->message));
 }
 
 void lo_err_set_details(lo_err_t *err, json_t *details)
@@ -124,11 +139,11 @@ void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, co
     }
     json_t *cause = json_object();
     if (reason)
-        json_object_set_new(cause, "reason", json_string(reason));
+        json_object_set_new(cause, "reason", lo_json_text(reason));
     if (message)
-        json_object_set_new(cause, "message", json_string(message));
+        json_object_set_new(cause, "message", lo_json_text(message));
     if (field)
-        json_object_set_new(cause, "field", json_string(field));
+        json_object_set_new(cause, "field", lo_json_text(field));
     json_array_append_new(causes, cause);
 }
 
@@ -282,9 +297,14 @@ void lo_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     int body = vsnprintf(line + head, sizeof(line) - (size_t)head - 1, fmt, ap);
     va_end(ap);
-    size_t n = (size_t)head + (body < 0 ? 0 : (size_t)body);
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2; /* cut: the line still ends */
+    if (body < 0)
+        line[head] = '\0';
+    /* a line may quote a client: one line, valid UTF-8, whatever it sent */
+    text_utf8_repair_in_place(line + head, sizeof(line) - (size_t)head - 1);
+    size_t n = (size_t)head;
+    for (; line[n] != '\0'; n++)
+        if ((unsigned char)line[n] < 0x20 || line[n] == 0x7F)
+            line[n] = ' ';
     line[n++] = '\n';
     log_line(line, n);
 }

@@ -11,6 +11,7 @@
 #include "langop/negotiate.h"
 #include "langop/objmeta.h"
 #include "langop/status.h"
+#include "langop/text.h"
 #include "langop/validate.h"
 
 int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err)
@@ -139,24 +140,32 @@ fail:
     return NULL;
 }
 
+/*
+ * At most this many Warning headers: a body with thousands of unknown fields
+ * must not make a response no client accepts. The last one then says how
+ * many more there were, so none goes missing silently.
+ */
+#define WARNINGS_MAX 32
+
+static void add_warning(api_response_t *resp, const char *text)
+{
+    char *quoted = text_header_quoted(text); /* a quoted-string of RFC 9110's warn-text */
+    char *value = lo_sprintf("299 - \"%s\"", quoted);
+    api_response_add_header(resp, "warning", value);
+    free(value);
+    free(quoted);
+}
+
 void decode_add_warnings(api_response_t *resp, const json_t *warnings)
 {
-    size_t i;
-    json_t *w;
-    json_array_foreach(warnings, i, w) {
-        const char *text = json_string_value(w);
-        /* the text is a quoted-string of RFC 7234's warn-text: escape '"' and '\' */
-        size_t len = strlen(text), o = 0;
-        char *quoted = lo_malloc(2 * len + 1);
-        for (size_t j = 0; j < len; j++) {
-            if (text[j] == '"' || text[j] == '\\')
-                quoted[o++] = '\\';
-            quoted[o++] = text[j];
+    size_t n = json_array_size(warnings);
+    for (size_t i = 0; i < n; i++) {
+        if (i == WARNINGS_MAX - 1 && n > WARNINGS_MAX) {
+            char more[64];
+            snprintf(more, sizeof(more), "%zu more warnings", n - i);
+            add_warning(resp, more);
+            break;
         }
-        quoted[o] = '\0';
-        char *value = lo_sprintf("299 - \"%s\"", quoted);
-        api_response_add_header(resp, "warning", value);
-        free(value);
-        free(quoted);
+        add_warning(resp, json_string_value(json_array_get(warnings, i)));
     }
 }

@@ -78,7 +78,7 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
         return -1;
     const char *policy = reqinfo_query_get(hr->info, "propagationPolicy");
     if (policy && policy[0]) {
-        json_t *value = json_string(policy);
+        json_t *value = lo_json_text(policy);
         int rc = parse_propagation(value, err);
         json_decref(value);
         if (rc != 0)

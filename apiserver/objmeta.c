@@ -101,7 +101,7 @@ static int settle_namespace(const schema_kind_t *k, const char *url_ns, json_t *
         return 0;
     }
     if (body_ns == NULL || body_ns[0] == '\0') {
-        json_object_set_new(meta, "namespace", json_string(url_ns));
+        json_object_set_new(meta, "namespace", lo_json_text(url_ns));
         return 0;
     }
     if (strcmp(body_ns, url_ns) != 0) {
@@ -287,7 +287,7 @@ int objmeta_check_target(const schema_kind_t *k, const char *url_ns, const char 
     json_t *meta = objmeta_metadata(obj);
     const char *name = json_string_value(json_object_get(meta, "name"));
     if (name == NULL || name[0] == '\0') {
-        json_object_set_new(meta, "name", json_string(url_name));
+        json_object_set_new(meta, "name", lo_json_text(url_name));
     } else if (strcmp(name, url_name) != 0) {
         status_bad_request(err, "the name of the object (%s) does not match the name on the URL (%s)", name,
                            url_name);

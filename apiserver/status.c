@@ -33,7 +33,7 @@ static void set_object_details(lo_err_t *err, const char *resource, const char *
 {
     json_t *details = json_object();
     if (name && name[0])
-        json_object_set_new(details, "name", json_string(name));
+        json_object_set_new(details, "name", lo_json_text(name));
     json_object_set_new(details, "group", json_string(group));
     json_object_set_new(details, "kind", json_string(resource));
     lo_err_set_details(err, details);
@@ -84,7 +84,7 @@ void status_invalid(lo_err_t *err, const char *kind, const char *group, const ch
         lo_err_set(err, 422, "Invalid", "%s.%s \"%s\" is invalid", kind, group, name);
     if (err->details == NULL)
         err->details = json_object();
-    json_object_set_new(err->details, "name", json_string(name));
+    json_object_set_new(err->details, "name", lo_json_text(name));
     json_object_set_new(err->details, "group", json_string(group));
     json_object_set_new(err->details, "kind", json_string(kind));
 }

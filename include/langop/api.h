@@ -54,8 +54,6 @@ typedef struct api_request {
 
 void api_request_free(api_request_t *req);
 
-#define API_MAX_HEADERS 16
-
 struct watch_spec;
 typedef struct api_response api_response_t;
 typedef struct api_call api_call_t;
@@ -76,9 +74,9 @@ struct api_response {
     char *content_type;                /* owned; NULL for no body */
     char *body;                        /* owned; may be NULL */
     size_t body_len;
-    size_t header_count;               /* extra headers (ETag, Warning, Cache-Control ...) */
-    char *header_names[API_MAX_HEADERS];   /* owned, lower-case */
-    char *header_values[API_MAX_HEADERS];  /* owned */
+    size_t header_count, header_cap;   /* extra headers (ETag, Warning, Cache-Control ...) */
+    char **header_names;               /* owned, lower-case */
+    char **header_values;              /* owned, safe to send (langop/text.h) */
     char verb[20];                     /* for the request log */
     struct watch_spec *watch;          /* owned; set: answer with a watch stream of this spec (status 200) */
     api_deferred_t deferred;           /* set by a handler: queue these, then resume */
@@ -86,7 +84,7 @@ struct api_response {
 };
 
 void api_response_free(api_response_t *resp);
-/** Adds an extra header (copied). Silently drops beyond API_MAX_HEADERS. */
+/** Adds an extra header (copied; the value made safe by text_header_value). */
 void api_response_add_header(api_response_t *resp, const char *name, const char *value);
 /** Sets body to the JSON encoding of value (borrowed) with content_type. */
 void api_response_set_json(api_response_t *resp, int status, const char *content_type, const json_t *value);

@@ -26,17 +26,24 @@ typedef struct lo_err {
     json_t *details;                   /* owned (new reference) or NULL: Status.details */
 } lo_err_t;
 
+/** A JSON string of s, invalid UTF-8 replaced by U+FFFD: never NULL, unlike json_string(). */
+json_t *lo_json_text(const char *s);
+
 /** Resets err to "no error", releasing details. err may be NULL. */
 void lo_err_clear(lo_err_t *err);
 
-/** Fills err (may be NULL) with code, reason and a printf-style message. Keeps details. */
+/**
+ * Fills err (may be NULL) with code, reason and a printf-style message.
+ * Keeps details. The message is made valid UTF-8 (langop/text.h): it may
+ * quote anything a client sent.
+ */
 void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /** Replaces err->details; the reference to details is stolen. */
 void lo_err_set_details(lo_err_t *err, json_t *details);
 
-/** Appends a cause {reason, message, field} to err->details.causes. */
+/** Appends a cause {reason, message, field} (each made valid UTF-8) to err->details.causes. */
 void lo_err_add_cause(lo_err_t *err, const char *reason, const char *message, const char *field);
 
 /** Prints a message and aborts. For broken invariants and out of memory. */
