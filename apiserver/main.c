@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "langop/api.h"
-#include "langop/auth.h"
-#include "langop/compactor.h"
-#include "langop/schema.h"
-#include "langop/server.h"
-#include "langop/store.h"
+#include "langop/api/api.h"
+#include "langop/http/server.h"
+#include "langop/request/auth.h"
+#include "langop/schema/schema.h"
+#include "langop/storage/compactor.h"
+#include "langop/storage/store.h"
 
 typedef struct flags {
     const char *bind_address;

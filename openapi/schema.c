@@ -19,12 +19,12 @@
  * Every string and json_t reachable from a schema_kind_t is borrowed from
  * that document; the short-name and category arrays are allocated here.
  */
-#include "langop/schema.h"
+#include "langop/schema/schema.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "langop/codec.h"
+#include "langop/core/codec.h"
 
 typedef struct registry {
     schema_kind_t *kinds;

@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <jansson.h>
 
-#include "langop/schema.h"
-#include "langop/store.h"
+#include "langop/schema/schema.h"
+#include "langop/storage/store.h"
 
 typedef struct fx_store {
     char dir[64];

@@ -18,9 +18,9 @@
 
 #include "fixtures.h"
 
-#include "langop/admission.h"
-#include "langop/schema.h"
-#include "langop/store.h"
+#include "langop/schema/admission.h"
+#include "langop/schema/schema.h"
+#include "langop/storage/store.h"
 
 /* ---- fixture: a fresh store per test; the schema registry per run ---- */
 

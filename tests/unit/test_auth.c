@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "langop/auth.h"
+#include "langop/request/auth.h"
 
 typedef struct fixture {
     char dir[64];

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/codec.h"
+#include "langop/core/codec.h"
 
 /* Decodes YAML text, asserting success. New reference. */
 static json_t *yaml_ok(const char *text)

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "langop/common.h"
+#include "langop/core/common.h"
 
 static void test_base64(void **state)
 {

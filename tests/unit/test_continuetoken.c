@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/continuetoken.h"
+#include "langop/core/continuetoken.h"
 
 static void test_roundtrip(void **state)
 {

@@ -22,7 +22,7 @@
 #include "fixtures.h"
 #include <valgrind/valgrind.h>
 
-#include "langop/derive.h"
+#include "langop/derive/derive.h"
 
 /* Built with AddressSanitizer (gcc or clang): timings mean nothing there. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -35,8 +35,8 @@
 #ifndef UNDER_SANITIZER
 #define UNDER_SANITIZER 0
 #endif
-#include "langop/schema.h"
-#include "langop/store.h"
+#include "langop/schema/schema.h"
+#include "langop/storage/store.h"
 
 #define DOMAIN "cluster.local"
 #define CREATED "2025-03-04T05:06:07Z"

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/api.h"
-#include "langop/derive.h"
-#include "langop/discovery.h"
-#include "langop/schema.h"
+#include "langop/api/api.h"
+#include "langop/api/discovery.h"
+#include "langop/derive/derive.h"
+#include "langop/schema/schema.h"
 
 #define CT_LEGACY "application/json"
 #define CT_V2 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "langop/feed.h"
+#include "langop/storage/feed.h"
 
 /* ---- batches ---- */
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/managedfields.h"
+#include "langop/registry/managedfields.h"
 
 static const schema_kind_t *agent, *model;
 

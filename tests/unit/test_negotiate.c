@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/negotiate.h"
+#include "langop/request/negotiate.h"
 
 #define KUBECTL_TABLE_ACCEPT                                                                                      \
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"           \

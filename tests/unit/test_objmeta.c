@@ -15,9 +15,9 @@
 
 #include "fixtures.h"
 
-#include "langop/objmeta.h"
-#include "langop/schema.h"
-#include "langop/status.h"
+#include "langop/core/status.h"
+#include "langop/schema/objmeta.h"
+#include "langop/schema/schema.h"
 
 /* Set once by the group setup from the read-only registry; never written by tests. */
 static const schema_kind_t *model_kind;   /* LanguageModel: namespaced, status subresource */

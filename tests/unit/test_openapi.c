@@ -14,11 +14,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/api.h"
-#include "langop/derive.h"
-#include "langop/openapi.h"
-#include "langop/reqinfo.h"
-#include "langop/schema.h"
+#include "langop/api/api.h"
+#include "langop/api/openapi.h"
+#include "langop/derive/derive.h"
+#include "langop/request/reqinfo.h"
+#include "langop/schema/schema.h"
 
 #define GV_PATH "/openapi/v3/apis/langop.io/v1alpha1"
 #define META "io.k8s.apimachinery.pkg.apis.meta.v1."

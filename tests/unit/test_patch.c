@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/patch.h"
+#include "langop/registry/patch.h"
 
 /* Parses JSON written with ' for " (new reference; fails the test on bad input). */
 static json_t *j(const char *text)

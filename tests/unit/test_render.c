@@ -23,8 +23,8 @@
 #include <limits.h>
 #include <cmocka.h>
 
-#include "langop/codec.h"
-#include "langop/render.h"
+#include "langop/core/codec.h"
+#include "langop/derive/render.h"
 
 /* ------------------------------------------------------------------ */
 /* Files                                                               */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/reqinfo.h"
+#include "langop/request/reqinfo.h"
 
 #define G "/apis/langop.io/v1alpha1"
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/schema.h"
+#include "langop/schema/schema.h"
 
 /* Test-only entry of openapi/schema.c: the embedded-file loader on other files. */
 int schema__registry_load_files(const schema_embedded_file_t *files, size_t n, lo_err_t *err);

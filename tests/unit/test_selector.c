@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/selector.h"
+#include "langop/core/selector.h"
 
 /* Label sets the match table refers to by index. */
 static const char *const label_sets[] = {

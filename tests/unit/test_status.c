@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/status.h"
+#include "langop/core/status.h"
 
 /* Asserts the fixed envelope of a Status and its code, reason and message. */
 static void assert_status(const json_t *st, const char *status, int code, const char *reason, const char *message)

@@ -24,8 +24,8 @@
 #include <sqlite3.h>
 #include <valgrind/valgrind.h>
 
-#include "langop/feed.h"
-#include "langop/store.h"
+#include "langop/storage/feed.h"
+#include "langop/storage/store.h"
 
 #define RES "languagemodels"
 #define RC_UNANSWERED 12345   /* an op's rc before the writer answered it: no store code */

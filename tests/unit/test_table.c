@@ -15,7 +15,7 @@
 
 #include "fixtures.h"
 
-#include "langop/table.h"
+#include "langop/schema/table.h"
 
 /* "2025-01-02T03:04:05Z", the creationTimestamp of the test objects. */
 #define CREATED "2025-01-02T03:04:05Z"

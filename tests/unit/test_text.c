@@ -8,8 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/common.h"
-#include "langop/text.h"
+#include "langop/core/common.h"
+#include "langop/core/text.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

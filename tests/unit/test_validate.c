@@ -16,9 +16,9 @@
 
 #include "fixtures.h"
 
-#include "langop/schema.h"
-#include "langop/status.h"
-#include "langop/validate.h"
+#include "langop/core/status.h"
+#include "langop/schema/schema.h"
+#include "langop/schema/validate.h"
 
 static const schema_kind_t *model_kind;
 static const schema_kind_t *agent_kind;

@@ -12,10 +12,10 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
-#include "langop/reqinfo.h"
-#include "langop/schema.h"
-#include "langop/store.h"
-#include "langop/watch.h"
+#include "langop/registry/watch.h"
+#include "langop/request/reqinfo.h"
+#include "langop/schema/schema.h"
+#include "langop/storage/store.h"
 
 static const schema_kind_t *models;
 

@@ -13,10 +13,10 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
-#include "langop/reqinfo.h"
-#include "langop/schema.h"
-#include "langop/watch.h"
-#include "langop/watcher.h"
+#include "langop/registry/watch.h"
+#include "langop/registry/watcher.h"
+#include "langop/request/reqinfo.h"
+#include "langop/schema/schema.h"
 
 #define T0 1000000             /* "now" at the start of every watch, in ms */
 #define TIMEOUT_MS 10000       /* timeoutSeconds=10 */

@@ -1,0 +1,289 @@
+/*
+ * handlers.c - what the verb modules share (reads.c, writes.c, deletes.c):
+ * the answers, store errors as Status, dry run, selectors, and the driver
+ * of a write (prepare, hand to the writer, retry after a conflict).
+ */
+#include "langop/registry/handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "langop/core/continuetoken.h"
+#include "langop/core/status.h"
+#include "langop/request/encode.h"
+#include "langop/schema/objmeta.h"
+#include "langop/schema/table.h"
+
+const char *handlers_url_ns(const handler_request_t *hr)
+{
+    return hr->info->ns ? hr->info->ns : "";
+}
+
+/* ---- encoding the answer ---- */
+
+void handlers_respond_error(api_response_t *resp, lo_err_t *err)
+{
+    api_response_set_error(resp, err);
+}
+
+void handlers_defer(api_response_t *resp, store_op_t *ops, size_t n, api_resume_fn resume, void *ctx)
+{
+    resp->deferred = (api_deferred_t){.ops = ops, .n = n, .resume = resume, .ctx = ctx};
+}
+
+/* How long a client told 429 waits before it tries again (kube's max-in-flight filter says 1). */
+#define RETRY_AFTER_SECONDS 1
+
+void handlers_op_error(const handler_request_t *hr, api_response_t *resp, store_op_t *op, const char *name,
+                       lo_err_t *err)
+{
+    const char *plural = hr->kind->plural;
+    switch (op->rc) {
+    case STORE_NOT_FOUND:
+        status_not_found(err, plural, SCHEMA_GROUP, name);
+        break;
+    case STORE_EXISTS:
+        status_already_exists(err, plural, SCHEMA_GROUP, name);
+        break;
+    case STORE_CONFLICT:
+        status_conflict(err, plural, SCHEMA_GROUP, name,
+                        "the object has been modified; please apply your changes to the latest version and try "
+                        "again");
+        break;
+    case STORE_ABORTED: /* the check's own Status */
+        lo_err_clear(err);
+        *err = op->err;
+        memset(&op->err, 0, sizeof(op->err));
+        break;
+    case STORE_BUSY:
+        lo_err_set(err, 429, "TooManyRequests", "Too many requests, please try again later.");
+        lo_err_set_details(err, json_pack("{s:i}", "retryAfterSeconds", RETRY_AFTER_SECONDS));
+        api_response_add_header(resp, "retry-after", "1");
+        break;
+    default:
+        status_internal(err, "storing %s \"%s\": %s", plural, name, op->err.message);
+        break;
+    }
+}
+
+int handlers_read_current(const handler_request_t *hr, const char *name, json_t **current, int64_t *rv,
+                          lo_err_t *err)
+{
+    lo_err_t e = {0};
+    const char *ns = hr->kind->namespaced ? handlers_url_ns(hr) : "";
+    int rc = store_get(hr->store, hr->kind->plural, ns, name, current, rv, &e);
+    if (rc == STORE_NOT_FOUND)
+        status_not_found(err, hr->kind->plural, SCHEMA_GROUP, name);
+    else if (rc != STORE_OK)
+        status_internal(err, "reading %s \"%s\": %s", hr->kind->plural, name, e.message);
+    lo_err_clear(&e);
+    return rc;
+}
+
+int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
+{
+    encode_format_t format;
+    table_include_t include;
+    if (encode_choose(hr->req->accept, 1, &format, err) != 0)
+        return -1;
+    if (format == ENCODE_TABLE && table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, err) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * The answer to a write: the object (with its derived status) as JSON,
+ * YAML or a one-row Table. A Status or a List passes through as JSON, as
+ * kube's transformation does. The caller checked the Accept header with
+ * handlers_check_output() before writing.
+ */
+void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj)
+{
+    lo_err_t err = {0};
+    encode_format_t format = ENCODE_JSON;
+    table_include_t include = TABLE_INCLUDE_METADATA;
+    encode_choose(hr->req->accept, 1, &format, &err);
+    int own_kind = json_is_object(obj) && json_object_get(obj, "spec") != NULL;
+    if (format == ENCODE_TABLE && own_kind) {
+        table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err);
+        json_t *table = table_render_object(hr->kind, obj, include, 1, (int64_t)time(NULL));
+        encode_object(resp, status, ENCODE_TABLE, table);
+        json_decref(table);
+    } else {
+        encode_object(resp, status, format == ENCODE_TABLE ? ENCODE_JSON : format, obj);
+    }
+    lo_err_clear(&err);
+}
+
+void handlers_respond_stored(const handler_request_t *hr, api_response_t *resp, int status, store_op_t *op)
+{
+    lo_err_t err = {0};
+    encode_format_t format = ENCODE_JSON;
+    encode_choose(hr->req->accept, 1, &format, &err);
+    lo_err_clear(&err);
+    if (format == ENCODE_JSON && op->result_json) {
+        api_response_set_json_text(resp, status, "application/json", op->result_json, op->result_json_len);
+        op->result_json = NULL;
+        return;
+    }
+    handlers_respond_object(hr, resp, status, op->result);
+}
+
+/* ---- decoding the request ---- */
+
+/* dryRun=All or nothing; anything else is a 400, as in kube. Returns 1 for a dry run, 0, or -1. */
+int handlers_parse_dry_run(const char *value, lo_err_t *err)
+{
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    if (strcmp(value, "All") == 0)
+        return 1;
+    status_bad_request(err, "Invalid dryRun value: \"%s\": supported values: \"All\"", value);
+    return -1;
+}
+
+int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err)
+{
+    return handlers_parse_dry_run(reqinfo_query_get(hr->info, "dryRun"), err);
+}
+
+int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err)
+{
+    static const char *const bools[] = {"allowWatchBookmarks", "watch"};
+    static const char *const counts[] = {"limit", "timeoutSeconds", "resourceVersion"};
+    int b;
+    int64_t n;
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        if (reqinfo_query_bool(hr->info, bools[i], 0, &b, err) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        if (reqinfo_query_count(hr->info, counts[i], &n, err) != 0)
+            return -1;
+    }
+    const char *initial = reqinfo_query_get(hr->info, "sendInitialEvents");
+    if (initial && initial[0]) {
+        status_bad_request(err, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list");
+        return -1;
+    }
+    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
+    if (match && match[0] && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
+        status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%.100s\": supported values: \"Exact\", "
+                                "\"NotOlderThan\"", match);
+        return -1;
+    }
+    const char *cont = reqinfo_query_get(hr->info, "continue");
+    if (cont && cont[0]) {
+        int64_t rv;
+        char *ns = NULL, *name = NULL;
+        int rc = continue_token_decode(cont, &rv, &ns, &name, err);
+        free(ns);
+        free(name);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- selectors ---- */
+
+int handlers_filter_keep(const json_t *obj, void *ctx)
+{
+    const handlers_filter_t *f = ctx;
+    const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+    return label_selector_matches(f->labels, labels) && field_selector_matches(f->fields, obj);
+}
+
+int handlers_has_selectors(const handler_request_t *hr)
+{
+    const char *labels = reqinfo_query_get(hr->info, "labelSelector");
+    const char *fields = reqinfo_query_get(hr->info, "fieldSelector");
+    return (labels && labels[0]) || (fields && fields[0]);
+}
+
+void handlers_filter_free(handlers_filter_t *f)
+{
+    label_selector_free(f->labels);
+    field_selector_free(f->fields);
+}
+
+int handlers_filter_parse(const handler_request_t *hr, handlers_filter_t *f, lo_err_t *err)
+{
+    memset(f, 0, sizeof(*f));
+    f->labels = label_selector_parse(reqinfo_query_get(hr->info, "labelSelector"), err);
+    if (f->labels == NULL)
+        return -1;
+    f->fields = field_selector_parse(reqinfo_query_get(hr->info, "fieldSelector"), objmeta_field_labels, err);
+    if (f->fields == NULL)
+        return -1;
+    return 0;
+}
+
+#define WRITE_ATTEMPTS 16          /* preparations of one write before a conflict is answered 409 */
+
+/* ---- the driver ---- */
+
+/* Forgets the previous attempt: its op's results and the objects it was built from. */
+static void attempt_reset(handlers_write_t *w)
+{
+    store_op_clear(&w->op);
+    json_decref(w->current);
+    json_decref(w->next);
+    w->current = w->next = NULL;
+    memset(&w->op, 0, sizeof(w->op));
+}
+
+static void write_finish(handlers_write_t *w)
+{
+    attempt_reset(w);
+    w->release(w);
+}
+
+static void write_resumed(void *ctx, api_response_t *resp);
+
+/* One attempt: prepare and hand the op to the writer, or answer at once. */
+static void write_attempt(handlers_write_t *w, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    attempt_reset(w);
+    int rc = w->prepare(w, &err);
+    if (rc == 0) {
+        handlers_defer(resp, &w->op, 1, write_resumed, w);
+    } else {
+        if (rc > 0)
+            w->answer(w, resp);
+        else
+            handlers_respond_error(resp, &err);
+        write_finish(w);
+    }
+    lo_err_clear(&err);
+}
+
+static void write_resumed(void *ctx, api_response_t *resp)
+{
+    handlers_write_t *w = ctx;
+    if (w->op.rc != STORE_OK && w->op.rc != STORE_BUSY && w->retry(w) && ++w->attempts < WRITE_ATTEMPTS) {
+        write_attempt(w, resp);
+        return;
+    }
+    if (w->op.rc == STORE_OK) {
+        w->answer(w, resp);
+    } else {
+        lo_err_t err = {0};
+        handlers_op_error(w->hr, resp, &w->op, w->name, &err);
+        handlers_respond_error(resp, &err);
+        lo_err_clear(&err);
+    }
+    write_finish(w);
+}
+
+int handlers_retry_on_conflict(const handlers_write_t *w)
+{
+    return w->op.rc == STORE_CONFLICT;
+}
+
+void handlers_write_run(handlers_write_t *w, api_response_t *resp)
+{
+    write_attempt(w, resp);
+}

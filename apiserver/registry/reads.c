@@ -1,0 +1,235 @@
+/*
+ * reads.c - the reads of every kind: get, list (paginated, at a
+ * resourceVersion), watch (the spec the transport streams) and the derived
+ * subresources (see langop/registry/reads.h).
+ */
+#include "langop/registry/reads.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "langop/core/continuetoken.h"
+#include "langop/core/status.h"
+#include "langop/derive/derive.h"
+#include "langop/registry/watch.h"
+#include "langop/request/encode.h"
+#include "langop/schema/objmeta.h"
+#include "langop/schema/table.h"
+
+/*
+ * The answer to a read: JSON, YAML, or a Table when the client asks for
+ * one. objects is the list's items (or the one object of a get, as a
+ * one-element array); list is what JSON/YAML clients get.
+ */
+static void respond_read(const handler_request_t *hr, api_response_t *resp, const json_t *list, const json_t *objects,
+                         const json_t *table_meta)
+{
+    lo_err_t err = {0};
+    encode_format_t format;
+    table_include_t include;
+    if (encode_choose(hr->req->accept, 1, &format, &err) != 0) {
+        handlers_respond_error(resp, &err);
+    } else if (format != ENCODE_TABLE) {
+        encode_object(resp, 200, format, list);
+    } else if (table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err) != 0) {
+        handlers_respond_error(resp, &err);
+    } else {
+        json_t *table = table_render(hr->kind, objects, table_meta, include, 1, (int64_t)time(NULL));
+        if (table)
+            encode_object(resp, 200, ENCODE_TABLE, table);
+        else /* a client that accepts a Table also accepts the plain list (kubectl prints it) */
+            encode_object(resp, 200, ENCODE_JSON, list);
+        json_decref(table);
+    }
+    lo_err_clear(&err);
+}
+
+/* ---- get ---- */
+
+void reads_get(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    json_t *obj = NULL;
+    if (handlers_read_current(hr, hr->info->name, &obj, NULL, &err) != STORE_OK) {
+        handlers_respond_error(resp, &err);
+    } else {
+        json_t *one = json_pack("[O]", obj);
+        json_t *meta = json_pack("{s:O*}", "resourceVersion",
+                                 json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        respond_read(hr, resp, obj, one, meta);
+        json_decref(one);
+        json_decref(meta);
+        json_decref(obj);
+    }
+    lo_err_clear(&err);
+}
+
+/* ---- list ---- */
+
+/*
+ * Resolves limit, continue and resourceVersion(+Match) into store options.
+ * Each was checked on its own by handlers_check_list_options(); here they
+ * are combined.
+ */
+static int list_window(const handler_request_t *hr, store_list_opts_t *opts, char **after_ns, char **after_name,
+                       lo_err_t *err)
+{
+    const char *cont = reqinfo_query_get(hr->info, "continue");
+    const char *rv = reqinfo_query_get(hr->info, "resourceVersion");
+    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
+    int64_t n = 0;
+    if (reqinfo_query_count(hr->info, "limit", &n, err) != 0)
+        return -1;
+    opts->limit = (size_t)n;
+    if (match && match[0] && (rv == NULL || rv[0] == '\0')) {
+        status_bad_request(err, "resourceVersionMatch is forbidden unless resourceVersion is provided");
+        return -1;
+    }
+    if (cont && cont[0]) {
+        if (rv && rv[0] && strcmp(rv, "0") != 0) {
+            status_bad_request(err, "specifying resource version is not allowed when using continue");
+            return -1;
+        }
+        if (continue_token_decode(cont, &opts->at_rv, after_ns, after_name, err) != 0)
+            return -1;
+        opts->after_ns = *after_ns;
+        opts->after_name = *after_name;
+        return 0;
+    }
+    if (rv && rv[0]) {
+        if (reqinfo_query_count(hr->info, "resourceVersion", &n, err) != 0)
+            return -1;
+        if (match && strcmp(match, "Exact") == 0) {
+            if (n == 0) {
+                status_bad_request(err, "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"");
+                return -1;
+            }
+            opts->at_rv = n;
+        } else if (n > 0) {
+            /* NotOlderThan: the newest state qualifies if it is at least n */
+            int64_t current = 0;
+            if (store_current_rv(hr->store, &current, err) != STORE_OK)
+                return -1;
+            if (n > current) {
+                lo_err_set(err, 504, "Timeout", "Too large resource version: %lld, current: %lld", (long long)n,
+                           (long long)current);
+                lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void list_store_error(const handler_request_t *hr, int rc, lo_err_t *err)
+{
+    if (rc == STORE_EXPIRED) {
+        if (reqinfo_query_get(hr->info, "continue"))
+            lo_err_set(err, 410, "Expired",
+                       "The provided continue parameter is too old to display a consistent list result. You can "
+                       "start a new list without the continue parameter.");
+        else
+            lo_err_set(err, 410, "Expired", "too old resource version");
+    } else if (rc == STORE_FUTURE_RV) {
+        lo_err_set(err, 504, "Timeout", "Too large resource version");
+        lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
+    }
+}
+
+static json_t *list_envelope(const schema_kind_t *k, store_list_result_t *res /* items stolen */)
+{
+    json_t *meta = json_object();
+    char rv[32];
+    snprintf(rv, sizeof(rv), "%lld", (long long)res->rv);
+    json_object_set_new(meta, "resourceVersion", json_string(rv));
+    if (res->more) {
+        char *token = continue_token_encode(res->rv, res->last_ns, res->last_name);
+        json_object_set_new(meta, "continue", json_string(token));
+        free(token);
+        if (res->remaining >= 0)
+            json_object_set_new(meta, "remainingItemCount", json_integer(res->remaining));
+    }
+    json_t *list = json_pack("{s:s, s:s, s:o, s:o}", "apiVersion", SCHEMA_GROUP_VERSION, "kind", k->list_kind,
+                             "metadata", meta, "items", res->items);
+    res->items = NULL;
+    return list;
+}
+
+void reads_list(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    handlers_filter_t filter = {0};
+    store_list_opts_t opts = {0};
+    store_list_result_t res = {0};
+    char *after_ns = NULL, *after_name = NULL;
+    if (handlers_check_list_options(hr, &err) != 0 || handlers_filter_parse(hr, &filter, &err) != 0 ||
+        list_window(hr, &opts, &after_ns, &after_name, &err) != 0) {
+        handlers_respond_error(resp, &err);
+        goto exit;
+    }
+    opts.resource = hr->kind->plural;
+    opts.ns = hr->info->ns;   /* NULL: every namespace */
+    if (!hr->kind->namespaced)
+        opts.ns = "";
+    int selecting = handlers_has_selectors(hr);
+    if (selecting) {
+        opts.filter = handlers_filter_keep;
+        opts.filter_ctx = &filter;
+    }
+    int rc = store_list(hr->store, &opts, &res, &err);
+    if (rc != STORE_OK) {
+        list_store_error(hr, rc, &err);
+        handlers_respond_error(resp, &err);
+        goto exit;
+    }
+    if (selecting)
+        res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
+    json_t *list = list_envelope(hr->kind, &res);
+    respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
+    json_decref(list);
+exit:
+    store_list_result_free(&res);
+    handlers_filter_free(&filter);
+    free(after_ns);
+    free(after_name);
+    lo_err_clear(&err);
+}
+
+/* ---- watch ---- */
+
+/* Validates the watch and hands its spec to the transport, which streams it. */
+void reads_watch(const handler_request_t *hr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    watch_spec_t *spec = lo_calloc(1, sizeof(*spec));
+    if (watch_spec_parse(hr->kind, hr->info, hr->req->accept, spec, &err) != 0) {
+        free(spec);
+        handlers_respond_error(resp, &err);
+    } else {
+        resp->status = 200;
+        resp->content_type = lo_strdup(spec->format == ENCODE_TABLE ? ENCODE_TABLE_CONTENT_TYPE : "application/json");
+        resp->watch = spec;
+        resp->watch_free = watch_spec_destroy;
+    }
+    lo_err_clear(&err);
+}
+
+/* GET of a derived subresource (gatewayconfig, agentconfig): computed now, never stored. */
+void reads_derived(const handler_request_t *hr, api_response_t *resp, const derive_subresource_t *sub)
+{
+    lo_err_t err = {0};
+    json_t *obj = NULL;
+    if (sub->get(hr->store, handlers_url_ns(hr), hr->info->name, hr->cluster_domain, &obj, &err) != 0) {
+        handlers_respond_error(resp, &err);
+    } else {
+        lo_err_clear(&err);
+        encode_format_t format;
+        if (encode_choose(hr->req->accept, 0, &format, &err) != 0)
+            handlers_respond_error(resp, &err);
+        else
+            encode_object(resp, 200, format, obj);
+    }
+    json_decref(obj);
+    lo_err_clear(&err);
+}

@@ -1,0 +1,75 @@
+/*
+ * render.h - the derived config, as pure functions of stored objects: the
+ * LiteLLM config of a LanguageCluster's shared gateway, and the config
+ * file and environment of a LanguageAgent. No I/O, no clock: the same
+ * objects, in any order, give byte-identical output. The read path
+ * (GatewayConfig / AgentConfig subresources, computed status) and the
+ * reconcile thread call the same functions: what you see is what is pushed.
+ *
+ * Secrets never appear in the output: a model's key is read by the gateway
+ * from its environment (`api_key: os.environ/<VAR>`), and the variable's
+ * secretKeyRef is listed beside the config for whoever runs the gateway.
+ *
+ * Ownership: inputs are borrowed; a render_result_t owns everything in it
+ * (render_result_free).
+ */
+#ifndef LANGOP_RENDER_H
+#define LANGOP_RENDER_H
+
+#include <jansson.h>
+#include "langop/core/common.h"
+
+#define RENDER_GATEWAY_PORT 8000
+
+typedef struct render_result {
+    char *yaml;          /* the rendered file: valid YAML, keys in a fixed order */
+    json_t *env;         /* array of EnvVar objects: {name, value} or {name, valueFrom: {secretKeyRef: {name, key}}} */
+    json_t *unresolved;  /* array of {kind, name, reason, message}: references left out of the output */
+    char hash[65];       /* sha256 (hex) of what reaches the workload: yaml and env */
+} render_result_t;
+
+void render_result_free(render_result_t *r);
+
+/** "http://gateway.<ns>.svc.<domain>:8000" (malloc'd). */
+char *render_gateway_endpoint(const char *ns, const char *cluster_domain);
+
+/**
+ * The URL agents use for a LanguageTool (borrowed) of namespace ns:
+ * http://<tool>.<ns>.svc.<domain>:<port> for deploymentMode service,
+ * http://localhost:<port> for a sidecar (it runs in the agent's pod); port
+ * defaults to 8080. malloc'd.
+ */
+char *render_tool_endpoint(const json_t *tool, const char *ns, const char *cluster_domain);
+
+/**
+ * The environment variable that carries a model's API key in the gateway:
+ * "LANGOP_API_KEY_" + the model's name upper-cased with every character
+ * outside [A-Z0-9] turned into '_' (malloc'd). Names are DNS-1123, so two
+ * models of one namespace map to distinct variables unless they differ
+ * only by '-' versus '.'; the renderer reports such a clash.
+ */
+char *render_key_env_name(const char *model_name);
+
+/**
+ * The LiteLLM proxy config.yaml of the gateway of namespace ns: one
+ * model_list entry per LanguageModel of models (borrowed array, any order),
+ * model_name = the LanguageModel's metadata.name. env lists one
+ * secretKeyRef variable per model with an apiKeySecretRef; unresolved
+ * lists fallbacks naming models that do not exist. Returns 0, or -1 with
+ * err on input that is not a list of LanguageModels.
+ */
+int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *models, render_result_t *out,
+                          lo_err_t *err);
+
+/**
+ * The /etc/agent/config.yaml and environment of agent (a LanguageAgent),
+ * given the LanguageModels, LanguageTools and LanguagePersonas of its
+ * namespace (borrowed arrays, any order). cluster is the LanguageCluster
+ * (may be NULL: then AGENT_CLUSTER_NAME is the namespace). References to
+ * missing objects are left out and listed in unresolved (reason
+ * ModelNotFound, ToolNotFound, PersonaNotFound). Returns 0, or -1 with err.
+ */
+int render_agent_config(const json_t *agent, const json_t *cluster, const char *cluster_domain, const json_t *models,
+                        const json_t *tools, const json_t *personas, render_result_t *out, lo_err_t *err);
+
+#endif
