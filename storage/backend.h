@@ -14,7 +14,7 @@
 #ifndef LANGOP_STORAGE_BACKEND_H
 #define LANGOP_STORAGE_BACKEND_H
 
-#include "langop/store.h"
+#include "langop/storage/store.h"
 
 typedef struct backend backend_t;
 

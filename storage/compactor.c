@@ -1,7 +1,7 @@
 /*
  * compactor.c - periodic compaction of the event log (see langop/compactor.h).
  */
-#include "langop/compactor.h"
+#include "langop/storage/compactor.h"
 
 #include <errno.h>
 #include <pthread.h>

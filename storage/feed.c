@@ -7,7 +7,7 @@
  * calls them: unsubscribe therefore waits out a publish in progress, which
  * is what makes "never called again" true.
  */
-#include "langop/feed.h"
+#include "langop/storage/feed.h"
 
 #include <pthread.h>
 #include <stdlib.h>

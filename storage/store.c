@@ -18,7 +18,7 @@
  * submission; an op's results are written only by the writer and read by
  * its submitter only after done() - the done call is the hand-over.
  */
-#include "langop/store.h"
+#include "langop/storage/store.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -29,8 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "langop/codec.h"
-#include "langop/feed.h"
+#include "langop/core/codec.h"
+#include "langop/storage/feed.h"
 #include "backend.h"
 
 #define BATCH_MAX_BYTES (8u * 1024u * 1024u)
@@ -93,16 +93,6 @@ struct store {
 };
 
 /* ---- small helpers ---- */
-
-const char *store_event_type_name(store_event_type_t type)
-{
-    switch (type) {
-    case STORE_EVENT_ADDED: return "ADDED";
-    case STORE_EVENT_MODIFIED: return "MODIFIED";
-    case STORE_EVENT_DELETED: return "DELETED";
-    }
-    return "UNKNOWN";
-}
 
 void store_op_clear(store_op_t *op)
 {

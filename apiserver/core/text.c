@@ -3,9 +3,20 @@
  */
 #include "langop/core/text.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "langop/core/common.h"
+/* The lowest module: common.c builds on it, so it allocates by itself, with common's policy (die on OOM). */
+static void *text_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        fputs("fatal: out of memory (text)\n", stderr);
+        abort();
+    }
+    return p;
+}
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
 #define REPLACEMENT_LEN 3
@@ -79,7 +90,7 @@ static size_t repair_into(const unsigned char *s, size_t n, char *out, size_t ca
 char *text_utf8_repair(const char *s, size_t n)
 {
     size_t cap = n * REPLACEMENT_LEN + 1;
-    char *out = lo_malloc(cap);
+    char *out = text_alloc(cap);
     repair_into((const unsigned char *)s, n, out, cap);
     return out;
 }
@@ -92,7 +103,8 @@ void text_utf8_repair_in_place(char *buf, size_t cap)
     buf[n] = '\0';
     if (text_utf8_valid(buf, n))
         return;
-    char *copy = lo_strndup(buf, n); /* the repair may grow: write from a copy */
+    char *copy = text_alloc(n + 1); /* the repair may grow: write from a copy */
+    memcpy(copy, buf, n + 1);
     repair_into((const unsigned char *)copy, n, buf, cap);
     free(copy);
 }
@@ -102,7 +114,7 @@ static char *header_text(const char *s, int quote)
 {
     char *valid = text_utf8_repair(s, strlen(s));
     size_t n = strlen(valid), o = 0;
-    char *out = lo_malloc(2 * n + 1);
+    char *out = text_alloc(2 * n + 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)valid[i];
         if ((c < 0x20 && c != '\t') || c == 0x7F)

@@ -84,7 +84,15 @@ typedef enum store_event_type {
 } store_event_type_t;
 
 /** "ADDED", "MODIFIED", "DELETED". */
-const char *store_event_type_name(store_event_type_t type);
+static inline const char *store_event_type_name(store_event_type_t type)
+{
+    switch (type) {
+    case STORE_EVENT_ADDED: return "ADDED";
+    case STORE_EVENT_MODIFIED: return "MODIFIED";
+    case STORE_EVENT_DELETED: return "DELETED";
+    }
+    return "UNKNOWN";
+}
 
 #define STORE_WRITE_QUEUE_MAX 4096  /* default bound on queued writes */
 #define STORE_BATCH_MAX 512         /* writes committed in one transaction at most */
