@@ -1,6 +1,7 @@
 /*
  * backend.h - what the store's writer (store.c) needs from a storage
- * engine, below the public contract of langop/store.h. Private to
+ * engine, below the public contract of langop/storage/store.h (both share
+ * langop/storage/records.h). Private to
  * storage/. One engine today (sqlite_backend.c); an etcd engine gives the
  * same functions, and this becomes a table of them.
  *
@@ -14,7 +15,7 @@
 #ifndef LANGOP_STORAGE_BACKEND_H
 #define LANGOP_STORAGE_BACKEND_H
 
-#include "langop/storage/store.h"
+#include "langop/storage/records.h"
 
 typedef struct backend backend_t;
 

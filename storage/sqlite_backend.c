@@ -67,6 +67,8 @@
  */
 #include "backend.h"
 
+#include "langop/storage/store.h" /* the store_txn_* reads are implemented here */
+
 #include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>

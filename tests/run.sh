@@ -3,6 +3,7 @@
 #
 # Suites: "unit" (cmocka executables through meson test), "golden" (the
 # rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
+# "layers" (tests/tools/check_layers.py on the tree, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
 # and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
@@ -107,6 +108,12 @@ if /usr/bin/python3 tests/golden/check_litellm.py; then
 else
   record golden 0 1
 fi
+
+echo "== layers: no upward include, no include cycle (the checker, then its own tests with planted faults)"
+lpass=0 lfail=0
+if /usr/bin/python3 tests/tools/check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
+if /usr/bin/python3 tests/tools/test_check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
+record layers "$lpass" "$lfail"
 
 echo "== integration tests"
 read -r ipass ifail inote <<<"$(run_integration "$builddir/langop-apiserver" "$it_timeout")"

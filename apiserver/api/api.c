@@ -18,6 +18,7 @@
 #include "langop/derive/derive.h"
 #include "langop/registry/dispatch.h"
 #include "langop/registry/watch.h"
+#include "langop/request/options.h"
 #include "langop/request/reqinfo.h"
 #include "langop/schema/objmeta.h"
 #include "langop/schema/schema.h"
@@ -38,6 +39,7 @@ struct api {
 struct api_call {
     api_t *api;
     reqinfo_t info;
+    options_t opts;
     handler_request_t hr;
     api_wake_fn wake;
     void *wake_ctx;
@@ -50,6 +52,7 @@ static void call_free(api_call_t *call) /* api_response_t.call_free */
     if (call == NULL)
         return;
     reqinfo_free(&call->info);
+    options_free(&call->opts);
     free(call);
 }
 
@@ -401,7 +404,13 @@ static void serve_resource(api_call_t *call, const api_request_t *req, api_respo
     }
     if (check_shape(k, req->method, info, resp) != 0)
         return;
-    call->hr = (handler_request_t){.store = api->store, .kind = k, .info = info, .req = req,
+    lo_err_t err = {0};
+    if (options_decode(info, req->accept, &call->opts, &err) != 0) {
+        api_response_set_error(resp, &err); /* before the store is read: nothing changes */
+        lo_err_clear(&err);
+        return;
+    }
+    call->hr = (handler_request_t){.store = api->store, .kind = k, .info = info, .req = req, .opts = &call->opts,
                                    .cluster_domain = api->cluster_domain};
     dispatch_resource(&call->hr, resp);
 }

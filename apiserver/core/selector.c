@@ -216,8 +216,19 @@ static int parse_value_set(lexer_t *lx, label_req_t *req, lo_err_t *err)
         return -1;
     }
     lex_next(lx);
+    /*
+     * "()" names no value at all. kube's parser reads it as the set {""};
+     * we refuse it, as the project decided (issue: an empty set is almost
+     * always a mistake, and "a in ()" selecting objects without the label
+     * silently is worse than a 400): "(a,)" still holds the empty value.
+     */
+    if (lx->type == TOK_CLOSE) {
+        lo_err_set(err, 400, "BadRequest", "unable to parse requirement: for 'in', 'notin' operators, values set "
+                                           "can't be empty");
+        return -1;
+    }
     for (;;) {
-        /* an empty slot, as in "()" or "(a,)", is the empty value */
+        /* an empty slot, as in "(a,)" or "(,a)", is the empty value */
         if (lx->type == TOK_IDENT || lx->type == TOK_IN || lx->type == TOK_NOTIN) {
             if (add_value(req, lx->text, lx->len, err) < 0)
                 return -1;

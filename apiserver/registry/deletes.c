@@ -32,24 +32,20 @@ static void delete_options_free(delete_options_t *o)
     free(o->precondition_rv);
 }
 
-static int parse_propagation(const json_t *value, lo_err_t *err)
+/* The body's propagationPolicy: a string of the enumeration, or null. */
+static int body_propagation(const json_t *value, propagation_t *out, lo_err_t *err)
 {
     if (value == NULL || json_is_null(value))
         return 0;
-    const char *p = json_string_value(value);
+    if (!json_is_string(value)) {
+        status_bad_request(err, "DeleteOptions.propagationPolicy must be a string");
+        return -1;
+    }
     /* no owner references are followed here: every policy deletes the object alone */
-    if (p && (strcmp(p, "Orphan") == 0 || strcmp(p, "Background") == 0 || strcmp(p, "Foreground") == 0))
-        return 0;
-    /* kube answers an invalid DeleteOptions with 422, naming the field */
-    char msg[256];
-    snprintf(msg, sizeof(msg), "Unsupported value: \"%.100s\": supported values: \"Foreground\", \"Background\", "
-             "\"Orphan\"", p ? p : "");
-    lo_err_add_cause(err, "FieldValueNotSupported", msg, "propagationPolicy");
-    status_invalid(err, "DeleteOptions", "meta.k8s.io", "");
-    return -1;
+    return options_parse_propagation(json_string_value(value), out, err);
 }
 
-static int parse_body_dry_run(const json_t *value, lo_err_t *err)
+static int body_dry_run(const json_t *value, lo_err_t *err)
 {
     if (value == NULL || json_is_null(value))
         return 0;
@@ -61,7 +57,7 @@ static int parse_body_dry_run(const json_t *value, lo_err_t *err)
     size_t i;
     json_t *v;
     json_array_foreach(value, i, v) {
-        int r = handlers_parse_dry_run(json_string_value(v) ? json_string_value(v) : "?", err);
+        int r = options_parse_dry_run(json_string_value(v) ? json_string_value(v) : "?", err);
         if (r < 0)
             return -1;
         dry |= r;
@@ -69,21 +65,30 @@ static int parse_body_dry_run(const json_t *value, lo_err_t *err)
     return dry;
 }
 
-/* DeleteOptions come from the body (kubectl) and the query (dryRun, propagationPolicy: other clients). */
+/* The body's scalar fields must have their types, as Go's decoder of DeleteOptions insists (400). */
+static int body_types(const json_t *opts, lo_err_t *err)
+{
+    const json_t *grace = json_object_get(opts, "gracePeriodSeconds");
+    const json_t *orphan = json_object_get(opts, "orphanDependents");
+    if (grace && !json_is_null(grace) && !json_is_integer(grace)) {
+        status_bad_request(err, "DeleteOptions.gracePeriodSeconds must be an integer (int64)");
+        return -1;
+    }
+    if (orphan && !json_is_null(orphan) && !json_is_boolean(orphan)) {
+        status_bad_request(err, "DeleteOptions.orphanDependents must be a boolean");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * DeleteOptions come from the query (decoded with the request's options)
+ * and from the body (kubectl sends them there); the body's are checked here.
+ */
 static int parse_delete_options(const handler_request_t *hr, delete_options_t *o, lo_err_t *err)
 {
     memset(o, 0, sizeof(*o));
-    o->dry_run = handlers_query_dry_run(hr, err);
-    if (o->dry_run < 0)
-        return -1;
-    const char *policy = reqinfo_query_get(hr->info, "propagationPolicy");
-    if (policy && policy[0]) {
-        json_t *value = lo_json_text(policy);
-        int rc = parse_propagation(value, err);
-        json_decref(value);
-        if (rc != 0)
-            return -1;
-    }
+    o->dry_run = hr->opts->del.dry_run;
     const api_request_t *req = hr->req;
     if (req->body == NULL || req->body_len == 0)
         return 0;
@@ -93,13 +98,14 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
     if (opts == NULL)
         return -1;
     int ret = -1;
+    propagation_t policy = PROPAGATION_UNSET;
     if (!json_is_object(opts)) {
         status_bad_request(err, "the body of a delete must be a DeleteOptions object");
         goto exit;
     }
-    if (parse_propagation(json_object_get(opts, "propagationPolicy"), err) != 0)
+    if (body_types(opts, err) != 0 || body_propagation(json_object_get(opts, "propagationPolicy"), &policy, err) != 0)
         goto exit;
-    int dry = parse_body_dry_run(json_object_get(opts, "dryRun"), err);
+    int dry = body_dry_run(json_object_get(opts, "dryRun"), err);
     if (dry < 0)
         goto exit;
     o->dry_run |= dry;
@@ -212,7 +218,7 @@ void deletes_one(const handler_request_t *hr, api_response_t *resp)
     delete_job_t *d = lo_calloc(1, sizeof(*d));
     d->w = (handlers_write_t){.hr = hr, .name = hr->info->name, .prepare = delete_prepare,
                               .retry = handlers_retry_on_conflict, .answer = delete_answer, .release = delete_release};
-    if (handlers_check_output(hr, &err) != 0 || parse_delete_options(hr, &d->opts, &err) != 0) {
+    if (parse_delete_options(hr, &d->opts, &err) != 0) {
         handlers_respond_error(resp, &err);
         delete_release(&d->w);
     } else {
@@ -235,7 +241,6 @@ void deletes_one(const handler_request_t *hr, api_response_t *resp)
 typedef struct collection_job {
     const handler_request_t *hr;
     delete_options_t opts;
-    handlers_filter_t filter;
     json_t *deleted;          /* what the answer lists */
     json_t *page;             /* the objects the ops were built from (refs held for them) */
     json_t *marked;           /* the marked copies of the ops that mark */
@@ -256,7 +261,6 @@ static void collection_free(collection_job_t *c)
     json_decref(c->deleted);
     free(c->after_ns);
     free(c->after_name);
-    handlers_filter_free(&c->filter);
     delete_options_free(&c->opts);
     free(c);
 }
@@ -297,7 +301,7 @@ static json_t *collection_moved(collection_job_t *c)
         } else if (op->rc == STORE_CONFLICT) {
             json_t *fresh = NULL;
             if (store_get(c->hr->store, op->resource, op->ns, op->name, &fresh, NULL, NULL) == STORE_OK &&
-                handlers_filter_keep(fresh, &c->filter))
+                handlers_filter_keep(fresh, (void *)&c->hr->opts->list))
                 json_array_append(again, fresh);
             json_decref(fresh);
         }
@@ -336,7 +340,7 @@ static void collection_round(collection_job_t *c, api_response_t *resp, json_t *
         const handler_request_t *hr = c->hr;
         store_list_opts_t lo = {.resource = hr->kind->plural, .ns = hr->kind->namespaced ? hr->info->ns : "",
                                 .after_ns = c->after_ns, .after_name = c->after_name, .limit = COLLECTION_PAGE,
-                                .skip_remaining = 1, .filter = handlers_filter_keep, .filter_ctx = &c->filter};
+                                .skip_remaining = 1, .filter = handlers_filter_keep, .filter_ctx = (void *)&c->hr->opts->list};
         store_list_result_t res;
         if (store_list(hr->store, &lo, &res, &err) != STORE_OK) {
             char why[LO_ERR_MESSAGE_MAX / 2];
@@ -388,8 +392,7 @@ void deletes_collection(const handler_request_t *hr, api_response_t *resp)
     c->deleted = json_array();
     c->more = 1;
     /* a collection delete lists first, with the same options a list takes: refused as a list refuses them */
-    if (handlers_check_output(hr, &err) != 0 || handlers_check_list_options(hr, &err) != 0 ||
-        parse_delete_options(hr, &c->opts, &err) != 0 || handlers_filter_parse(hr, &c->filter, &err) != 0) {
+    if (parse_delete_options(hr, &c->opts, &err) != 0) {
         handlers_respond_error(resp, &err);
         collection_free(c);
     } else {

@@ -81,48 +81,27 @@ int handlers_read_current(const handler_request_t *hr, const char *name, json_t 
     return rc;
 }
 
-int handlers_check_output(const handler_request_t *hr, lo_err_t *err)
-{
-    encode_format_t format;
-    table_include_t include;
-    if (encode_choose(hr->req->accept, 1, &format, err) != 0)
-        return -1;
-    if (format == ENCODE_TABLE && table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, err) != 0)
-        return -1;
-    return 0;
-}
-
 /*
  * The answer to a write: the object (with its derived status) as JSON,
  * YAML or a one-row Table. A Status or a List passes through as JSON, as
- * kube's transformation does. The caller checked the Accept header with
- * handlers_check_output() before writing.
+ * kube's transformation does. The format was checked with the options.
  */
 void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj)
 {
-    lo_err_t err = {0};
-    encode_format_t format = ENCODE_JSON;
-    table_include_t include = TABLE_INCLUDE_METADATA;
-    encode_choose(hr->req->accept, 1, &format, &err);
+    encode_format_t format = hr->opts->format;
     int own_kind = json_is_object(obj) && json_object_get(obj, "spec") != NULL;
     if (format == ENCODE_TABLE && own_kind) {
-        table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err);
-        json_t *table = table_render_object(hr->kind, obj, include, 1, (int64_t)time(NULL));
+        json_t *table = table_render_object(hr->kind, obj, hr->opts->include, 1, (int64_t)time(NULL));
         encode_object(resp, status, ENCODE_TABLE, table);
         json_decref(table);
     } else {
         encode_object(resp, status, format == ENCODE_TABLE ? ENCODE_JSON : format, obj);
     }
-    lo_err_clear(&err);
 }
 
 void handlers_respond_stored(const handler_request_t *hr, api_response_t *resp, int status, store_op_t *op)
 {
-    lo_err_t err = {0};
-    encode_format_t format = ENCODE_JSON;
-    encode_choose(hr->req->accept, 1, &format, &err);
-    lo_err_clear(&err);
-    if (format == ENCODE_JSON && op->result_json) {
+    if (hr->opts->format == ENCODE_JSON && op->result_json) {
         api_response_set_json_text(resp, status, "application/json", op->result_json, op->result_json_len);
         op->result_json = NULL;
         return;
@@ -130,94 +109,18 @@ void handlers_respond_stored(const handler_request_t *hr, api_response_t *resp, 
     handlers_respond_object(hr, resp, status, op->result);
 }
 
-/* ---- decoding the request ---- */
-
-/* dryRun=All or nothing; anything else is a 400, as in kube. Returns 1 for a dry run, 0, or -1. */
-int handlers_parse_dry_run(const char *value, lo_err_t *err)
-{
-    if (value == NULL || value[0] == '\0')
-        return 0;
-    if (strcmp(value, "All") == 0)
-        return 1;
-    status_bad_request(err, "Invalid dryRun value: \"%s\": supported values: \"All\"", value);
-    return -1;
-}
-
-int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err)
-{
-    return handlers_parse_dry_run(reqinfo_query_get(hr->info, "dryRun"), err);
-}
-
-int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err)
-{
-    static const char *const bools[] = {"allowWatchBookmarks", "watch"};
-    static const char *const counts[] = {"limit", "timeoutSeconds", "resourceVersion"};
-    int b;
-    int64_t n;
-    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-        if (reqinfo_query_bool(hr->info, bools[i], 0, &b, err) != 0)
-            return -1;
-    }
-    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-        if (reqinfo_query_count(hr->info, counts[i], &n, err) != 0)
-            return -1;
-    }
-    const char *initial = reqinfo_query_get(hr->info, "sendInitialEvents");
-    if (initial && initial[0]) {
-        status_bad_request(err, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list");
-        return -1;
-    }
-    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
-    if (match && match[0] && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
-        status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%.100s\": supported values: \"Exact\", "
-                                "\"NotOlderThan\"", match);
-        return -1;
-    }
-    const char *cont = reqinfo_query_get(hr->info, "continue");
-    if (cont && cont[0]) {
-        int64_t rv;
-        char *ns = NULL, *name = NULL;
-        int rc = continue_token_decode(cont, &rv, &ns, &name, err);
-        free(ns);
-        free(name);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* ---- selectors ---- */
 
 int handlers_filter_keep(const json_t *obj, void *ctx)
 {
-    const handlers_filter_t *f = ctx;
+    const options_list_t *f = ctx;
     const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
     return label_selector_matches(f->labels, labels) && field_selector_matches(f->fields, obj);
 }
 
 int handlers_has_selectors(const handler_request_t *hr)
 {
-    const char *labels = reqinfo_query_get(hr->info, "labelSelector");
-    const char *fields = reqinfo_query_get(hr->info, "fieldSelector");
-    return (labels && labels[0]) || (fields && fields[0]);
-}
-
-void handlers_filter_free(handlers_filter_t *f)
-{
-    label_selector_free(f->labels);
-    field_selector_free(f->fields);
-}
-
-int handlers_filter_parse(const handler_request_t *hr, handlers_filter_t *f, lo_err_t *err)
-{
-    memset(f, 0, sizeof(*f));
-    f->labels = label_selector_parse(reqinfo_query_get(hr->info, "labelSelector"), err);
-    if (f->labels == NULL)
-        return -1;
-    f->fields = field_selector_parse(reqinfo_query_get(hr->info, "fieldSelector"), objmeta_field_labels, err);
-    if (f->fields == NULL)
-        return -1;
-    return 0;
+    return hr->opts->list.label_text[0] || hr->opts->list.field_text[0];
 }
 
 #define WRITE_ATTEMPTS 16          /* preparations of one write before a conflict is answered 409 */

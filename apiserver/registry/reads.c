@@ -25,24 +25,16 @@
 static void respond_read(const handler_request_t *hr, api_response_t *resp, const json_t *list, const json_t *objects,
                          const json_t *table_meta)
 {
-    lo_err_t err = {0};
-    encode_format_t format;
-    table_include_t include;
-    if (encode_choose(hr->req->accept, 1, &format, &err) != 0) {
-        handlers_respond_error(resp, &err);
-    } else if (format != ENCODE_TABLE) {
-        encode_object(resp, 200, format, list);
-    } else if (table_parse_include(reqinfo_query_get(hr->info, "includeObject"), &include, &err) != 0) {
-        handlers_respond_error(resp, &err);
+    if (hr->opts->format != ENCODE_TABLE) {
+        encode_object(resp, 200, hr->opts->format, list);
     } else {
-        json_t *table = table_render(hr->kind, objects, table_meta, include, 1, (int64_t)time(NULL));
+        json_t *table = table_render(hr->kind, objects, table_meta, hr->opts->include, 1, (int64_t)time(NULL));
         if (table)
             encode_object(resp, 200, ENCODE_TABLE, table);
         else /* a client that accepts a Table also accepts the plain list (kubectl prints it) */
             encode_object(resp, 200, ENCODE_JSON, list);
         json_decref(table);
     }
-    lo_err_clear(&err);
 }
 
 /* ---- get ---- */
@@ -68,55 +60,33 @@ void reads_get(const handler_request_t *hr, api_response_t *resp)
 /* ---- list ---- */
 
 /*
- * Resolves limit, continue and resourceVersion(+Match) into store options.
- * Each was checked on its own by handlers_check_list_options(); here they
- * are combined.
+ * Resolves limit, continue and resourceVersion(+Match), checked together by
+ * options_decode(), into store options.
  */
-static int list_window(const handler_request_t *hr, store_list_opts_t *opts, char **after_ns, char **after_name,
-                       lo_err_t *err)
+static int list_window(const handler_request_t *hr, store_list_opts_t *opts, lo_err_t *err)
 {
-    const char *cont = reqinfo_query_get(hr->info, "continue");
-    const char *rv = reqinfo_query_get(hr->info, "resourceVersion");
-    const char *match = reqinfo_query_get(hr->info, "resourceVersionMatch");
-    int64_t n = 0;
-    if (reqinfo_query_count(hr->info, "limit", &n, err) != 0)
-        return -1;
-    opts->limit = (size_t)n;
-    if (match && match[0] && (rv == NULL || rv[0] == '\0')) {
-        status_bad_request(err, "resourceVersionMatch is forbidden unless resourceVersion is provided");
-        return -1;
-    }
-    if (cont && cont[0]) {
-        if (rv && rv[0] && strcmp(rv, "0") != 0) {
-            status_bad_request(err, "specifying resource version is not allowed when using continue");
-            return -1;
-        }
-        if (continue_token_decode(cont, &opts->at_rv, after_ns, after_name, err) != 0)
-            return -1;
-        opts->after_ns = *after_ns;
-        opts->after_name = *after_name;
+    const options_list_t *l = &hr->opts->list;
+    opts->limit = (size_t)l->limit;
+    if (l->has_continue) {
+        opts->at_rv = l->continue_rv;
+        opts->after_ns = l->continue_ns;
+        opts->after_name = l->continue_name;
         return 0;
     }
-    if (rv && rv[0]) {
-        if (reqinfo_query_count(hr->info, "resourceVersion", &n, err) != 0)
+    if (!l->has_rv)
+        return 0;
+    if (l->match == RV_MATCH_EXACT) {
+        opts->at_rv = l->rv;
+    } else if (l->rv > 0) {
+        /* NotOlderThan: the newest state qualifies if it is at least rv */
+        int64_t current = 0;
+        if (store_current_rv(hr->store, &current, err) != STORE_OK)
             return -1;
-        if (match && strcmp(match, "Exact") == 0) {
-            if (n == 0) {
-                status_bad_request(err, "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"");
-                return -1;
-            }
-            opts->at_rv = n;
-        } else if (n > 0) {
-            /* NotOlderThan: the newest state qualifies if it is at least n */
-            int64_t current = 0;
-            if (store_current_rv(hr->store, &current, err) != STORE_OK)
-                return -1;
-            if (n > current) {
-                lo_err_set(err, 504, "Timeout", "Too large resource version: %lld, current: %lld", (long long)n,
-                           (long long)current);
-                lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
-                return -1;
-            }
+        if (l->rv > current) {
+            lo_err_set(err, 504, "Timeout", "Too large resource version: %lld, current: %lld", (long long)l->rv,
+                       (long long)current);
+            lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
+            return -1;
         }
     }
     return 0;
@@ -125,7 +95,7 @@ static int list_window(const handler_request_t *hr, store_list_opts_t *opts, cha
 static void list_store_error(const handler_request_t *hr, int rc, lo_err_t *err)
 {
     if (rc == STORE_EXPIRED) {
-        if (reqinfo_query_get(hr->info, "continue"))
+        if (hr->opts->list.has_continue)
             lo_err_set(err, 410, "Expired",
                        "The provided continue parameter is too old to display a consistent list result. You can "
                        "start a new list without the continue parameter.");
@@ -159,12 +129,9 @@ static json_t *list_envelope(const schema_kind_t *k, store_list_result_t *res /*
 void reads_list(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    handlers_filter_t filter = {0};
     store_list_opts_t opts = {0};
     store_list_result_t res = {0};
-    char *after_ns = NULL, *after_name = NULL;
-    if (handlers_check_list_options(hr, &err) != 0 || handlers_filter_parse(hr, &filter, &err) != 0 ||
-        list_window(hr, &opts, &after_ns, &after_name, &err) != 0) {
+    if (list_window(hr, &opts, &err) != 0) {
         handlers_respond_error(resp, &err);
         goto exit;
     }
@@ -175,7 +142,7 @@ void reads_list(const handler_request_t *hr, api_response_t *resp)
     int selecting = handlers_has_selectors(hr);
     if (selecting) {
         opts.filter = handlers_filter_keep;
-        opts.filter_ctx = &filter;
+        opts.filter_ctx = (void *)&hr->opts->list;
     }
     int rc = store_list(hr->store, &opts, &res, &err);
     if (rc != STORE_OK) {
@@ -190,9 +157,6 @@ void reads_list(const handler_request_t *hr, api_response_t *resp)
     json_decref(list);
 exit:
     store_list_result_free(&res);
-    handlers_filter_free(&filter);
-    free(after_ns);
-    free(after_name);
     lo_err_clear(&err);
 }
 
@@ -203,7 +167,7 @@ void reads_watch(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
     watch_spec_t *spec = lo_calloc(1, sizeof(*spec));
-    if (watch_spec_parse(hr->kind, hr->info, hr->req->accept, spec, &err) != 0) {
+    if (watch_spec_parse(hr->kind, hr->info, hr->opts, spec, &err) != 0) {
         free(spec);
         handlers_respond_error(resp, &err);
     } else {
@@ -224,11 +188,13 @@ void reads_derived(const handler_request_t *hr, api_response_t *resp, const deri
         handlers_respond_error(resp, &err);
     } else {
         lo_err_clear(&err);
-        encode_format_t format;
-        if (encode_choose(hr->req->accept, 0, &format, &err) != 0)
+        if (hr->opts->format == ENCODE_TABLE) { /* a config has no rows */
+            lo_err_set(&err, 406, "NotAcceptable",
+                       "only the following media types are accepted: application/json, application/yaml");
             handlers_respond_error(resp, &err);
-        else
-            encode_object(resp, 200, format, obj);
+        } else {
+            encode_object(resp, 200, hr->opts->format, obj);
+        }
     }
     json_decref(obj);
     lo_err_clear(&err);

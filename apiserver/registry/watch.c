@@ -13,71 +13,48 @@
 
 /* ---- parsing ---- */
 
-/* resourceVersion, resourceVersionMatch and sendInitialEvents of a watch. */
-static int parse_start(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err)
+static int64_t timeout_ms(int64_t seconds)
 {
-    const char *rv = reqinfo_query_get(info, "resourceVersion");
-    const char *match = reqinfo_query_get(info, "resourceVersionMatch");
-    const char *initial = reqinfo_query_get(info, "sendInitialEvents");
-    if (initial && initial[0]) {
-        status_bad_request(err, "sendInitialEvents is forbidden for watch unless the WatchList feature gate is "
-                                "enabled");
-        return -1;
-    }
-    if (match && match[0]) {
-        status_bad_request(err, "resourceVersionMatch is forbidden for watch");
-        return -1;
-    }
-    if (rv == NULL || rv[0] == '\0' || strcmp(rv, "0") == 0) {
-        out->with_state = 1;
-        return 0;
-    }
-    return reqinfo_query_count(info, "resourceVersion", &out->rv, err);
-}
-
-static int parse_timeout(const reqinfo_t *info, watch_spec_t *out, lo_err_t *err)
-{
-    int64_t seconds = 0;
-    if (reqinfo_query_count(info, "timeoutSeconds", &seconds, err) != 0)
-        return -1;
     if (seconds == 0) /* kube: minRequestTimeout * (1 + rand), so that watches do not all end at once */
         seconds = WATCH_MIN_REQUEST_TIMEOUT_S + (int64_t)(rand() % WATCH_MIN_REQUEST_TIMEOUT_S);
     if (seconds > WATCH_MAX_TIMEOUT_S) /* longer means "no end"; kept well clear of overflowing milliseconds */
         seconds = WATCH_MAX_TIMEOUT_S;
-    out->timeout_ms = seconds * 1000;
-    return 0;
+    return seconds * 1000;
 }
 
-int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const char *accept, watch_spec_t *out,
+int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
                      lo_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     out->kind = k;
     if (k->namespaced && info->ns)
         out->ns = lo_strdup(info->ns);
-    const char *labels = reqinfo_query_get(info, "labelSelector");
-    const char *fields = reqinfo_query_get(info, "fieldSelector");
-    /* the old item form (GET .../<name>?watch=true) watches by name */
-    char *by_name = info->name ? lo_sprintf("metadata.name=%s%s%s", info->name, fields && fields[0] ? "," : "",
-                                             fields ? fields : "")
-                               : NULL;
+    const options_list_t *l = &opts->list;
+    /*
+     * The spec outlives the request, so it holds selectors of its own, built
+     * from the texts the options checked; the old item form (GET
+     * .../<name>?watch=true) watches by name.
+     */
+    const char *fields = l->field_text;
+    char *by_name = info->name ? lo_sprintf("metadata.name=%s%s%s", info->name, fields[0] ? "," : "", fields) : NULL;
     if (by_name)
         fields = by_name;
-    out->selecting = (labels && labels[0]) || (fields && fields[0]);
+    out->selecting = l->label_text[0] || fields[0];
     out->fields = field_selector_parse(fields, objmeta_field_labels, err);
+    out->labels = label_selector_parse(l->label_text, err);
     free(by_name);
-    if ((out->labels = label_selector_parse(labels, err)) == NULL || out->fields == NULL ||
-        parse_start(info, out, err) != 0 ||
-        reqinfo_query_bool(info, "allowWatchBookmarks", 0, &out->bookmarks, err) != 0 ||
-        parse_timeout(info, out, err) != 0 || encode_choose(accept, 1, &out->format, err) != 0)
+    if (out->labels == NULL || out->fields == NULL)
         goto fail;
+    out->with_state = !l->has_rv || l->rv == 0;
+    out->rv = l->has_rv ? l->rv : 0;
+    out->bookmarks = l->allow_watch_bookmarks;
+    out->timeout_ms = timeout_ms(l->timeout_seconds);
+    out->format = opts->format;
+    out->include = opts->include;
     if (out->format == ENCODE_YAML) {
         lo_err_set(err, 406, "NotAcceptable", "a watch is served as application/json or as a Table");
         goto fail;
     }
-    if (out->format == ENCODE_TABLE &&
-        table_parse_include(reqinfo_query_get(info, "includeObject"), &out->include, err) != 0)
-        goto fail;
     return 0;
 fail:
     watch_spec_free(out);

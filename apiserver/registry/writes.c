@@ -44,18 +44,12 @@ typedef struct write_params {
     char *manager;
 } write_params_t;
 
-/* The field manager: ?fieldManager=, else the client's product name (User-Agent up to '/'), as kube does. */
-static char *field_manager(const handler_request_t *hr, lo_err_t *err)
+/* The field manager: ?fieldManager= (checked), else the client's product name (User-Agent up to '/'), as kube does. */
+static char *field_manager(const handler_request_t *hr)
 {
-    const char *m = reqinfo_query_get(hr->info, "fieldManager");
-    if (m && m[0]) {
-        if (strlen(m) > 128) {
-            lo_err_add_cause(err, "FieldValueTooLong", "Too long: must have at most 128 bytes", "fieldManager");
-            status_invalid(err, "PatchOptions", "meta.k8s.io", "");
-            return NULL;
-        }
+    const char *m = hr->opts->write.field_manager;
+    if (m)
         return lo_strdup(m);
-    }
     const char *ua = hr->req->user_agent;
     if (ua == NULL || ua[0] == '\0')
         return lo_strdup("unknown");
@@ -63,15 +57,12 @@ static char *field_manager(const handler_request_t *hr, lo_err_t *err)
     return lo_strndup(ua, n > 128 ? 128 : n);
 }
 
-static int parse_write_params(const handler_request_t *hr, write_params_t *p, lo_err_t *err)
+static void parse_write_params(const handler_request_t *hr, write_params_t *p)
 {
     memset(p, 0, sizeof(*p));
-    p->dry_run = handlers_query_dry_run(hr, err);
-    if (p->dry_run < 0 ||
-        decode_field_validation(reqinfo_query_get(hr->info, "fieldValidation"), &p->field_validation, err) != 0)
-        return -1;
-    p->manager = field_manager(hr, err);
-    return p->manager ? 0 : -1;
+    p->dry_run = hr->opts->write.dry_run;
+    p->field_validation = hr->opts->write.field_validation;
+    p->manager = field_manager(hr);
 }
 
 /*
@@ -101,8 +92,8 @@ static void object_job_release(handlers_write_t *w)
     free(j);
 }
 
-/* The shared first steps: the answer can be given, the parameters are read. */
-static object_job_t *object_job_new(const handler_request_t *hr, lo_err_t *err)
+/* The shared first step: the job, with the parameters the options decoded. */
+static object_job_t *object_job_new(const handler_request_t *hr)
 {
     object_job_t *j = lo_calloc(1, sizeof(*j));
     j->w.hr = hr;
@@ -110,10 +101,7 @@ static object_job_t *object_job_new(const handler_request_t *hr, lo_err_t *err)
     j->w.retry = handlers_retry_on_conflict;
     j->w.release = object_job_release;
     j->warnings = json_array();
-    if (handlers_check_output(hr, err) != 0 || parse_write_params(hr, &j->params, err) != 0) {
-        object_job_release(&j->w);
-        return NULL;
-    }
+    parse_write_params(hr, &j->params);
     return j;
 }
 
@@ -267,7 +255,7 @@ static void create_answer(handlers_write_t *w, api_response_t *resp)
 void writes_create(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    object_job_t *j = object_job_new(hr, &err);
+    object_job_t *j = object_job_new(hr);
     int ok = j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
              objmeta_prepare_create(hr->kind, handlers_url_ns(hr), j->body, &err) == 0 &&
              validate_object(hr->kind, j->body, &err) == 0;
@@ -301,7 +289,7 @@ static void update_answer(handlers_write_t *w, api_response_t *resp)
 void writes_update(const handler_request_t *hr, api_response_t *resp, int status_subresource)
 {
     lo_err_t err = {0};
-    object_job_t *j = object_job_new(hr, &err);
+    object_job_t *j = object_job_new(hr);
     int ok = j && (j->body = decode_object(hr->kind, hr->req, j->params.field_validation, j->warnings, &err)) != NULL &&
              objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, j->body, &err) == 0;
     if (ok)
@@ -481,17 +469,14 @@ static json_t *decode_patch(object_job_t *j, lo_err_t *err)
 static int check_apply_params(object_job_t *j, lo_err_t *err)
 {
     const handler_request_t *hr = j->w.hr;
-    const char *force = reqinfo_query_get(hr->info, "force");
-    if (reqinfo_query_bool(hr->info, "force", 0, &j->force, err) != 0)
-        return -1;
+    j->force = hr->opts->write.force;
     if (j->patch_type == PATCH_APPLY) {
-        const char *m = reqinfo_query_get(hr->info, "fieldManager");
-        if (m == NULL || m[0] == '\0') {
+        if (hr->opts->write.field_manager == NULL) {
             lo_err_add_cause(err, "FieldValueRequired", "Required value: is required for apply patch", "fieldManager");
             status_invalid(err, "PatchOptions", "meta.k8s.io", "");
             return -1;
         }
-    } else if (force && force[0]) {
+    } else if (hr->opts->write.has_force) {
         lo_err_add_cause(err, "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch", "force");
         status_invalid(err, "PatchOptions", "meta.k8s.io", "");
         return -1;
@@ -502,7 +487,7 @@ static int check_apply_params(object_job_t *j, lo_err_t *err)
 void writes_patch(const handler_request_t *hr, api_response_t *resp, const char *subresource)
 {
     lo_err_t err = {0};
-    object_job_t *j = object_job_new(hr, &err);
+    object_job_t *j = object_job_new(hr);
     int ok = j && parse_patch_type(hr->req->content_type, &j->patch_type, &err) == 0 &&
              check_apply_params(j, &err) == 0 && (j->body = decode_patch(j, &err)) != NULL;
     if (ok) {

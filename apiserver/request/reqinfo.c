@@ -251,37 +251,3 @@ const char *reqinfo_query_get(const reqinfo_t *info, const char *key)
     return NULL;
 }
 
-int reqinfo_query_bool(const reqinfo_t *info, const char *key, int dflt, int *out, lo_err_t *err)
-{
-    static const char *const truths[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const lies[] = {"0", "f", "F", "FALSE", "false", "False"};
-    const char *v = reqinfo_query_get(info, key);
-    if (v == NULL || v[0] == '\0') {
-        *out = dflt;
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof(truths) / sizeof(truths[0]); i++) {
-        if (strcmp(v, truths[i]) == 0 || strcmp(v, lies[i]) == 0) {
-            *out = strcmp(v, truths[i]) == 0;
-            return 0;
-        }
-    }
-    lo_err_set(err, 400, "BadRequest", "%s: Invalid value: \"%.100s\": must be a boolean", key, v);
-    return -1;
-}
-
-int reqinfo_query_count(const reqinfo_t *info, const char *key, int64_t *out, lo_err_t *err)
-{
-    const char *v = reqinfo_query_get(info, key);
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*end != '\0' || errno != 0 || n < 0) {
-        lo_err_set(err, 400, "BadRequest", "%s: Invalid value: \"%.100s\": must be a non-negative integer", key, v);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}

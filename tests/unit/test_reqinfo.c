@@ -256,59 +256,6 @@ static void test_percent_decode(void **state)
     assert_null(reqinfo_percent_decode("a\0b", 3, 0));
 }
 
-/* Booleans as Go's strconv.ParseBool reads them (python sends "True"); counts are non-negative integers. */
-static void test_query_bool_and_count(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *value;
-        int ok, want;
-    } bools[] = {
-        {"true", 1, 1}, {"True", 1, 1}, {"TRUE", 1, 1}, {"t", 1, 1}, {"T", 1, 1}, {"1", 1, 1},
-        {"false", 1, 0}, {"False", 1, 0}, {"FALSE", 1, 0}, {"f", 1, 0}, {"F", 1, 0}, {"0", 1, 0},
-        {"yes", 0, 0}, {"tRuE", 0, 0}, {"2", 0, 0}, {"true ", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-        char target[64];
-        snprintf(target, sizeof(target), "/version?b=%s", bools[i].value);
-        reqinfo_t info;
-        lo_err_t err = {0};
-        memset(&info, 0, sizeof(info));
-        assert_int_equal(reqinfo_parse("GET", target, strlen(target), &info, &err), 0);
-        int b = -1;
-        int rc = reqinfo_query_bool(&info, "b", 0, &b, &err);
-        if ((rc == 0) != bools[i].ok || (rc == 0 && b != bools[i].want))
-            fail_msg("b=%s: rc %d, value %d", bools[i].value, rc, b);
-        if (rc != 0)
-            assert_int_equal(err.code, 400);
-        b = -1;
-        assert_int_equal(reqinfo_query_bool(&info, "absent", 1, &b, &err), 0);
-        assert_int_equal(b, 1); /* the default */
-        reqinfo_free(&info);
-        lo_err_clear(&err);
-    }
-    static const char *const counts[] = {"n=0", "n=42", "n=-1", "n=4x", "n=99999999999999999999", "n="};
-    static const int ok[] = {1, 1, 0, 0, 0, 1};
-    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-        char target[64];
-        snprintf(target, sizeof(target), "/version?%s", counts[i]);
-        reqinfo_t info;
-        lo_err_t err = {0};
-        memset(&info, 0, sizeof(info));
-        assert_int_equal(reqinfo_parse("GET", target, strlen(target), &info, &err), 0);
-        int64_t n = 7;
-        int rc = reqinfo_query_count(&info, "n", &n, &err);
-        if ((rc == 0) != ok[i])
-            fail_msg("%s: rc %d", counts[i], rc);
-        if (i == 1)
-            assert_int_equal(n, 42);
-        if (i == 5)
-            assert_int_equal(n, 7); /* empty: left as it was */
-        reqinfo_free(&info);
-        lo_err_clear(&err);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,7 +263,6 @@ int main(void)
         cmocka_unit_test(test_path_and_query),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_percent_decode),
-        cmocka_unit_test(test_query_bool_and_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,8 +43,11 @@ static int parse(const char *target, const char *accept, watch_spec_t *spec)
     lo_err_t err = {0};
     memset(&info, 0, sizeof(info));
     assert_int_equal(reqinfo_parse("GET", target, strlen(target), &info, &err), 0);
-    int rc = watch_spec_parse(models, &info, accept, spec, &err);
+    options_t opts;
+    /* as the API does: the options first (they refuse bad values), then the spec */
+    int rc = options_decode(&info, accept, &opts, &err) == 0 ? watch_spec_parse(models, &info, &opts, spec, &err) : -1;
     int code = rc == 0 ? 0 : err.code;
+    options_free(&opts);
     reqinfo_free(&info);
     lo_err_clear(&err);
     return code;

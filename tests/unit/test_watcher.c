@@ -49,8 +49,10 @@ static void parse(const char *target, const char *accept, watch_spec_t *spec)
     lo_err_t err = {0};
     memset(&info, 0, sizeof(info));
     assert_int_equal(reqinfo_parse("GET", target, strlen(target), &info, &err), 0);
-    if (watch_spec_parse(models, &info, accept, spec, &err) != 0)
+    options_t opts;
+    if (options_decode(&info, accept, &opts, &err) != 0 || watch_spec_parse(models, &info, &opts, spec, &err) != 0)
         fail_msg("%s: %d %s", target, err.code, err.message);
+    options_free(&opts);
     reqinfo_free(&info);
     lo_err_clear(&err);
 }

@@ -1,6 +1,6 @@
 /*
  * handlers.h - what the resource verbs share: the request they serve, the
- * answers, store errors as Status, dry run, selectors, and the driver of a
+ * answers, store errors as Status, selectors, and the driver of a
  * write. The verbs are in reads.h, writes.h and deletes.h, reached through
  * dispatch.h; no kind has code of its own here.
  *
@@ -18,6 +18,7 @@
 
 #include "langop/core/selector.h"
 #include "langop/request/message.h"
+#include "langop/request/options.h"
 #include "langop/request/reqinfo.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/store.h"
@@ -27,6 +28,7 @@ typedef struct handler_request {
     const schema_kind_t *kind;
     const reqinfo_t *info;       /* verb, namespace ("" when absent for cluster-scoped), name, query */
     const api_request_t *req;    /* headers and body */
+    const options_t *opts;       /* the query options, decoded and checked (options.h) */
     const char *cluster_domain;  /* for derived status and config */
 } handler_request_t;
 
@@ -78,35 +80,13 @@ int handlers_retry_on_conflict(const handlers_write_t *w);
 /** Reads the object of the URL: STORE_OK, or the Status in err (404, 500). */
 int handlers_read_current(const handler_request_t *hr, const char *name, json_t **current, int64_t *rv,
                           lo_err_t *err);
-/**
- * Checks, before a write, that its answer can be given as the client
- * accepts (406 otherwise): a write that cannot be answered is not made.
- */
-int handlers_check_output(const handler_request_t *hr, lo_err_t *err);
 /** Answers the result of a successful op: its stored bytes as they are when JSON is wanted. */
 void handlers_respond_stored(const handler_request_t *hr, api_response_t *resp, int status, store_op_t *op);
 /** Answers obj as JSON, YAML or a Table per Accept. */
 void handlers_respond_object(const handler_request_t *hr, api_response_t *resp, int status, json_t *obj);
-/** dryRun: "All" -> 1, unset -> 0, anything else -> -1 with 400. */
-int handlers_parse_dry_run(const char *value, lo_err_t *err);
-int handlers_query_dry_run(const handler_request_t *hr, lo_err_t *err);
 
-/** The label and field selectors of a list, watch or deletecollection. */
-typedef struct handlers_filter {
-    label_selector_t *labels;
-    field_selector_t *fields;
-} handlers_filter_t;
-
-int handlers_filter_parse(const handler_request_t *hr, handlers_filter_t *f, lo_err_t *err);
-/** store_filter_fn over a handlers_filter_t. */
+/** store_filter_fn over the request's selectors (ctx: its options_list_t). */
 int handlers_filter_keep(const json_t *obj, void *ctx);
-void handlers_filter_free(handlers_filter_t *f);
-/**
- * Checks the list options of a list or deletecollection (limit,
- * continue, resourceVersion(Match), timeoutSeconds, the booleans,
- * sendInitialEvents, which only a watch takes). 400 on the first bad one.
- */
-int handlers_check_list_options(const handler_request_t *hr, lo_err_t *err);
 /** 1 if the request has a labelSelector or fieldSelector. */
 int handlers_has_selectors(const handler_request_t *hr);
 

@@ -29,6 +29,7 @@
 #include "langop/core/common.h"
 #include "langop/core/selector.h"
 #include "langop/request/encode.h"
+#include "langop/request/options.h"
 #include "langop/request/reqinfo.h"
 #include "langop/schema/schema.h"
 #include "langop/schema/table.h"
@@ -53,12 +54,12 @@ typedef struct watch_spec {
 } watch_spec_t;
 
 /**
- * Parses a watch request for kind k (namespace, selectors, resourceVersion,
- * allowWatchBookmarks, timeoutSeconds, Accept). 400 for bad parameters,
- * 406 for an unacceptable Accept. On success the caller owns *out
- * (watch_spec_free).
+ * The watch of kind k that info (namespace, name) and its decoded options
+ * (options.h: selectors, resourceVersion, allowWatchBookmarks,
+ * timeoutSeconds, the format) ask for: 406 for YAML, which has no watch
+ * framing. On success the caller owns *out (watch_spec_free).
  */
-int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const char *accept, watch_spec_t *out,
+int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
                      lo_err_t *err);
 void watch_spec_free(watch_spec_t *spec);
 /** watch_spec_free, then frees spec itself (a spec from lo_calloc: api_response_t.watch_free). */

@@ -51,20 +51,6 @@ void reqinfo_free(reqinfo_t *info);
 /** The first value of a query parameter (borrowed), or NULL. */
 const char *reqinfo_query_get(const reqinfo_t *info, const char *key);
 
-/**
- * A boolean query parameter, read as Kubernetes reads one (Go's
- * strconv.ParseBool: 1 t T TRUE true True / 0 f F FALSE false False;
- * python clients send "True"). Absent or empty: *out = dflt. Returns 0, or
- * -1 with err 400 BadRequest.
- */
-int reqinfo_query_bool(const reqinfo_t *info, const char *key, int dflt, int *out, lo_err_t *err);
-
-/**
- * A non-negative integer query parameter. Absent or empty: *out is left
- * as it is. Returns 0, or -1 with err 400 BadRequest.
- */
-int reqinfo_query_count(const reqinfo_t *info, const char *key, int64_t *out, lo_err_t *err);
-
 /** Percent-decodes src[0..len) into a new string; plus_is_space for query parts. NULL on bad escape or NUL. */
 char *reqinfo_percent_decode(const char *src, size_t len, int plus_is_space);
 

@@ -22,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
-#include "langop/storage/store.h"
+#include "langop/storage/records.h"
+
+typedef struct feed feed_t; /* also named by store.h, which hands it out */
 
 typedef struct feed_event {
     int64_t rv;
