@@ -7,7 +7,7 @@
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
 # and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
-# write-path, watch, HTTP and fuzz integration tests against that server; any
+# write-path, watch, HTTP, hostile-request and fuzz integration tests against that server; any
 # sanitizer report fails it). Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when
 # anything failed, including a build.
@@ -132,7 +132,7 @@ sanitize() {
   meson test -C "$dir" --suite unit --print-errorlogs
   read -r spass sfail <<<"$(unit_counts "$dir")"
   echo "== sanitizers: write path, watch, HTTP and fuzz integration tests"
-  read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz \
+  read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz -k hostile_requests \
     -k test_watch)"
   unset ASAN_OPTIONS UBSAN_OPTIONS
   reports=$(find "$logs" -type f | wc -l)

@@ -103,14 +103,19 @@ void lo_err_clear(lo_err_t *err)
 
 void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    lo_err_setv(err, code, reason, fmt, ap);
+    va_end(ap);
+}
+
+void lo_err_setv(lo_err_t *err, int code, const char *reason, const char *fmt, va_list ap)
+{
     if (err == NULL)
         return;
     err->code = code;
     snprintf(err->reason, sizeof(err->reason), "%s", reason ? reason : "");
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
     /* messages quote what clients sent, and snprintf may cut a character in two */
     text_utf8_repair_in_place(err->reason, sizeof(err->reason));
     text_utf8_repair_in_place(err->message, sizeof(err->message));

@@ -13,8 +13,10 @@ json_t *status_from_err(const lo_err_t *err)
     int code = err && err->code ? err->code : 500;
     const char *reason = err && err->reason[0] ? err->reason : "InternalError";
     const char *message = err && err->message[0] ? err->message : "an error on the server has prevented the request from succeeding";
-    json_t *st = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1", "metadata",
-                           "status", "Failure", "message", message, "reason", reason, "code", code);
+    /* lo_json_text: a message that escaped the error channel's repair still makes a Status */
+    json_t *st = json_pack("{s:s, s:s, s:{}, s:s, s:o, s:o, s:i}", "kind", "Status", "apiVersion", "v1", "metadata",
+                           "status", "Failure", "message", lo_json_text(message), "reason", lo_json_text(reason),
+                           "code", code);
     if (err && err->details)
         json_object_set_new(st, "details", json_deep_copy(err->details));
     return st;
@@ -95,9 +97,7 @@ void status_bad_request(lo_err_t *err, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    err->code = 400;
-    snprintf(err->reason, sizeof(err->reason), "BadRequest");
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    lo_err_setv(err, 400, "BadRequest", fmt, ap);
     va_end(ap);
 }
 
@@ -107,8 +107,6 @@ void status_internal(lo_err_t *err, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    err->code = 500;
-    snprintf(err->reason, sizeof(err->reason), "InternalError");
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    lo_err_setv(err, 500, "InternalError", fmt, ap);
     va_end(ap);
 }

@@ -23,6 +23,7 @@
 
 #include "langop/core/codec.h"
 #include "langop/core/status.h"
+#include "langop/core/text.h"
 #include "langop/derive/derive.h"
 #include "langop/registry/managedfields.h"
 #include "langop/registry/patch.h"
@@ -54,7 +55,11 @@ static char *field_manager(const handler_request_t *hr)
     if (ua == NULL || ua[0] == '\0')
         return lo_strdup("unknown");
     size_t n = strcspn(ua, "/ ");
-    return lo_strndup(ua, n > 128 ? 128 : n);
+    /* a header is any bytes: the manager stored in managedFields is valid, printable UTF-8 */
+    char *product = lo_strndup(ua, n > 128 ? 128 : n);
+    char *manager = text_header_value(product);
+    free(product);
+    return manager;
 }
 
 static void parse_write_params(const handler_request_t *hr, write_params_t *p)

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <jansson.h>
 
 #define LO_ERR_MESSAGE_MAX 1024
@@ -39,6 +40,9 @@ void lo_err_clear(lo_err_t *err);
  */
 void lo_err_set(lo_err_t *err, int code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/** lo_err_set with a va_list: every error message passes through here. */
+void lo_err_setv(lo_err_t *err, int code, const char *reason, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /** Replaces err->details; the reference to details is stolen. */
 void lo_err_set_details(lo_err_t *err, json_t *details);
