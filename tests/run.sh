@@ -4,6 +4,8 @@
 # Suites: "unit" (cmocka executables through meson test), "golden" (the
 # rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
 # "layers" (tests/tools/check_layers.py on the tree, and its own tests),
+# "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
+# rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
 # and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
@@ -114,6 +116,12 @@ lpass=0 lfail=0
 if /usr/bin/python3 tests/tools/check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 if /usr/bin/python3 tests/tools/test_check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 record layers "$lpass" "$lfail"
+
+echo "== crd-schemas: openapi/*.yaml install as CRDs (the checker, then its own tests with planted faults)"
+cpass=0 cfail=0
+if /usr/bin/python3 tests/tools/check_crd_schemas.py; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
+if /usr/bin/python3 tests/tools/test_check_crd_schemas.py; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
+record crd-schemas "$cpass" "$cfail"
 
 echo "== integration tests"
 read -r ipass ifail inote <<<"$(run_integration "$builddir/langop-apiserver" "$it_timeout")"
