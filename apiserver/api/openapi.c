@@ -15,6 +15,7 @@
  * of threads may call openapi_handle() at once.
  */
 #include "langop/api/openapi.h"
+#include "langop/api/openapiproto.h"
 #include "langop/derive/derive.h"
 
 #include <ctype.h>
@@ -951,35 +952,62 @@ static json_t *build_v2(const json_t *v3)
 typedef struct doc {
     char *body;
     size_t len;
+    const char *content_type;
     char hash[65];   /* upper-case hex SHA-256 of body: the ?hash= value */
     char etag[68];   /* the same, quoted */
 } doc_t;
 
+/*
+ * /openapi/v2 has two representations: each has its own ETag (the hash of
+ * its own bytes), so that a cache that forgets Vary cannot answer 304 to a
+ * protobuf request with the JSON it holds.
+ */
 struct openapi {
     doc_t v3_index;
     doc_t v3_gv;
     doc_t v2;
+    doc_t v2_proto;
 };
 
-/* Renders value (stolen) with sorted keys, so that equal documents hash alike. */
-static void doc_set(doc_t *doc, json_t *value)
+/* Takes body (len bytes, malloc'd, any bytes) as doc's content. */
+static void doc_set_bytes(doc_t *doc, char *body, size_t len, const char *content_type)
 {
-    doc->body = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(value);
-    if (doc->body == NULL)
-        lo_fatal("openapi: cannot encode a document");
-    doc->len = strlen(doc->body);
+    doc->body = body;
+    doc->len = len;
+    doc->content_type = content_type;
     lo_sha256_hex(doc->body, doc->len, doc->hash);
     for (char *c = doc->hash; *c; c++)
         *c = (char)toupper((unsigned char)*c);
     snprintf(doc->etag, sizeof(doc->etag), "\"%s\"", doc->hash);
 }
 
+/* Renders value (stolen) with sorted keys, so that equal documents hash alike. */
+static void doc_set(doc_t *doc, json_t *value)
+{
+    char *body = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(value);
+    if (body == NULL)
+        lo_fatal("openapi: cannot encode a document");
+    doc_set_bytes(doc, body, strlen(body), "application/json");
+}
+
+/* The protobuf form of the v2 document (only read); the document is ours, so failing is a bug. */
+static void doc_set_proto(doc_t *doc, const json_t *v2)
+{
+    lo_buf_t pb = {0};
+    lo_err_t err = {0};
+    if (openapiproto_encode(v2, &pb, &err) < 0)
+        lo_fatal("openapi: cannot encode /openapi/v2 as protobuf: %s", err.message);
+    doc_set_bytes(doc, pb.data ? pb.data : lo_strdup(""), pb.len, OPENAPIPROTO_MEDIA_TYPE);
+}
+
 openapi_t *openapi_new(void)
 {
     openapi_t *o = lo_calloc(1, sizeof(*o));
     json_t *v3 = build_v3();
-    doc_set(&o->v2, build_v2(v3));
+    json_t *v2 = build_v2(v3);
+    doc_set_proto(&o->v2_proto, v2);
+    doc_set(&o->v2, v2);
     doc_set(&o->v3_gv, v3);
     char *url = lo_sprintf(PATH_V3_GV "?hash=%s", o->v3_gv.hash);
     doc_set(&o->v3_index, json_pack("{s:{s:{s:s}}}", "paths", GV_KEY, "serverRelativeURL", url));
@@ -994,6 +1022,7 @@ void openapi_free(openapi_t *o)
     free(o->v3_index.body);
     free(o->v3_gv.body);
     free(o->v2.body);
+    free(o->v2_proto.body);
     free(o);
 }
 
@@ -1031,12 +1060,40 @@ static void serve(const doc_t *doc, const char *if_none_match, api_response_t *r
         return;
     }
     resp->status = 200;
-    resp->content_type = lo_strdup("application/json");
-    resp->body = lo_strndup(doc->body, doc->len);
+    resp->content_type = lo_strdup(doc->content_type);
+    resp->body = lo_malloc(doc->len + 1);   /* binary for protobuf: no string copy */
+    memcpy(resp->body, doc->body, doc->len);
+    resp->body[doc->len] = '\0';
     resp->body_len = doc->len;
 }
 
-/* JSON is all we write; kubectl asks for protobuf v2 first and copes with a 406. */
+/* 1 if mt names the protobuf form of /openapi/v2, in either spelling (not by a wildcard). */
+static int is_v2_protobuf(const media_type_t *mt)
+{
+    const char *sub = OPENAPIPROTO_MEDIA_TYPE + strlen("application/");
+    const char *sub_at = OPENAPIPROTO_MEDIA_TYPE_AT + strlen("application/");
+    return strcmp(mt->type, "application") == 0 &&
+           (strcmp(mt->subtype, sub) == 0 || strcmp(mt->subtype, sub_at) == 0);
+}
+
+/*
+ * The representation of /openapi/v2 for accept: the first entry that names
+ * one (a wildcard means JSON, as kube-openapi's handler has it), or NULL.
+ */
+static const doc_t *choose_v2(const openapi_t *o, const char *accept)
+{
+    media_type_t types[NEGOTIATE_MAX_TYPES];
+    size_t n = negotiate_parse_accept(accept, types, NEGOTIATE_MAX_TYPES);
+    for (size_t i = 0; i < n; i++) {
+        if (negotiate_plain(&types[i], "json"))
+            return &o->v2;
+        if (is_v2_protobuf(&types[i]))
+            return &o->v2_proto;
+    }
+    return NULL;
+}
+
+/* The v3 documents are JSON only; kubectl asks for them as JSON. */
 static int accepts_json(const char *accept)
 {
     media_type_t types[NEGOTIATE_MAX_TYPES];
@@ -1110,13 +1167,21 @@ int openapi_handle(const openapi_t *o, const reqinfo_t *info, const char *accept
         fail(resp, 404, "NotFound", "the server could not find the requested resource");
         return 1;
     }
+    if (v2) {
+        const doc_t *doc = choose_v2(o, accept);
+        api_response_add_header(resp, "vary", "Accept");
+        if (doc == NULL)
+            fail(resp, 406, "NotAcceptable", "only the following media types are accepted: application/json, "
+                                             OPENAPIPROTO_MEDIA_TYPE);
+        else
+            serve(doc, if_none_match, resp);
+        return 1;
+    }
     if (!accepts_json(accept)) {
         fail(resp, 406, "NotAcceptable", "only the following media types are accepted: application/json");
         return 1;
     }
-    if (v2)
-        serve(&o->v2, if_none_match, resp);
-    else if (index)
+    if (index)
         serve(&o->v3_index, if_none_match, resp);
     else
         serve_group_version(o, info, if_none_match, resp);

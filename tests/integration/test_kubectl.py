@@ -305,24 +305,119 @@ class KubectlTest(ServerTestCase):
         self.assertEqual(r.out.strip(), f"languagecluster.langop.io/{ns}")
 
     def test_older_and_newer_kubectl_versions(self):
-        """kubectl 1.27-1.29 ask only for v2beta1 discovery, 1.32+ for v2 first.
+        """Every verb a user edits objects with, on kubectl 1.27, 1.28, 1.29 and
+        the newest one installed: get, apply (client-side: create, then change),
+        diff (exit 1 with the change, 0 when there is none), apply --server-side,
+        edit and explain. 1.27 and 1.28 read /openapi/v2 as protobuf to decide on
+        server-side validation and for explain; 1.27-1.29 ask only for v2beta1
+        discovery, 1.32+ for v2 first. Nothing here passes --validate=false.
         Uses the versioned kubectl binaries installed beside the dispatcher."""
         base = os.path.dirname(os.path.realpath(KUBECTL))
-        found = [v for v in ("1.27", "1.29", "1.33")
-                 if os.access(os.path.join(base, f"kubectl.{v}"), os.X_OK)]
-        if not found:
+        installed = sorted((int(m.group(1)), m.group(0)[len("kubectl."):])
+                           for m in (re.fullmatch(r"kubectl\.1\.([0-9]+)", f) for f in os.listdir(base))
+                           if m and os.access(os.path.join(base, m.group(0)), os.X_OK))
+        if not installed:
             self.skipTest(f"no versioned kubectl binaries in {base}")
-        ns = self.new_namespace()
-        self.create_with_kubectl(model("ver", ns))
-        for v in found:
+        have = [v for _, v in installed]
+        versions = [v for v in ("1.27", "1.28", "1.29") if v in have]
+        if have[-1] not in versions:
+            versions.append(have[-1])
+        editor = self.tmp / "edit-model.sh"
+        editor.write_text("#!/bin/sh\n"
+                          "sed -i 's/^  modelName: gpt-4.1$/  modelName: gpt-4.1-mini/' \"$1\"\n")
+        os.chmod(editor, 0o755)
+
+        def words(text):
+            return " ".join(text.split())
+
+        for v in versions:
             with self.subTest(kubectl=v):
                 exe = os.path.join(base, f"kubectl.{v}")
                 cache = self.tmp / f"cache-{v}"
-                for args, want in ((["get", "lmodel", "-n", ns, "-o", "name"], f"{MODEL}/ver"),
-                                   (["get", "languagemodels.langop.io", "ver", "-n", ns,
-                                     "-o", "jsonpath={.spec.modelName}"], "gpt-4o")):
+                ns = self.new_namespace(f"ver-{v}")
+                name = "m" + v.replace(".", "")
+
+                def run(*args, env=None):
                     p = subprocess.run([exe, f"--kubeconfig={self.server.kubeconfig}",
                                         f"--cache-dir={cache}", *args],
-                                       capture_output=True, text=True, timeout=45,
-                                       stdin=subprocess.DEVNULL)
-                    self.assertEqual((p.returncode, p.stdout.strip()), (0, want), p.stderr)
+                                       capture_output=True, text=True, timeout=60,
+                                       stdin=subprocess.DEVNULL, env=env)
+                    return p, f"kubectl {v} {' '.join(args)}: rc {p.returncode}\n" \
+                              f"--- stdout\n{p.stdout}--- stderr\n{p.stderr}"
+
+                def live():
+                    return self.get("LanguageModel", name, ns)
+
+                first = self.write_yaml(model(name, ns))
+                changed = model(name, ns)
+                changed["spec"]["modelName"] = "gpt-4.1"
+                second = self.write_yaml(changed)
+                labelled = json.loads(json.dumps(changed))
+                labelled["metadata"]["labels"] = {"tier": "gold"}
+                third = self.write_yaml(labelled)
+
+                # apply, client-side: it creates the object ...
+                p, what = run("apply", "-f", first)
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn(f"{MODEL}/{name} created", p.stdout, what)
+                self.assertNotIn("openapi", p.stderr, what)
+                self.assertEqual(live()["spec"]["modelName"], "gpt-4o")
+
+                # ... diff shows the change still to come (exit 1) ...
+                p, what = run("diff", "-f", second)
+                self.assertEqual(p.returncode, 1, what)
+                self.assertRegex(p.stdout, r"(?m)^-\s+modelName: gpt-4o$", what)
+                self.assertRegex(p.stdout, r"(?m)^\+\s+modelName: gpt-4\.1$", what)
+                self.assertEqual(live()["spec"]["modelName"], "gpt-4o", "diff changed the object")
+
+                # ... apply patches it, and diff then has nothing to say (exit 0)
+                p, what = run("apply", "-f", second)
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn(f"{MODEL}/{name} configured", p.stdout, what)
+                obj = live()
+                self.assertEqual(obj["spec"]["modelName"], "gpt-4.1", what)
+                applied = json.loads(obj["metadata"]["annotations"][
+                    "kubectl.kubernetes.io/last-applied-configuration"])
+                self.assertEqual(applied["spec"]["modelName"], "gpt-4.1", what)
+                p, what = run("diff", "-f", second)
+                self.assertEqual((p.returncode, p.stdout), (0, ""), what)
+
+                # apply --server-side adds a field under its own manager
+                p, what = run("apply", "--server-side", "-f", third)
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn(f"{MODEL}/{name} serverside-applied", p.stdout, what)
+                obj = live()
+                self.assertEqual(obj["metadata"].get("labels"), {"tier": "gold"}, what)
+                managers = {(e["manager"], e["operation"]) for e in obj["metadata"]["managedFields"]}
+                self.assertIn(("kubectl", "Apply"), managers, what)
+
+                # edit, through an editor that changes the model name in the file
+                p, what = run("edit", "lmodel", name, "-n", ns,
+                              env={**os.environ, "KUBE_EDITOR": str(editor), "EDITOR": str(editor)})
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn(f"{MODEL}/{name} edited", p.stdout, what)
+                self.assertEqual(live()["spec"]["modelName"], "gpt-4.1-mini", what)
+
+                # get, in the two ways a user names the kind
+                p, what = run("get", "lmodel", "-n", ns, "-o", "name")
+                self.assertEqual((p.returncode, p.stdout.strip()), (0, f"{MODEL}/{name}"), what)
+                p, what = run("get", "languagemodels.langop.io", name, "-n", ns,
+                              "-o", "jsonpath={.spec.modelName}")
+                self.assertEqual((p.returncode, p.stdout), (0, "gpt-4.1-mini"), what)
+
+                # explain prints the descriptions of openapi/languagemodels.yaml
+                p, what = run("explain", "languagemodels")
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn("KIND: LanguageModel", words(p.stdout), what)
+                self.assertIn("LanguageModel declares one model that the shared LiteLLM gateway",
+                              words(p.stdout), what)
+                p, what = run("explain", "languagemodels.spec.modelName")
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn("The provider's model identifier (for example gpt-4o or claude-sonnet-4)",
+                              words(p.stdout), what)
+                # every version can still explain from /openapi/v2, which it reads as protobuf
+                p, what = run("explain", "--output=plaintext-openapiv2", "languageagents.spec.models")
+                self.assertEqual(p.returncode, 0, what)
+                self.assertIn("KIND: LanguageAgent VERSION: langop.io/v1alpha1", words(p.stdout), what)
+                self.assertIn("The LanguageModels the agent may use, by name", words(p.stdout), what)
+                self.assertRegex(p.stdout, r"name\s+<string> -required-", what)
