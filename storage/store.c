@@ -7,10 +7,11 @@
  *   1. take queued ops one at a time (so that ops arriving meanwhile join
  *      the batch) until the queue is empty or the batch is full
  *      (STORE_BATCH_MAX ops or BATCH_MAX_BYTES of bodies);
- *   2. run each: compare, check, prepare, no-op test, then SQL; a write
- *      that is refused is refused before it touches the database, so it
- *      fails alone; if the database fails under a write, the batch is
- *      rolled back and run again without that write;
+ *   2. run each: compare, check, prepare, no-op test, then SQL, then its
+ *      after rule; a write that is refused is refused before it touches
+ *      the database, so it fails alone; if the database fails under a
+ *      write (or its after rule), the batch is rolled back and run again
+ *      without that write;
  *   3. settle (follow-up changes), commit: one sync for the whole batch;
  *   4. publish the batch's changes to the feed, answer the ops (their done
  *      callbacks), then run one compaction step if one is pending.
@@ -84,6 +85,8 @@ struct store {
 
     /* the batch in progress: writer thread only */
     change_list_t primary, followups;
+    change_list_t *recording;     /* where store_txn_put/delete record: an op's after rule (primary), settle
+                                     (followups), NULL anywhere else (a write there is refused) */
     size_t batch_bytes;
 
     pthread_mutex_t ckpt_mu;
@@ -313,6 +316,20 @@ static int op_delete(op_state_t *st)
     return STORE_OK;
 }
 
+/* The op's own rule, after it went through: its changes are the op's (primary, dropped with it). */
+static int op_after(store_t *s, store_op_t *op)
+{
+    s->recording = op->dry_run ? NULL : &s->primary;
+    int rc = op->after(backend_writer_txn(s->b), op, op->after_ctx, &op->err);
+    s->recording = NULL;
+    if (rc == 0)
+        return STORE_OK;
+    if (op->err.message[0] == '\0')
+        lo_err_set(&op->err, 0, "", "the after rule of %s %s/%s failed", op->resource, op->ns ? op->ns : "",
+                   op->name);
+    return STORE_IO;
+}
+
 /*
  * Runs op in the batch; its rc says how it went. Everything that can refuse
  * a write (the compare, the check, the rules, the no-op test) runs before
@@ -335,6 +352,8 @@ static int run_op(store_t *s, store_op_t *op, int again)
     int rc = op_compare(&st);
     if (rc == STORE_OK)
         rc = op->kind == STORE_WRITE_DELETE ? op_delete(&st) : op_put(&st);
+    if (rc == STORE_OK && op->after)
+        rc = op_after(s, op);
     if (rc != STORE_OK) {
         change_list_truncate(&s->primary, mark);
         json_decref(op->result);
@@ -347,16 +366,30 @@ static int run_op(store_t *s, store_op_t *op, int again)
     return rc == STORE_IO;
 }
 
-/* ---- settle: follow-up changes, through store_txn_put ---- */
+/* ---- changes inside rules: an op's after rule, and settle ---- */
+
+/* The store whose writer may record a change through txn now, or NULL (with err) if none may. */
+static store_t *recording_store(store_txn_t *txn, const char *resource, const char *ns, const char *name,
+                                lo_err_t *err)
+{
+    store_t *s = backend_txn_owner(txn);
+    if (s == NULL || s->recording == NULL) {
+        lo_err_set(err, 0, "", "%s %s/%s: no write may be made here (a snapshot, or a dry run)", resource, ns,
+                   name);
+        return NULL;
+    }
+    return s;
+}
 
 int store_txn_put(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t *obj,
                   lo_err_t *err)
 {
-    store_t *s = backend_txn_owner(txn);
     int64_t cur_rv, rv;
     json_t *current = NULL;
-    assert(s != NULL);
     ns = ns ? ns : "";
+    store_t *s = recording_store(txn, resource, ns, name, err);
+    if (s == NULL)
+        return STORE_IO;
     int rc = store_txn_get(txn, resource, ns, name, &current, &cur_rv, err);
     if (rc != STORE_OK)
         return rc;
@@ -365,7 +398,25 @@ int store_txn_put(store_txn_t *txn, const char *resource, const char *ns, const 
         json_decref(current);
         return STORE_OK;
     }
-    rc = record_change(s, &s->followups, STORE_EVENT_MODIFIED, resource, ns, name, obj, current, cur_rv, &rv, err);
+    rc = record_change(s, s->recording, STORE_EVENT_MODIFIED, resource, ns, name, obj, current, cur_rv, &rv, err);
+    json_decref(current);
+    return rc;
+}
+
+int store_txn_delete(store_txn_t *txn, const char *resource, const char *ns, const char *name, lo_err_t *err)
+{
+    int64_t cur_rv, rv;
+    json_t *current = NULL;
+    ns = ns ? ns : "";
+    store_t *s = recording_store(txn, resource, ns, name, err);
+    if (s == NULL)
+        return STORE_IO;
+    int rc = store_txn_get(txn, resource, ns, name, &current, &cur_rv, err);
+    if (rc != STORE_OK)
+        return rc;
+    json_t *last = json_deep_copy(current); /* the stored tree is shared: the DELETED change gets its own rv */
+    rc = record_change(s, s->recording, STORE_EVENT_DELETED, resource, ns, name, last, current, cur_rv, &rv, err);
+    json_decref(last);
     json_decref(current);
     return rc;
 }
@@ -380,7 +431,9 @@ static int settle(store_t *s, lo_err_t *err)
         v[i] = (store_change_t){.rv = c->rv, .type = c->type, .resource = c->resource, .ns = c->ns,
                                 .name = c->name, .object = c->object, .prev = c->prev};
     }
+    s->recording = &s->followups;
     int rc = s->rules.settle(s->rules.ctx, backend_writer_txn(s->b), v, s->primary.n, err);
+    s->recording = NULL;
     free(v);
     return rc == 0 ? STORE_OK : STORE_IO;
 }

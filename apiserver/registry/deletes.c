@@ -4,6 +4,8 @@
  * is marked (deletionTimestamp) and goes when an update empties them.
  * Both are compare-and-swap writes on the rv read (writes.c's driver): a
  * delete that meets a newer version reads it again and decides again.
+ * A LanguageCluster is always marked (cascade.h): the writer takes its
+ * namespace's objects with it, and the cluster itself once they are gone.
  */
 #include "langop/registry/deletes.h"
 
@@ -15,6 +17,7 @@
 
 #include "langop/core/codec.h"
 #include "langop/core/status.h"
+#include "langop/registry/cascade.h"
 #include "langop/request/decode.h"
 #include "langop/schema/objmeta.h"
 
@@ -41,7 +44,8 @@ static int body_propagation(const json_t *value, propagation_t *out, lo_err_t *e
         status_bad_request(err, "DeleteOptions.propagationPolicy must be a string");
         return -1;
     }
-    /* no owner references are followed here: every policy deletes the object alone */
+    /* no owner references are followed here: every policy deletes the object alone, and a LanguageCluster
+     * its namespace's objects whatever the policy (cascade.h) */
     return options_parse_propagation(json_string_value(value), out, err);
 }
 
@@ -148,7 +152,10 @@ static int check_delete_preconditions(const handler_request_t *hr, const delete_
  * The op that deletes current (read at rv), into *op: a DELETE, or - with
  * finalizers pending - a PUT of a copy marked deleting (*marked, a new ref
  * the caller keeps while op is queued). Returns 0, 1 when nothing is to be
- * written (already being deleted), -1 with err.
+ * written (already being deleted), -1 with err. A LanguageCluster is
+ * always marked, also when it is being deleted already: that write runs
+ * the cascade rule again, which settles a cluster whose namespace emptied
+ * without it (cascade.h); it is a no-op otherwise.
  */
 static int delete_op(const handler_request_t *hr, const delete_options_t *opts, const json_t *current, int64_t rv,
                      store_op_t *op, json_t **marked, lo_err_t *err)
@@ -159,6 +166,13 @@ static int delete_op(const handler_request_t *hr, const delete_options_t *opts, 
         return -1;
     *op = (store_op_t){.resource = hr->kind->plural, .ns = ns ? ns : "", .name = name, .current = current,
                        .expect_rv = rv, .dry_run = opts->dry_run, .kind = STORE_WRITE_DELETE};
+    if (cascade_owns_namespace(hr->kind)) {
+        *marked = json_deep_copy(current);
+        cascade_mark(*marked);
+        op->kind = STORE_WRITE_PUT;
+        op->object = *marked;
+        return 0;
+    }
     if (!objmeta_has_finalizers(current))
         return 0;
     /* finalizers pending: mark it; it goes when an update empties them */
@@ -182,6 +196,7 @@ static int64_t object_rv(const json_t *obj)
 typedef struct delete_job {
     handlers_write_t w;     /* first: the driver's callbacks get &job->w */
     delete_options_t opts;
+    cascade_result_t cascade;  /* what the writer's cascade rule did (a LanguageCluster) */
 } delete_job_t;
 
 static int delete_prepare(handlers_write_t *w, lo_err_t *err)
@@ -190,16 +205,23 @@ static int delete_prepare(handlers_write_t *w, lo_err_t *err)
     int64_t rv = 0;
     if (handlers_read_current(w->hr, w->name, &w->current, &rv, err) != STORE_OK)
         return -1;
-    return delete_op(w->hr, &d->opts, w->current, rv, &w->op, &w->next, err);
+    int rc = delete_op(w->hr, &d->opts, w->current, rv, &w->op, &w->next, err);
+    if (rc == 0)
+        cascade_attach(&w->op, &d->cascade);
+    return rc;
 }
 
+/* A completed delete answers a Status; one that waits for finalizers the object as it was left. */
 static void delete_answer(handlers_write_t *w, api_response_t *resp)
 {
     const handler_request_t *hr = w->hr;
-    if (w->op.rc == STORE_OK && w->op.done_kind == STORE_WRITE_DELETE) {
+    delete_job_t *d = (delete_job_t *)w;
+    if (w->op.rc == STORE_OK && (w->op.done_kind == STORE_WRITE_DELETE || d->cascade.gone)) {
         json_t *st = status_success(w->name, SCHEMA_GROUP, hr->kind->plural, objmeta_get_string(w->op.result, "uid"));
         handlers_respond_object(hr, resp, 200, st);
         json_decref(st);
+    } else if (d->cascade.cluster) { /* the cascade released its finalizer; others hold it */
+        handlers_respond_object(hr, resp, 200, d->cascade.cluster);
     } else { /* still there, with deletionTimestamp */
         handlers_respond_object(hr, resp, 200, w->op.result ? w->op.result : w->current);
     }
@@ -209,6 +231,7 @@ static void delete_release(handlers_write_t *w)
 {
     delete_job_t *d = (delete_job_t *)w;
     delete_options_free(&d->opts);
+    cascade_result_clear(&d->cascade);
     free(d);
 }
 
@@ -245,6 +268,7 @@ typedef struct collection_job {
     json_t *page;             /* the objects the ops were built from (refs held for them) */
     json_t *marked;           /* the marked copies of the ops that mark */
     store_op_t *ops;
+    cascade_result_t *cascades;  /* what the cascade rule did, one per op */
     size_t n;
     char *after_ns, *after_name;
     int more;                 /* pages remain after this one */
@@ -253,9 +277,12 @@ typedef struct collection_job {
 
 static void collection_free(collection_job_t *c)
 {
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         store_op_clear(&c->ops[i]);
+        cascade_result_clear(&c->cascades[i]);
+    }
     free(c->ops);
+    free(c->cascades);
     json_decref(c->page);
     json_decref(c->marked);
     json_decref(c->deleted);
@@ -270,6 +297,8 @@ static void collection_ops(collection_job_t *c)
 {
     size_t n = json_array_size(c->page);
     c->ops = lo_realloc(c->ops, (n ? n : 1) * sizeof(*c->ops));
+    c->cascades = lo_realloc(c->cascades, (n ? n : 1) * sizeof(*c->cascades));
+    memset(c->cascades, 0, (n ? n : 1) * sizeof(*c->cascades));
     c->n = 0;
     json_decref(c->marked);
     c->marked = json_array();
@@ -280,10 +309,12 @@ static void collection_ops(collection_job_t *c)
         int rc = delete_op(c->hr, &c->opts, item, object_rv(item), &c->ops[c->n], &marked, &err);
         if (marked)
             json_array_append_new(c->marked, marked);
-        if (rc == 0)
+        if (rc == 0) {
+            cascade_attach(&c->ops[c->n], &c->cascades[c->n]);
             c->n++;
-        else if (rc == 1)
+        } else if (rc == 1) {
             json_array_append(c->deleted, (json_t *)item);
+        }
         lo_err_clear(&err); /* a failed precondition skips the item, as kube's collection delete does */
     }
 }
@@ -296,8 +327,8 @@ static json_t *collection_moved(collection_job_t *c)
     json_t *again = json_array();
     for (size_t i = 0; i < c->n; i++) {
         store_op_t *op = &c->ops[i];
-        if (op->rc == STORE_OK) {
-            json_array_append(c->deleted, op->result);
+        if (op->rc == STORE_OK) { /* a cluster released by the cascade: as the rule left it */
+            json_array_append(c->deleted, c->cascades[i].cluster ? c->cascades[i].cluster : op->result);
         } else if (op->rc == STORE_CONFLICT) {
             json_t *fresh = NULL;
             if (store_get(c->hr->store, op->resource, op->ns, op->name, &fresh, NULL, NULL) == STORE_OK &&
@@ -307,6 +338,7 @@ static json_t *collection_moved(collection_job_t *c)
         }
         /* gone meanwhile (someone else deleted it): skipped, as kube does */
         store_op_clear(op);
+        cascade_result_clear(&c->cascades[i]);
     }
     c->n = 0;
     return again;

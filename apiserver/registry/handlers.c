@@ -11,6 +11,7 @@
 
 #include "langop/core/continuetoken.h"
 #include "langop/core/status.h"
+#include "langop/registry/cascade.h"
 #include "langop/request/encode.h"
 #include "langop/schema/objmeta.h"
 #include "langop/schema/table.h"
@@ -29,6 +30,10 @@ void handlers_respond_error(api_response_t *resp, lo_err_t *err)
 
 void handlers_defer(api_response_t *resp, store_op_t *ops, size_t n, api_resume_fn resume, void *ctx)
 {
+    /* every write keeps the namespace lifecycle (cascade.h): one that ends a deletion may end its cluster's */
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].after == NULL)
+            cascade_attach(&ops[i], NULL);
     resp->deferred = (api_deferred_t){.ops = ops, .n = n, .resume = resume, .ctx = ctx};
 }
 

@@ -2521,6 +2521,261 @@ static void test_rules_settle(void **state)
 }
 
 /* ==================================================================== */
+/* (e') a write's own rule: store_op_t.after                            */
+/* ==================================================================== */
+
+/*
+ * The after rule of these tests, for a write of RES n/<name>: deletes every
+ * object of RES in namespace "<name>-kids" (what a delete takes with it)
+ * and sets spec.v = -7 on those in "<name>-held"; logs what it saw. fail
+ * makes it fail; big makes it write an object the store refuses (the
+ * database fails under it).
+ */
+typedef struct after_log {
+    int runs;
+    store_write_kind_t kind;      /* op->done_kind it saw */
+    int64_t op_rv, txn_rv;        /* op->rv, and store_txn_rv: the op's change is in the txn */
+    int dry_put_rc, dry_del_rc;   /* what writes answered in a dry run */
+    int fail, big;
+} after_log_t;
+
+static int after_children(store_txn_t *txn, const char *ns, int mark, lo_err_t *err)
+{
+    json_t *items = NULL;
+    if (store_txn_list(txn, RES, ns, NULL, NULL, &items, err) != STORE_OK)
+        return -1;
+    int rc = STORE_OK;
+    for (size_t i = 0; i < json_array_size(items) && rc == STORE_OK; i++) {
+        const char *name = obj_name(json_array_get(items, i));
+        if (mark) {
+            json_t *next = mk_obj(ns, name, -7);
+            rc = store_txn_put(txn, RES, ns, name, next, err);
+            json_decref(next);
+        } else {
+            rc = store_txn_delete(txn, RES, ns, name, err);
+        }
+    }
+    json_decref(items);
+    return rc == STORE_OK ? 0 : -1;
+}
+
+static int after_rule(store_txn_t *txn, const store_op_t *op, void *ctx, lo_err_t *err)
+{
+    after_log_t *l = ctx;
+    char kids[64], held[64];
+    l->runs++;
+    l->kind = op->done_kind;
+    l->op_rv = op->rv;
+    l->txn_rv = store_txn_rv(txn);
+    if (l->fail) {
+        lo_err_set(err, 0, "", "after refuses %s", op->name);
+        return -1;
+    }
+    if (op->dry_run) {
+        lo_err_t ignored = {0};
+        json_t *x = mk_obj("n", op->name, 99);
+        l->dry_put_rc = store_txn_put(txn, RES, "n", op->name, x, &ignored);
+        l->dry_del_rc = store_txn_delete(txn, RES, "n", op->name, &ignored);
+        json_decref(x);
+        lo_err_clear(&ignored);
+        return 0;
+    }
+    if (l->big) {
+        json_t *x = mk_obj("n", op->name, 7);
+        char *blob = calloc(1, 8192);
+        memset(blob, 'x', 8191);
+        json_object_set_new(json_object_get(x, "spec"), "blob", json_string(blob));
+        free(blob);
+        int rc = store_txn_put(txn, RES, "n", op->name, x, err);
+        json_decref(x);
+        return rc == STORE_OK ? 0 : -1;
+    }
+    snprintf(kids, sizeof(kids), "%s-kids", op->name);
+    snprintf(held, sizeof(held), "%s-held", op->name);
+    return after_children(txn, kids, 0, err) == 0 && after_children(txn, held, 1, err) == 0 ? 0 : -1;
+}
+
+/* The changes of a write's after rule are the write's: the next rvs, the same commit and feed batch, in order. */
+static void test_after_rule_changes_belong_to_the_write(void **state)
+{
+    fx_t *f = *state;
+    after_log_t log = {0};
+    rules_log_t rules = {.deleted_prev_v = -1};
+    json_t *s0 = json_pack("{s:s, s:{s:s}, s:{s:i}}", "kind", "Summary", "metadata", "name", "all", "spec", "v", 9);
+    store_op_t sop = {.resource = "summaries", .ns = "", .name = "all", .kind = STORE_WRITE_PUT, .object = s0,
+                      .expect_rv = STORE_RV_ABSENT};
+    assert_int_equal(store_write(f->s, &sop, 1), STORE_OK);
+    store_op_clear(&sop);
+    json_decref(s0);
+    store_set_rules(f->s, &(store_rules_t){NULL, settle_rule, &rules}); /* keeps summaries/all at RES's count in n */
+    put(f->s, "n", "a", 1);
+    put(f->s, "a-kids", "k1", 11);
+    put(f->s, "a-kids", "k2", 12);
+    int64_t held_rv = put(f->s, "a-held", "h1", 21);
+    put(f->s, "b-kids", "other", 31);
+    rec_t *h = rec_start(f->s, 16);
+    int settles = rules.settles;
+
+    store_op_t op = del_op("n", "a", STORE_RV_ANY);
+    op.after = after_rule;
+    op.after_ctx = &log;
+    assert_int_equal(store_write(f->s, &op, 1), STORE_OK);
+    assert_int_equal(log.runs, 1);
+    assert_int_equal(log.kind, STORE_WRITE_DELETE);
+    assert_int_equal(log.op_rv, op.rv);
+    assert_int_equal(log.txn_rv, op.rv);                 /* it runs after the op's own change */
+    assert_int_equal(op.done_kind, STORE_WRITE_DELETE); /* the op's answer is its own */
+    assert_int_equal(stored_v(f->s, "a-kids", "k1", NULL), -1);
+    assert_int_equal(stored_v(f->s, "a-kids", "k2", NULL), -1);
+    assert_int_equal(count_of(f->s, RES, "a-kids"), 0);
+    int64_t at = 0;
+    assert_int_equal(stored_v(f->s, "a-held", "h1", &at), -7);
+    assert_int_equal(at, op.rv + 3);
+    assert_true(at > held_rv);
+    assert_int_equal(stored_v(f->s, "b-kids", "other", NULL), 31);
+
+    /* one commit, one feed batch: the op, its rule's changes (DELETED with their last state), then settle's */
+    assert_int_equal(h->batches, 1);
+    assert_int_equal(h->gaps, 0);
+    assert_int_equal(h->bad, 0);
+    assert_int_equal(h->n, 5);
+    const char *names[] = {"a", "k1", "k2", "h1", "all"};
+    const store_event_type_t types[] = {STORE_EVENT_DELETED, STORE_EVENT_DELETED, STORE_EVENT_DELETED,
+                                        STORE_EVENT_MODIFIED, STORE_EVENT_MODIFIED};
+    const int vs[] = {1, 11, 12, -7, 0};
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(h->name[i], names[i]);
+        assert_int_equal(h->type[i], types[i]);
+        assert_int_equal(h->rv[i], op.rv + i);
+        assert_int_equal(h->v[i], vs[i]);
+    }
+    assert_int_equal(h->prev_v[3], 21);
+    /* settle ran once and saw the rule's changes as the batch's own */
+    assert_int_equal(rules.settles, settles + 1);
+    assert_int_equal(rules.last_n, 4);
+    assert_int_equal(rules.last_rv, op.rv + 3);
+    store_op_clear(&op);
+    rec_stop(h);
+    rec_free(h);
+}
+
+/* It runs after a no-op too, and in a dry run, where nothing it writes is written. */
+static void test_after_rule_after_a_noop_and_in_a_dry_run(void **state)
+{
+    fx_t *f = *state;
+    after_log_t log = {0};
+    int64_t rv_a = put(f->s, "n", "a", 1);
+    put(f->s, "a-kids", "k1", 11);
+    int64_t before = current_rv(f->s);
+
+    json_t *dry = mk_obj("n", "a", 2);
+    store_op_t op = put_op("n", "a", dry, rv_a);
+    op.dry_run = 1;
+    op.after = after_rule;
+    op.after_ctx = &log;
+    assert_int_equal(store_write(f->s, &op, 1), STORE_OK);
+    assert_int_equal(log.runs, 1);
+    assert_int_equal(log.kind, STORE_WRITE_PUT);
+    assert_int_equal(log.dry_put_rc, STORE_IO);
+    assert_int_equal(log.dry_del_rc, STORE_IO);
+    assert_int_equal(current_rv(f->s), before);
+    assert_int_equal(stored_v(f->s, "n", "a", NULL), 1);
+    store_op_clear(&op);
+
+    json_t *same = mk_obj("n", "a", 1);
+    op = put_op("n", "a", same, rv_a);
+    op.after = after_rule;
+    op.after_ctx = &log;
+    assert_int_equal(store_write(f->s, &op, 1), STORE_OK);
+    assert_int_equal(op.done_kind, STORE_WRITE_NOOP);
+    assert_int_equal(log.runs, 2);
+    assert_int_equal(log.kind, STORE_WRITE_NOOP);
+    assert_int_equal(log.op_rv, rv_a);
+    assert_int_equal(stored_v(f->s, "a-kids", "k1", NULL), -1); /* gone: what it found to do, it did */
+    assert_int_equal(current_rv(f->s), before + 1);
+    store_op_clear(&op);
+
+    /* A refused write runs no rule. */
+    json_t *late = mk_obj("n", "a", 3);
+    op = put_op("n", "a", late, rv_a + 1);
+    op.after = after_rule;
+    op.after_ctx = &log;
+    assert_int_equal(store_write(f->s, &op, 1), STORE_CONFLICT);
+    assert_int_equal(log.runs, 2);
+    store_op_clear(&op);
+
+    /* Outside a rule (a snapshot) nothing can be written. */
+    lo_err_t err = {0};
+    store_txn_t *snap = store_snapshot(f->s, &err);
+    assert_non_null(snap);
+    json_t *x = mk_obj("n", "a", 9);
+    assert_int_equal(store_txn_put(snap, RES, "n", "a", x, &err), STORE_IO);
+    assert_int_equal(store_txn_delete(snap, RES, "n", "a", &err), STORE_IO);
+    store_snapshot_end(snap);
+    lo_err_clear(&err);
+    assert_int_equal(stored_v(f->s, "n", "a", NULL), 1);
+    json_decref(x);
+    json_decref(dry);
+    json_decref(same);
+    json_decref(late);
+}
+
+/*
+ * A rule that fails fails its write alone, with what the rule wrote: the
+ * batch runs again without it, the others' rules run again too.
+ */
+static void test_after_rule_failing_fails_its_write_alone(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->s);
+    lo_err_t err = {0};
+    store_options_t opts = {.path = f->path, .max_object_bytes = 4096};
+    f->s = store_open(&opts, &err);
+    assert_non_null(f->s);
+    for (int how = 0; how < 2; how++) { /* the rule fails; the database fails under what it writes */
+        char b_kids[32];
+        snprintf(b_kids, sizeof(b_kids), "b%d-kids", how);
+        char a[8], b[8], c[8];
+        snprintf(a, sizeof(a), "a%d", how);
+        snprintf(b, sizeof(b), "b%d", how);
+        snprintf(c, sizeof(c), "c%d", how);
+        put(f->s, b_kids, "k", 1);
+        int64_t before = current_rv(f->s);
+        rec_t *h = rec_start(f->s, 16);
+        after_log_t ok = {0}, bad = {.fail = !how, .big = how};
+        json_t *oa = mk_obj("n", a, 1), *ob = mk_obj("n", b, 2), *oc = mk_obj("n", c, 3);
+        store_op_t ops[3] = {put_op("n", a, oa, STORE_RV_ABSENT), put_op("n", b, ob, STORE_RV_ABSENT),
+                             put_op("n", c, oc, STORE_RV_ABSENT)};
+        ops[0].after = ops[1].after = ops[2].after = after_rule;
+        ops[0].after_ctx = ops[2].after_ctx = &ok;
+        ops[1].after_ctx = &bad;
+        assert_int_equal(store_write(f->s, ops, 3), STORE_OK);
+        assert_int_equal(ops[0].rc, STORE_OK);
+        assert_int_equal(ops[1].rc, STORE_IO);
+        assert_true(ops[1].err.message[0] != '\0');
+        if (!how)
+            assert_string_equal(ops[1].err.message, "after refuses b0");
+        assert_null(ops[1].result);
+        assert_int_equal(ops[2].rc, STORE_OK);
+        assert_int_equal(ops[0].rv, before + 1);
+        assert_int_equal(ops[2].rv, before + 2);
+        assert_int_equal(stored_v(f->s, "n", b, NULL), -1);
+        assert_int_equal(stored_v(f->s, b_kids, "k", NULL), 1);   /* unless b goes, its rule's deletes do not */
+        assert_int_equal(ok.runs, 3);           /* a in the pass that failed and in the one again, c in that one */
+        assert_int_equal(h->batches, 1);
+        assert_int_equal(h->n, 2);
+        assert_int_equal(h->gaps, 0);
+        for (int i = 0; i < 3; i++)
+            store_op_clear(&ops[i]);
+        rec_stop(h);
+        rec_free(h);
+        json_decref(oa);
+        json_decref(ob);
+        json_decref(oc);
+    }
+}
+
+/* ==================================================================== */
 /* (f) compaction never stalls writers                                   */
 /* ==================================================================== */
 
@@ -2859,6 +3114,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_bounded_under_steady_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_prepare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_settle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_rule_changes_belong_to_the_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_rule_after_a_noop_and_in_a_dry_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_rule_failing_fails_its_write_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_never_stalls_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability_after_kill, setup, teardown),

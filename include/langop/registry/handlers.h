@@ -42,6 +42,8 @@ void handlers_respond_error(api_response_t *resp, lo_err_t *err);
 /**
  * Hands ops to the store's writer; resume(ctx, resp) runs on a worker once
  * all are answered (each op's rc may also be STORE_BUSY: the queue was full).
+ * An op without an after rule gets the cascade rule (cascade.h), so that no
+ * write of the API leaves a LanguageCluster waiting on an empty namespace.
  * The handler returns right after this call.
  */
 void handlers_defer(api_response_t *resp, store_op_t *ops, size_t n, api_resume_fn resume, void *ctx);

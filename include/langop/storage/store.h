@@ -23,8 +23,8 @@
  *    reads again and retries (kube-apiserver's GuaranteedUpdate). The heavy
  *    work (decoding, validation, patching) therefore runs on the caller's
  *    thread; the writer runs only what must be atomic: the compare, the
- *    write's check callback (cross-object rules), the commit rules and the
- *    SQL.
+ *    write's check callback (cross-object rules) and after rule, the commit
+ *    rules and the SQL.
  *  - A no-op (a PUT equal to the current object once the commit rules ran)
  *    commits nothing, keeps the rv and emits no event.
  *  - Commit rules (store_set_rules) run in the writer: prepare completes
@@ -32,6 +32,9 @@
  *    same commit, the follow-up changes the batch's changes call for (the
  *    derived status of dependent objects). So what a read returns at an rv
  *    is always the same bytes.
+ *  - A write may carry its own rule (store_op_t.after): the changes it
+ *    makes right after the write belong to the write, atomically (the
+ *    objects a delete takes with it). Settle sees them as the batch's own.
  *  - After every commit, the batch's changes are published, in rv order,
  *    to the feed's subscribers (feed.h); nothing of the feed runs under the
  *    writer's transaction.
@@ -107,6 +110,8 @@ typedef enum store_write_kind {
 #define STORE_RV_ANY ((int64_t)-1)  /* expect_rv: write whatever the key holds (tests, maintenance) */
 #define STORE_RV_ABSENT ((int64_t)0) /* expect_rv: the key must not exist (a create) */
 
+typedef struct store_op store_op_t;
+
 /**
  * Runs in the writer, inside the write's isolation, after the compare:
  * rules that read other objects and must be atomic with the write (a
@@ -116,8 +121,22 @@ typedef enum store_write_kind {
  */
 typedef int (*store_check_fn)(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err);
 
+/**
+ * Runs in the writer right after op went through (its out fields set:
+ * done_kind PUT, DELETE or NOOP, result, rv), also after a no-op and in a
+ * dry run, never after a refusal. What it writes with store_txn_put and
+ * store_txn_delete belongs to op: the next rvs, in the same commit, gone
+ * with op if the database fails under either. It cannot refuse op (that is
+ * check's job, before anything is written): -1 with err means the store
+ * failed under it, and op fails with STORE_IO (the batch runs again
+ * without it). In a dry run nothing of op was written, and after must only
+ * read (a write through txn fails). It may run more than once for one op
+ * (a batch that runs again): each run starts from the state before op.
+ */
+typedef int (*store_after_fn)(store_txn_t *txn, const store_op_t *op, void *ctx, lo_err_t *err);
+
 /** One write: filled by the caller (in), answered by the writer (out). */
-typedef struct store_op {
+struct store_op {
     /* in: borrowed, and must stay valid until the op is answered */
     const char *resource;
     const char *ns;              /* "" or NULL for cluster-scoped */
@@ -128,6 +147,8 @@ typedef struct store_op {
     int64_t expect_rv;           /* STORE_RV_ABSENT, STORE_RV_ANY, or the rv the caller read */
     store_check_fn check;        /* optional */
     void *check_ctx;
+    store_after_fn after;        /* optional */
+    void *after_ctx;
     int dry_run;                 /* run everything, commit nothing, emit nothing */
     /* out */
     int rc;                      /* STORE_OK, STORE_NOT_FOUND (DELETE of nothing), STORE_CONFLICT, STORE_EXISTS,
@@ -138,7 +159,7 @@ typedef struct store_op {
     char *result_json;           /* malloc'd: result as stored (compact JSON), when a change was stored; else NULL */
     size_t result_json_len;
     int64_t rv;                  /* rv of the change; NOOP: the object's rv; dry run: 0 */
-} store_op_t;
+};
 
 /** Releases what the writer put into op (result, err). */
 void store_op_clear(store_op_t *op);
@@ -178,13 +199,21 @@ int store_txn_names(store_txn_t *txn, const char *resource, const char *ns, json
 int store_txn_count(store_txn_t *txn, const char *resource, const char *ns, int64_t *count, lo_err_t *err);
 
 /**
- * Inside settle only: stores obj (borrowed; its resourceVersion is set) as
- * the new state of the key, a MODIFIED change with its own rv, unless it
- * equals the stored object. The key must exist. Returns STORE_OK (also for
- * "equal: nothing written"), STORE_NOT_FOUND or STORE_IO.
+ * Inside settle or a write's after rule only (the writer's txn): stores obj
+ * (borrowed; its resourceVersion is set) as the new state of the key, a
+ * MODIFIED change with its own rv, unless it equals the stored object. The
+ * key must exist; the commit rules' prepare does not run. Returns STORE_OK
+ * (also for "equal: nothing written"), STORE_NOT_FOUND or STORE_IO
+ * (anywhere else: a snapshot, a dry run's after).
  */
 int store_txn_put(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t *obj,
                   lo_err_t *err);
+/**
+ * Where store_txn_put may be called: deletes the key, a DELETED change with
+ * its own rv that carries the last stored state. Returns STORE_OK,
+ * STORE_NOT_FOUND or STORE_IO.
+ */
+int store_txn_delete(store_txn_t *txn, const char *resource, const char *ns, const char *name, lo_err_t *err);
 
 /* ---- commit rules ---- */
 
