@@ -50,7 +50,8 @@
  *
  * The object cache: decoding JSON is the dearest part of a read, and some
  * objects are read by nearly every write (a namespace's LanguageCluster,
- * for admission). Committed content at an rv never changes, so a small
+ * for admission; every model of a namespace, for the derived status of
+ * a model's write). Committed content at an rv never changes, so a small
  * direct-mapped cache keyed by (resource, namespace, name) and checked
  * against the rv the row holds is always right; it only takes entries
  * that are committed (never the writer's own uncommitted rows, whose rv a
@@ -79,8 +80,15 @@
 #include <sqlite3.h>
 
 #define STORE_SCHEMA_VERSION 1
-#define OBJECT_CACHE_SLOTS 512          /* decoded objects kept (a power of two) */
-#define OBJECT_CACHE_MAX_BYTES (32 * 1024) /* bigger objects are not kept: the cache stays within ~50 MiB */
+/*
+ * Decoded objects kept (a power of two). The commit rules list a
+ * namespace's objects on writes (derived status), so a namespace's worth
+ * must fit without two of them fighting over a slot: at 2048 slots, 300
+ * objects share slots about 7% of the time (512 slots: about 25%, and each
+ * such pair is decoded again on every list).
+ */
+#define OBJECT_CACHE_SLOTS 2048
+#define OBJECT_CACHE_MAX_BYTES (8 * 1024) /* bigger objects are not kept: the cache stays within ~50 MiB */
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define JOURNAL_SIZE_LIMIT "67108864" /* a reset WAL is truncated to this */
 
@@ -144,7 +152,7 @@ static const struct {
     [ST_COUNT_ADD] = {"INSERT INTO counts(resource, namespace, n) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (resource, namespace) DO UPDATE SET n = n + excluded.n",
                       ROLE_W},
-    [ST_TXN_LIST] = {"SELECT name, body FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
+    [ST_TXN_LIST] = {"SELECT name, body, rv FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
                      ROLE_W | ROLE_R},
     [ST_TXN_NAMES] = {"SELECT name FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
                       ROLE_W | ROLE_R},
@@ -832,6 +840,30 @@ int store_txn_count(store_txn_t *txn, const char *resource, const char *ns, int6
 }
 
 /* Walks ST_TXN_LIST or ST_TXN_NAMES of (resource, ns), appending to *out: objects or names. */
+/*
+ * The object of the row st is on (name, body, rv), through the object
+ * cache as conn_get reads one: the commit rules list the same objects again
+ * and again (every model of a namespace, on each model write), and decoding
+ * them is what such a list costs. New reference (shared: read-only), or
+ * NULL when the body does not decode.
+ */
+static json_t *scan_object(store_txn_t *txn, sqlite3_stmt *st, const char *resource, const char *ns)
+{
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    int bytes = sqlite3_column_bytes(st, 1);
+    int64_t at = sqlite3_column_int64(st, 2);
+    char key[3 * 256 + 8];
+    size_t len = bytes <= OBJECT_CACHE_MAX_BYTES && name ? cache_key(key, sizeof(key), resource, ns, name) : 0;
+    json_t *obj = len ? cache_get(txn->b, key, len, at) : NULL;
+    if (obj != NULL)
+        return obj;
+    if (decode_body(sqlite3_column_blob(st, 1), bytes, &obj) != 0)
+        return NULL;
+    if (len && (!txn->writer || at <= txn->begin_seq))
+        cache_put(txn->b, key, len, at, obj);
+    return obj;
+}
+
 static int txn_scan(store_txn_t *txn, int id, const char *resource, const char *ns, store_filter_fn filter,
                     void *filter_ctx, json_t **out, lo_err_t *err)
 {
@@ -846,8 +878,8 @@ static int txn_scan(store_txn_t *txn, int id, const char *resource, const char *
             json_array_append_new(*out, json_string((const char *)sqlite3_column_text(st, 0)));
             continue;
         }
-        json_t *obj = NULL;
-        if (decode_body(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), &obj) != 0) {
+        json_t *obj = scan_object(txn, st, resource, ns ? ns : "");
+        if (obj == NULL) {
             ret = corrupt_error(err, resource, ns ? ns : "", (const char *)sqlite3_column_text(st, 0));
             break;
         }
