@@ -263,7 +263,7 @@ static int op_put(op_state_t *st)
     int rc = op_check(st, obj);
     if (rc != STORE_OK)
         return rc;
-    if (s->rules.prepare && s->rules.prepare(s->rules.ctx, txn, op->resource, obj, &op->err) != 0)
+    if (s->rules.prepare && s->rules.prepare(s->rules.ctx, txn, op->resource, st->current, obj, &op->err) != 0)
         return STORE_IO;
     /* compare as if obj kept the current rv: a change of rv alone is no change */
     set_rv(obj, st->exists ? st->cur_rv : 0);

@@ -59,11 +59,12 @@ static void call_free(api_call_t *call) /* api_response_t.call_free */
 /* ---- the api ---- */
 
 /* The store's commit rules: derived status is computed where it is stored. */
-static int rule_prepare(void *ctx, store_txn_t *txn, const char *resource, json_t *obj, lo_err_t *err)
+static int rule_prepare(void *ctx, store_txn_t *txn, const char *resource, const json_t *current, json_t *obj,
+                        lo_err_t *err)
 {
     api_t *api = ctx;
     const schema_kind_t *k = schema_kind_by_resource(resource);
-    return k ? derive_object(txn, k, obj, api->cluster_domain, err) : 0;
+    return k ? derive_object(txn, k, current, obj, api->cluster_domain, err) : 0;
 }
 
 static int rule_settle(void *ctx, store_txn_t *txn, const store_change_t *changes, size_t n, lo_err_t *err)

@@ -40,18 +40,36 @@
  *    leaves the variable unset, which LiteLLM reads as "not given". Keys of
  *    other names, and credentialsSecretRef on providers without an entry in
  *    credential_params, reach nothing.
- *  - openai-compatible / custom without apiKeySecretRef: LiteLLM calls these
- *    through the OpenAI client, which refuses to send a request without some
- *    key (LiteLLM docs, "OpenAI-Compatible Endpoints"). The renderer writes
- *    the fixed, non-secret placeholder RENDER_NO_KEY ("no-key"); servers that
- *    check no key ignore the bearer header.
+ *  - openai-compatible without apiKeySecretRef: LiteLLM calls it through
+ *    the OpenAI client, which refuses to send a request without some key
+ *    (LiteLLM docs, "OpenAI-Compatible Endpoints"). The renderer writes the
+ *    fixed, non-secret placeholder RENDER_NO_KEY ("no-key"); servers that
+ *    check no key ignore the bearer header. (Admission makes sure such a
+ *    model has an endpoint, so the placeholder never reaches api.openai.com.)
+ *  - provider custom: litellm_params is spec.litellmParams as the user gave
+ *    it (keys sorted), except that a top-level value {secretKeyRef: {name,
+ *    key}} becomes "os.environ/LANGOP_<PARAM>_<NAME>" with that variable's
+ *    secretKeyRef in env; then api_base from endpoint, api_key from
+ *    apiKeySecretRef, timeout, rpm and tpm, each only where litellmParams
+ *    does not set it. No placeholder key: the user wrote the whole entry.
+ *  - spec.upstreams: each item is one more model_list entry with the same
+ *    model_name (LiteLLM's load balancing across deployments), rendered from
+ *    the model's spec with the item's fields in place of the model's
+ *    (litellmParams merged key by key). A Secret reference the item sets
+ *    itself is read from a variable of its own, named as the model's with
+ *    "<NAME>__<UPSTREAM>" for "<NAME>"; an inherited one reuses the model's
+ *    variable. fallbacks and params belong to the model, not its items.
+ *  - router_settings.routing_strategy is the LanguageCluster's
+ *    spec.gateway.routingStrategy when set (LiteLLM's default otherwise).
  *  - Two models whose variables would share a name (names differing only by
  *    '-' versus '.') would read each other's key: the one that sorts later
- *    is left out of model_list and reported (reason EnvNameClash).
+ *    is left out of model_list and reported (reason EnvNameClash); served
+ *    lists the model_names that remain.
  *  - spec.fallbacks -> router_settings.fallbacks [{name: [targets]}]; a
  *    target not in model_list is left out and reported (FallbackNotFound), a
- *    model naming itself likewise (InvalidFallback). router_settings appears
- *    only when some fallback remains.
+ *    model naming itself likewise (InvalidFallback), with referencedBy
+ *    naming the model that lists it. router_settings appears only when
+ *    some fallback remains or a routing strategy is set.
  *  - litellm_settings: {drop_params: true} always, so an agent's
  *    OpenAI-style request does not fail on a provider that lacks a
  *    parameter. No general_settings: nothing in it is needed.
@@ -66,7 +84,11 @@
  *    unresolved lists missing models, then tools, then the persona.
  *  - env, in this order: MODEL_ENDPOINT, LLM_MODEL, MCP_SERVERS, AGENT_NAME,
  *    AGENT_NAMESPACE, AGENT_UID, AGENT_CLUSTER_NAME, always all seven (empty
- *    values allowed).
+ *    values allowed); then spec.deployment.env in its order, each entry
+ *    copied as given (name, and value and/or valueFrom): exactly the env of
+ *    the agent container. A user entry naming one of the seven is left
+ *    out, so the server's values always hold: admission refuses such
+ *    entries (keyrules.h), this covers objects stored before it did.
  */
 #include "langop/derive/render.h"
 
@@ -159,8 +181,9 @@ void render_result_free(render_result_t *r)
     free(r->yaml);
     json_decref(r->env);
     json_decref(r->unresolved);
+    json_decref(r->served);
     r->yaml = NULL;
-    r->env = r->unresolved = NULL;
+    r->env = r->unresolved = r->served = NULL;
     r->hash[0] = '\0';
 }
 
@@ -290,7 +313,6 @@ static const struct {
     {"vertex", "vertex_ai", 0},
     {"gemini", "gemini", 0},
     {"openai-compatible", "openai", 1},
-    {"custom", "openai", 1},
 };
 
 /* Provider fields of spec, by LiteLLM prefix. */
@@ -380,7 +402,7 @@ static json_t *sorted_copy(const json_t *v)
     return out;
 }
 
-/* The LiteLLM prefix of a model's spec, or NULL. Borrowed (static or from spec). */
+/* The LiteLLM prefix of a named provider's or a litellmProvider model's spec, or NULL. Borrowed. */
 static const char *model_prefix(const json_t *spec, int *no_key_placeholder)
 {
     const char *lp = str_at(spec, "litellmProvider", NULL), *p = str_at(spec, "provider", NULL);
@@ -395,66 +417,119 @@ static const char *model_prefix(const json_t *spec, int *no_key_placeholder)
     return NULL;
 }
 
-/* One model as seen by the gateway: its entry and the variables it reads. */
+static int is_custom(const json_t *spec)
+{
+    const char *p = str_at(spec, "provider", NULL);
+    return p != NULL && strcmp(p, "custom") == 0;
+}
+
+/* One model as seen by the gateway: its deployments and the variables they read. */
 typedef struct gw_model {
     const json_t *obj; /* borrowed */
     const char *name;  /* borrowed from obj */
-    json_t *params;    /* new: litellm_params */
-    json_t *env;       /* new: its env entries */
+    json_t *entries;   /* new: the litellm_params of each deployment, the model's own first */
+    json_t *env;       /* new: the env entries they read, each name once */
 } gw_model_t;
 
-/* Adds "param: os.environ/VAR" to params and the matching secretKeyRef to env. */
-static void add_secret_param(gw_model_t *m, const char *param, char *var, const char *secret, const char *key,
+/* One deployment being built: its spec (the model's, or an upstream's view of it) and whose variables it names. */
+typedef struct gw_entry {
+    gw_model_t *m;
+    const json_t *spec;    /* borrowed */
+    const json_t *up;      /* the upstream (borrowed), or NULL for the model's own deployment */
+    json_t *params;        /* new: litellm_params */
+    int lean;              /* only what decides the env (the verdict): Secret references, nothing else */
+} gw_entry_t;
+
+/*
+ * The stem of the variables a deployment reads for field: the model's name,
+ * or "<model>__<upstream>" when the upstream sets field itself (an inherited
+ * Secret reference reuses the model's variable). Caller frees.
+ */
+static char *var_owner(const gw_entry_t *e, const char *field)
+{
+    const char *up = str_at(e->up, "name", NULL);
+    if (e->up != NULL && nonempty(up) && json_object_get(e->up, field) != NULL)
+        return lo_sprintf("%s__%s", e->m->name, up);
+    return lo_strdup(e->m->name);
+}
+
+static int env_has(const json_t *env, const char *name)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(env, i, v) if (strcmp(str_at(v, "name", NULL), name) == 0) return 1;
+    return 0;
+}
+
+/* Adds "param: os.environ/VAR" to the entry and the matching secretKeyRef to the model's env (once). */
+static void add_secret_param(gw_entry_t *e, const char *param, char *var, const char *secret, const char *key,
                              int optional)
 {
     char *ref = lo_sprintf("os.environ/%s", var);
-    json_object_set_new(m->params, param, json_string(ref));
-    json_array_append_new(m->env, env_secret(var, secret, key, optional));
+    json_object_set_new(e->params, param, json_string(ref));
+    if (!env_has(e->m->env, var))
+        json_array_append_new(e->m->env, env_secret(var, secret, key, optional));
     free(ref);
     free(var);
 }
 
-/* Builds m->params and m->env from the model's spec. */
-static void gw_model_build(gw_model_t *m, const char *prefix, int no_key_placeholder)
+/* timeout, rpm and tpm from the spec, where the params do not give them already. */
+static void add_limits(json_t *params, const json_t *spec)
 {
-    const json_t *spec = json_object_get(m->obj, "spec");
-    const char *api_secret = str_at(spec, "apiKeySecretRef", "name");
+    json_t *timeout = json_object_get(params, "timeout") ? NULL : timeout_seconds(str_at(spec, "timeout", NULL));
+    if (timeout != NULL)
+        json_object_set_new(params, "timeout", timeout);
+    const json_t *limits = json_object_get(spec, "rateLimits");
+    if (json_is_integer(json_object_get(limits, "requestsPerMinute")) && !json_object_get(params, "rpm"))
+        json_object_set(params, "rpm", json_object_get(limits, "requestsPerMinute"));
+    if (json_is_integer(json_object_get(limits, "tokensPerMinute")) && !json_object_get(params, "tpm"))
+        json_object_set(params, "tpm", json_object_get(limits, "tokensPerMinute"));
+}
+
+/* apiKeySecretRef -> api_key: os.environ/LANGOP_API_KEY_<OWNER>, unless the entry has an api_key already. */
+static void add_api_key(gw_entry_t *e)
+{
+    const char *secret = str_at(e->spec, "apiKeySecretRef", "name");
+    if (!nonempty(secret) || json_object_get(e->params, "api_key") != NULL)
+        return;
+    const char *key = str_at(e->spec, "apiKeySecretRef", "key");
+    char *owner = var_owner(e, "apiKeySecretRef");
+    add_secret_param(e, "api_key", render_key_env_name(owner), secret, nonempty(key) ? key : "api-key", 0);
+    free(owner);
+}
+
+/* A named provider's deployment: the prefix, the provider fields, the Secrets, then params. */
+static void entry_build_provider(gw_entry_t *e, const char *prefix, int no_key_placeholder)
+{
+    const json_t *spec = e->spec;
     const char *cred_secret = str_at(spec, "credentialsSecretRef", "name");
-    char *model = lo_sprintf("%s/%s", prefix, str_at(spec, "modelName", NULL));
-
-    m->params = json_object();
-    m->env = json_array();
-    json_object_set_new(m->params, "model", json_string(model));
-    free(model);
-    set_str_if(m->params, "api_base", str_at(spec, "endpoint", NULL));
-    for (size_t i = 0; i < N_OF(provider_fields); i++)
-        if (strcmp(prefix, provider_fields[i].prefix) == 0)
-            set_str_if(m->params, provider_fields[i].param, str_at(spec, provider_fields[i].field, NULL));
-
-    if (nonempty(api_secret)) {
-        const char *key = str_at(spec, "apiKeySecretRef", "key");
-        add_secret_param(m, "api_key", render_key_env_name(m->name), api_secret, nonempty(key) ? key : "api-key", 0);
+    if (!e->lean) { /* none of these is a Secret reference */
+        char *model = lo_sprintf("%s/%s", prefix, str_at(spec, "modelName", NULL));
+        json_object_set_new(e->params, "model", json_string(model));
+        free(model);
+        set_str_if(e->params, "api_base", str_at(spec, "endpoint", NULL));
+        for (size_t i = 0; i < N_OF(provider_fields); i++)
+            if (strcmp(prefix, provider_fields[i].prefix) == 0)
+                set_str_if(e->params, provider_fields[i].param, str_at(spec, provider_fields[i].field, NULL));
     }
+
+    add_api_key(e);
+    char *owner = var_owner(e, "credentialsSecretRef");
     for (size_t i = 0; nonempty(cred_secret) && i < N_OF(credential_params); i++) {
         if (strcmp(prefix, credential_params[i].prefix) != 0 ||
-            json_object_get(m->params, credential_params[i].param) != NULL)
+            json_object_get(e->params, credential_params[i].param) != NULL)
             continue;
         char *var_prefix = lo_sprintf("LANGOP_%s_", credential_params[i].secret_key);
-        add_secret_param(m, credential_params[i].param, env_name(var_prefix, m->name), cred_secret,
+        add_secret_param(e, credential_params[i].param, env_name(var_prefix, owner), cred_secret,
                          credential_params[i].secret_key, 1);
         free(var_prefix);
     }
-    if (no_key_placeholder && json_object_get(m->params, "api_key") == NULL)
-        json_object_set_new(m->params, "api_key", json_string(RENDER_NO_KEY));
-
-    json_t *timeout = timeout_seconds(str_at(spec, "timeout", NULL));
-    if (timeout != NULL)
-        json_object_set_new(m->params, "timeout", timeout);
-    const json_t *limits = json_object_get(spec, "rateLimits");
-    if (json_is_integer(json_object_get(limits, "requestsPerMinute")))
-        json_object_set(m->params, "rpm", json_object_get(limits, "requestsPerMinute"));
-    if (json_is_integer(json_object_get(limits, "tokensPerMinute")))
-        json_object_set(m->params, "tpm", json_object_get(limits, "tokensPerMinute"));
+    free(owner);
+    if (e->lean)
+        return;
+    if (no_key_placeholder && json_object_get(e->params, "api_key") == NULL)
+        json_object_set_new(e->params, "api_key", json_string(RENDER_NO_KEY));
+    add_limits(e->params, spec);
 
     json_t *extra = sorted_copy(json_object_get(spec, "params"));
     const char *k;
@@ -462,9 +537,127 @@ static void gw_model_build(gw_model_t *m, const char *prefix, int no_key_placeho
     json_object_foreach(extra, k, v)
     {
         if (!param_protected(k) && !refers_to_environ(v))
-            json_object_set(m->params, k, v);
+            json_object_set(e->params, k, v);
     }
     json_decref(extra);
+}
+
+/* {secretKeyRef: {name, key}}: the reference's Secret and key (borrowed), or 0. */
+static int secret_ref_of(const json_t *v, const char **secret, const char **key)
+{
+    const json_t *ref = json_object_get(v, "secretKeyRef");
+    if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_object(ref))
+        return 0;
+    *secret = str_at(ref, "name", NULL);
+    *key = str_at(ref, "key", NULL);
+    return nonempty(*secret) && nonempty(*key);
+}
+
+/*
+ * A custom deployment: spec.litellmParams as given (keys sorted), each
+ * top-level {secretKeyRef} value read from LANGOP_<PARAM>_<OWNER>; then
+ * endpoint, apiKeySecretRef, timeout and rate limits where the params do not
+ * set them. Admission refuses literal credentials and os.environ/ strings;
+ * one that got in anyway (an old object) is dropped, as params' are.
+ */
+static void entry_build_custom(gw_entry_t *e)
+{
+    json_t *given = sorted_copy(json_object_get(e->spec, "litellmParams"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(given, k, v)
+    {
+        const char *secret, *key;
+        if (secret_ref_of(v, &secret, &key)) {
+            char *prefix = env_name("LANGOP_", k);
+            char *with_sep = lo_sprintf("%s_", prefix);
+            /* a parameter the upstream gives itself has its own variable; an inherited one reuses the model's */
+            const json_t *up_params = json_object_get(e->up, "litellmParams");
+            char *owner = json_object_get(up_params, k) ? var_owner(e, "litellmParams") : lo_strdup(e->m->name);
+            add_secret_param(e, k, env_name(with_sep, owner), secret, key, 0);
+            free(owner);
+            free(with_sep);
+            free(prefix);
+        } else if (!e->lean && !refers_to_environ(v) && strcmp(k, "api_key") != 0) {
+            json_object_set(e->params, k, v);
+        }
+    }
+    json_decref(given);
+    if (e->lean) {
+        add_api_key(e);
+        return;
+    }
+    if (json_object_get(e->params, "api_base") == NULL)
+        set_str_if(e->params, "api_base", str_at(e->spec, "endpoint", NULL));
+    add_api_key(e);
+    add_limits(e->params, e->spec);
+}
+
+/* The params of one deployment of m (new): spec is the model's, or an upstream's view of it. */
+static json_t *entry_params(gw_model_t *m, const json_t *spec, const json_t *up, int lean)
+{
+    gw_entry_t e = {m, spec, up, json_object(), lean};
+    if (is_custom(spec)) {
+        entry_build_custom(&e);
+    } else {
+        int placeholder = 0;
+        const char *prefix = model_prefix(spec, &placeholder);
+        entry_build_provider(&e, prefix, placeholder);
+    }
+    return e.params;
+}
+
+/* The fields an upstream may set; each replaces the model's (litellmParams merge key by key). */
+static const char *const upstream_fields[] = {
+    "endpoint", "apiKeySecretRef", "credentialsSecretRef", "apiVersion", "region", "project", "location",
+    "rateLimits", NULL,
+};
+
+/* The model's spec as upstream up sees it (new). */
+static json_t *upstream_view(const json_t *spec, const json_t *up)
+{
+    json_t *view = json_deep_copy(spec);
+    json_object_del(view, "upstreams");
+    for (const char *const *f = upstream_fields; *f; f++) {
+        const json_t *v = json_object_get(up, *f);
+        if (v != NULL)
+            json_object_set_new(view, *f, json_deep_copy(v));
+    }
+    const json_t *lp = json_object_get(up, "litellmParams");
+    if (json_is_object(lp)) {
+        json_t *merged = json_object_get(view, "litellmParams");
+        if (!json_is_object(merged)) {
+            merged = json_object();
+            json_object_set_new(view, "litellmParams", merged);
+        }
+        json_object_update(merged, (json_t *)lp);
+    }
+    /* what the upstream sets wins over what it would inherit under custom's other name for it */
+    json_t *params = json_object_get(view, "litellmParams");
+    if (json_object_get(up, "endpoint") && !json_object_get(lp, "api_base"))
+        json_object_del(params, "api_base");
+    if (json_object_get(up, "apiKeySecretRef") && !json_object_get(lp, "api_key"))
+        json_object_del(params, "api_key");
+    return view;
+}
+
+/* Builds m->entries and m->env: the model's own deployment, then one per spec.upstreams item, in order. */
+static void gw_model_build(gw_model_t *m, int lean)
+{
+    const json_t *spec = json_object_get(m->obj, "spec");
+    m->entries = json_array();
+    m->env = json_array();
+    json_array_append_new(m->entries, entry_params(m, spec, NULL, lean));
+    size_t i;
+    const json_t *up;
+    json_array_foreach(json_object_get(spec, "upstreams"), i, up)
+    {
+        if (!nonempty(str_at(up, "name", NULL)))
+            continue;
+        json_t *view = upstream_view(spec, up);
+        json_array_append_new(m->entries, entry_params(m, view, up, lean));
+        json_decref(view);
+    }
 }
 
 static int cmp_gw_model(const void *a, const void *b)
@@ -482,16 +675,25 @@ static int cmp_gw_model(const void *a, const void *b)
     return c;
 }
 
+/* Whether spec names its provider well enough to render: a known provider, or custom's <prefix>/<model>. */
+static int spec_renderable(const json_t *spec)
+{
+    int placeholder;
+    if (!is_custom(spec))
+        return nonempty(str_at(spec, "modelName", NULL)) && model_prefix(spec, &placeholder) != NULL;
+    const char *model = str_at(spec, "litellmParams", "model");
+    const char *slash = model ? strchr(model, '/') : NULL;
+    return slash != NULL && slash != model && slash[1] != '\0';
+}
+
 /* Checks one element of the models array; 1 if it belongs to namespace ns, 0 if not, -1 if malformed. */
 static int gw_model_check(const json_t *obj, const char *ns, lo_err_t *err)
 {
     const char *kind = str_at(obj, "kind", NULL), *name = str_at(obj, "metadata", "name");
     const char *obj_ns = str_at(obj, "metadata", "namespace");
     const json_t *spec = json_object_get(obj, "spec");
-    int placeholder;
     if (!json_is_object(obj) || (kind != NULL && strcmp(kind, "LanguageModel") != 0) || !nonempty(name) ||
-        !json_is_object(spec) || !nonempty(str_at(spec, "modelName", NULL)) ||
-        model_prefix(spec, &placeholder) == NULL) {
+        !json_is_object(spec) || !spec_renderable(spec)) {
         lo_err_set(err, 500, "InternalError", "render: %s is not a LanguageModel with a provider and a modelName",
                    nonempty(name) ? name : "an item of the model list");
         return -1;
@@ -523,6 +725,15 @@ static int gw_admit(const gw_model_t *m, json_t *used, json_t *unresolved)
     return 1;
 }
 
+/* An unresolved fallback of model `from`: the entry names the target, and the model that lists it. */
+static void add_fallback_miss(json_t *unresolved, const char *target, const char *from, const char *reason,
+                              char *message)
+{
+    add_unresolved(unresolved, "LanguageModel", target, reason, message);
+    json_object_set_new(json_array_get(unresolved, json_array_size(unresolved) - 1), "referencedBy",
+                        json_string(from));
+}
+
 /* router_settings.fallbacks entry of m, or NULL; misses go to unresolved. New. */
 static json_t *gw_fallbacks(const gw_model_t *m, const json_t *served, const char *ns, json_t *unresolved)
 {
@@ -536,12 +747,13 @@ static json_t *gw_fallbacks(const gw_model_t *m, const json_t *served, const cha
         if (name == NULL)
             continue;
         if (strcmp(name, m->name) == 0)
-            add_unresolved(unresolved, "LanguageModel", name, "InvalidFallback",
-                           lo_sprintf("LanguageModel %s lists itself as a fallback", m->name));
+            add_fallback_miss(unresolved, name, m->name, "InvalidFallback",
+                              lo_sprintf("LanguageModel %s lists itself as a fallback", m->name));
         else if (json_object_get(served, name) == NULL)
-            add_unresolved(unresolved, "LanguageModel", name, "FallbackNotFound",
-                           lo_sprintf("fallback %s of LanguageModel %s is not a model of the gateway of namespace %s",
-                                      name, m->name, ns));
+            add_fallback_miss(unresolved, name, m->name, "FallbackNotFound",
+                              lo_sprintf("fallback %s of LanguageModel %s is not a model of the gateway of "
+                                         "namespace %s",
+                                         name, m->name, ns));
         else
             json_array_append(targets, t);
     }
@@ -552,10 +764,25 @@ static json_t *gw_fallbacks(const gw_model_t *m, const json_t *served, const cha
     return json_pack("{s:o}", m->name, targets);
 }
 
-int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *models, render_result_t *out,
-                          lo_err_t *err)
+/* router_settings (new), or NULL when nothing in it differs from LiteLLM's defaults. */
+static json_t *gw_router_settings(const json_t *cluster, json_t *fallbacks)
 {
-    (void)cluster_domain; /* the gateway's own config does not name its endpoint */
+    json_t *rs = json_object();
+    const char *strategy = str_at(json_object_get(json_object_get(cluster, "spec"), "gateway"), "routingStrategy", NULL);
+    if (json_array_size(fallbacks) > 0)
+        json_object_set(rs, "fallbacks", fallbacks);
+    set_str_if(rs, "routing_strategy", strategy);
+    if (json_object_size(rs) == 0) {
+        json_decref(rs);
+        return NULL;
+    }
+    return rs;
+}
+
+/* The gateway of ns; with config 0 only what it serves and leaves out (no YAML, env or hash). */
+static int gateway_render(const char *ns, const json_t *cluster, const json_t *models, int config,
+                          render_result_t *out, lo_err_t *err)
+{
     size_t n = 0, i;
     json_t *obj;
     gw_model_t *ms = NULL;
@@ -584,13 +811,14 @@ int render_gateway_config(const char *ns, const char *cluster_domain, const json
     used = json_object();
     served = json_object();
     for (i = 0; i < n; i++) {
-        int placeholder;
-        const char *prefix = model_prefix(json_object_get(ms[i].obj, "spec"), &placeholder);
-        gw_model_build(&ms[i], prefix, placeholder);
+        gw_model_build(&ms[i], !config);
         if (json_object_get(served, ms[i].name) != NULL || !gw_admit(&ms[i], used, unresolved))
             continue;
         json_object_set_new(served, ms[i].name, json_true());
-        json_array_append_new(list, json_pack("{s:s, s:O}", "model_name", ms[i].name, "litellm_params", ms[i].params));
+        size_t e;
+        json_t *params;
+        json_array_foreach(ms[i].entries, e, params) if (config) json_array_append_new(
+            list, json_pack("{s:s, s:O}", "model_name", ms[i].name, "litellm_params", params));
         json_array_extend(env, ms[i].env);
     }
     fb = json_array();
@@ -602,14 +830,28 @@ int render_gateway_config(const char *ns, const char *cluster_domain, const json
             json_array_append_new(fb, entry);
     }
 
-    doc = json_pack("{s:O, s:{s:b}}", "model_list", list, "litellm_settings", "drop_params", 1);
-    if (json_array_size(fb) > 0)
-        json_object_set_new(doc, "router_settings", json_pack("{s:O}", "fallbacks", fb));
-    ret = result_finish(doc, env, unresolved, out, err);
+    if (config) {
+        doc = json_pack("{s:O, s:{s:b}}", "model_list", list, "litellm_settings", "drop_params", 1);
+        json_t *rs = gw_router_settings(cluster, fb);
+        if (rs != NULL)
+            json_object_set_new(doc, "router_settings", rs);
+        ret = result_finish(doc, env, unresolved, out, err);
+    } else {
+        out->unresolved = unresolved;
+        ret = 0;
+        json_decref(env);
+    }
+    if (ret == 0) {
+        out->served = json_array();
+        for (i = 0; i < n; i++)
+            if (json_object_get(served, ms[i].name) != NULL &&
+                (i == 0 || strcmp(ms[i - 1].name, ms[i].name) != 0))
+                json_array_append_new(out->served, json_string(ms[i].name));
+    }
     env = unresolved = NULL; /* moved into out (or released) */
 out:
     for (i = 0; ms != NULL && i < n; i++) {
-        json_decref(ms[i].params);
+        json_decref(ms[i].entries);
         json_decref(ms[i].env);
     }
     free(ms);
@@ -621,6 +863,49 @@ out:
     json_decref(served);
     json_decref(fb);
     return ret;
+}
+
+int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *cluster, const json_t *models,
+                          render_result_t *out, lo_err_t *err)
+{
+    (void)cluster_domain; /* the gateway's own config does not name its endpoint */
+    return gateway_render(ns, cluster, models, 1, out, err);
+}
+
+int render_gateway_verdict(const char *ns, const json_t *models, render_result_t *out, lo_err_t *err)
+{
+    return gateway_render(ns, NULL, models, 0, out, err);
+}
+
+/* The lean build of one model: what the verdict reads of it (its variables and deployments). */
+static void gw_model_lean(const json_t *obj, gw_model_t *m)
+{
+    *m = (gw_model_t){obj, str_at(obj, "metadata", "name"), NULL, NULL};
+    gw_model_build(m, 1);
+}
+
+static int same_or_both_absent(const json_t *a, const json_t *b)
+{
+    return (a == NULL && b == NULL) || json_equal(a, b);
+}
+
+int render_gateway_same(const json_t *a, const json_t *b)
+{
+    const json_t *sa = json_object_get(a, "spec"), *sb = json_object_get(b, "spec");
+    const char *na = str_at(a, "metadata", "name"), *nb = str_at(b, "metadata", "name");
+    if (!json_is_object(sa) || !json_is_object(sb) || !nonempty(na) || !nonempty(nb) || strcmp(na, nb) != 0 ||
+        !spec_renderable(sa) || !spec_renderable(sb) ||
+        !same_or_both_absent(json_object_get(sa, "fallbacks"), json_object_get(sb, "fallbacks")))
+        return 0;
+    gw_model_t ma, mb;
+    gw_model_lean(a, &ma);
+    gw_model_lean(b, &mb);
+    int same = json_array_size(ma.entries) == json_array_size(mb.entries) && json_equal(ma.env, mb.env);
+    json_decref(ma.entries);
+    json_decref(ma.env);
+    json_decref(mb.entries);
+    json_decref(mb.env);
+    return same;
 }
 
 /* ------------------------------------------------------------------ */
@@ -782,6 +1067,25 @@ int render_agent_config(const json_t *agent, const json_t *cluster, const char *
     json_array_append_new(env, env_value("AGENT_NAMESPACE", ns));
     json_array_append_new(env, env_value("AGENT_UID", uid ? uid : ""));
     json_array_append_new(env, env_value("AGENT_CLUSTER_NAME", nonempty(cluster_name) ? cluster_name : ns));
+
+    /* then the user's env, copied (out owns its trees; the agent's are shared, read-only) */
+    size_t server_vars = json_array_size(env), i, j;
+    json_t *user;
+    json_array_foreach(json_object_get(json_object_get(spec, "deployment"), "env"), i, user)
+    {
+        const char *var = str_at(user, "name", NULL);
+        for (j = 0; nonempty(var) && j < server_vars; j++)
+            if (strcmp(var, str_at(json_array_get(env, j), "name", NULL)) == 0)
+                var = NULL; /* one of the seven */
+        if (!nonempty(var))
+            continue;
+        json_t *entry = json_pack("{s:s}", "name", var);
+        if (json_is_string(json_object_get(user, "value")))
+            json_object_set_new(entry, "value", json_deep_copy(json_object_get(user, "value")));
+        if (json_is_object(json_object_get(user, "valueFrom")))
+            json_object_set_new(entry, "valueFrom", json_deep_copy(json_object_get(user, "valueFrom")));
+        json_array_append_new(env, entry);
+    }
 
     ret = result_finish(doc, env, unresolved, out, err);
     env = unresolved = NULL; /* moved into out (or released) */

@@ -159,10 +159,16 @@ static int admit(const handler_request_t *hr, admission_operation_t op, const js
     return rc;
 }
 
-/* store_op_t.check of a create: the policy rules, atomically with the write. */
+/* store_op_t.check of a create: the writer's rules, atomically with the write. */
 static int check_create(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
 {
-    return admission_check_policy(txn, ctx, ADMISSION_CREATE, obj, err);
+    return admission_check_writer(txn, ctx, ADMISSION_CREATE, NULL, obj, err);
+}
+
+/* store_op_t.check of an update: the cross-object rules, atomically with the write. */
+static int check_update(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
+{
+    return admission_check_writer(txn, ctx, ADMISSION_UPDATE, NULL, obj, err);
 }
 
 /* Fills op as a create of next (stolen into w->next). */
@@ -196,6 +202,12 @@ static void op_update(object_job_t *j, json_t *next, int64_t rv)
     j->w.op.kind = j->status_subresource ? STORE_WRITE_PUT : put_or_finish_delete(next);
     if (j->w.op.kind == STORE_WRITE_DELETE)
         j->w.op.object = NULL; /* what goes is the object as stored (kube's DELETED carries its last state) */
+    /* a change of spec meets the cross-object rules again; ending a deletion or a status write does not */
+    if (j->w.op.kind == STORE_WRITE_PUT && !j->status_subresource &&
+        admission_has_writer_rules(hr->kind, ADMISSION_UPDATE)) {
+        j->w.op.check = check_update;
+        j->w.op.check_ctx = (void *)hr->kind;
+    }
 }
 
 /*
@@ -213,14 +225,15 @@ static json_t *updated_object(object_job_t *j, const json_t *current, const json
     json_t *merged = subresource ? objmeta_merge_status(current, body) : objmeta_merge_update(k, current, body, err);
     if (merged == NULL)
         return NULL;
-    derive_strip(k, merged); /* the writer derives them again */
     if (j->applying) /* the apply computed the new ownership; the merge kept the old one */
         json_object_set(objmeta_metadata(merged), "managedFields",
                         json_object_get(json_object_get(body, "metadata"), "managedFields"));
+    /* a derived field is validated as sent (a bad value is the client's error), then left to the writer */
     if (validate_object(k, merged, err) != 0 || admit(hr, ADMISSION_UPDATE, current, merged, err) != 0) {
         json_decref(merged);
         return NULL;
     }
+    derive_strip(k, merged); /* the writer derives them again */
     if (!j->applying)
         managedfields_record_update(k, current, merged, j->params.manager, subresource);
     return merged;

@@ -31,9 +31,10 @@
  *
  * No global mutable state: the tables are const, so the checks may run on
  * any thread: on a request's worker (see admission.h for which), and
- * admission_check_policy in the store's writer, atomically.
+ * admission_check_writer in the store's writer, atomically.
  */
 #include "langop/schema/admission.h"
+#include "langop/schema/admission_rule.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -44,6 +45,8 @@
 #include <strings.h>
 
 #include "langop/core/status.h"
+#include "langop/schema/keyrules.h"
+#include "langop/schema/modelrules.h"
 #include "langop/schema/objmeta.h"
 
 #define CLUSTER_RESOURCE "languageclusters"
@@ -56,30 +59,25 @@ typedef struct cluster_read {
     lo_err_t err;        /* when rc is an error */
 } cluster_read_t;
 
-/* What every rule reads. All pointers borrowed for the duration of the check. */
-typedef struct rule_input {
-    store_txn_t *txn;
-    cluster_read_t *cluster;
-    const schema_kind_t *k;
-    admission_operation_t op;
-    const json_t *old;   /* stored object on update, NULL on create */
-    const json_t *obj;   /* the object about to be stored */
-    const char *name;    /* metadata.name, "" when unset */
-    const char *ns;      /* metadata.namespace, "" when unset */
-} rule_input_t;
-
-typedef enum rule_sort {
-    RULE_FIELD,   /* adds causes to err, returns how many it added */
-    RULE_POLICY,  /* returns 0, or -1 with err filled (403, or 500 when the store fails) */
-} rule_sort_t;
-
-typedef int (*rule_fn)(const rule_input_t *in, lo_err_t *err);
-
-static void add_invalid(lo_err_t *err, const char *field, const char *value, const char *why)
+void rule_invalid(lo_err_t *err, const char *field, const char *value, const char *why)
 {
     char msg[LO_ERR_MESSAGE_MAX];
     snprintf(msg, sizeof(msg), "Invalid value: \"%.200s\": %s", value, why);
     lo_err_add_cause(err, "FieldValueInvalid", msg, field);
+}
+
+void rule_required(lo_err_t *err, const char *field, const char *why)
+{
+    char msg[LO_ERR_MESSAGE_MAX];
+    snprintf(msg, sizeof(msg), "Required value: %s", why);
+    lo_err_add_cause(err, "FieldValueRequired", msg, field);
+}
+
+void rule_forbidden(lo_err_t *err, const char *field, const char *why)
+{
+    char msg[LO_ERR_MESSAGE_MAX];
+    snprintf(msg, sizeof(msg), "Forbidden: %s", why);
+    lo_err_add_cause(err, "FieldValueForbidden", msg, field);
 }
 
 /* ================================================================== */
@@ -294,137 +292,6 @@ static int cron_check(const char *expr, int *zoned, char *why, size_t n)
 /* field rules                                                         */
 /* ================================================================== */
 
-/* LanguageModel: exactly one of spec.provider and spec.litellmProvider (a null counts as unset). */
-static int rule_provider_choice(const rule_input_t *in, lo_err_t *err)
-{
-    const json_t *spec = json_object_get(in->obj, "spec");
-    const json_t *p = json_object_get(spec, "provider");
-    const json_t *l = json_object_get(spec, "litellmProvider");
-    int has_p = p && !json_is_null(p), has_l = l && !json_is_null(l);
-    if (has_p != has_l)
-        return 0;
-    add_invalid(err, "spec", "object", "set exactly one of provider or litellmProvider");
-    return 1;
-}
-
-/*
- * Credentials in params. A key is compared in a normal form: lower case,
- * words joined by '_', where words are split at non-alphanumerics and at
- * camelCase boundaries (apiKey, X-Api-Key, AWSSecretAccessKey all become
- * api_key, x_api_key, aws_secret_access_key). A key names a credential when
- *  - the whole key is in credential_keys (the names LiteLLM reads), or
- *  - one of its words is in credential_words, or
- *  - a word "token" or "key" follows a word of credential_qualifiers
- *    (access_token, aws_session_token, api_key, private_key).
- * The last rule is narrow on purpose: max_tokens, max_completion_tokens,
- * input_cost_per_token, bos_token and cache_key are model settings.
- */
-static const char *const credential_keys[] = {
-    "api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_bearer_token_bedrock",
-    "vertex_credentials", "azure_ad_token", "client_secret", "azure_client_secret", "token", "key", NULL,
-};
-static const char *const credential_words[] = {
-    "secret", "secrets", "password", "passwd", "credential", "credentials", "apikey", "authorization", NULL,
-};
-static const char *const credential_qualifiers[] = {
-    "api", "access", "auth", "bearer", "session", "refresh", "id", "ad", "oauth", "identity",
-    "private", "secret", "security", "subscription", "account", "master", "sas", NULL,
-};
-
-static int in_list(const char *const *list, const char *s, size_t len)
-{
-    for (int i = 0; list[i]; i++)
-        if (strlen(list[i]) == len && strncmp(list[i], s, len) == 0)
-            return 1;
-    return 0;
-}
-
-/* The normal form of key (see above). Caller frees. */
-static char *key_normal_form(const char *key)
-{
-    size_t len = strlen(key);
-    char *out = lo_malloc(2 * len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)key[i];
-        if (!isalnum(c)) {
-            if (o > 0 && out[o - 1] != '_')
-                out[o++] = '_';
-            continue;
-        }
-        if (isupper(c) && o > 0 && out[o - 1] != '_' && i > 0) {
-            unsigned char prev = (unsigned char)key[i - 1], next = (unsigned char)key[i + 1];
-            if (islower(prev) || isdigit(prev) || (isupper(prev) && islower(next)))
-                out[o++] = '_';
-        }
-        out[o++] = (char)tolower(c);
-    }
-    while (o > 0 && out[o - 1] == '_')
-        o--;
-    out[o] = '\0';
-    return out;
-}
-
-static int is_credential_key(const char *key)
-{
-    char *norm = key_normal_form(key);
-    int found = in_list(credential_keys, norm, strlen(norm));
-    const char *prev = NULL;
-    size_t prev_len = 0;
-    for (const char *w = norm; !found && *w;) {
-        size_t wl = strcspn(w, "_");
-        if (in_list(credential_words, w, wl))
-            found = 1;
-        else if (prev && ((wl == 5 && strncmp(w, "token", 5) == 0) || (wl == 3 && strncmp(w, "key", 3) == 0)) &&
-                 in_list(credential_qualifiers, prev, prev_len))
-            found = 1;
-        prev = w;
-        prev_len = wl;
-        w += wl;
-        w += strspn(w, "_");
-    }
-    free(norm);
-    return found;
-}
-
-/* Walks value (at path) and adds a cause for every key that names a credential. */
-static int check_params_value(const json_t *value, const char *path, lo_err_t *err)
-{
-    int causes = 0;
-    if (json_is_object(value)) {
-        const char *key;
-        json_t *child;
-        json_object_foreach((json_t *)value, key, child) {
-            char *child_path = lo_sprintf("%s.%s", path, key);
-            if (is_credential_key(key)) {
-                lo_err_add_cause(err, "FieldValueForbidden",
-                                 "Forbidden: credentials must not be set in params: reference a Secret with "
-                                 "apiKeySecretRef or credentialsSecretRef",
-                                 child_path);
-                causes++;
-            } else {
-                causes += check_params_value(child, child_path, err);
-            }
-            free(child_path);
-        }
-    } else if (json_is_array(value)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(value, i, item) {
-            char *item_path = lo_sprintf("%s[%zu]", path, i);
-            causes += check_params_value(item, item_path, err);
-            free(item_path);
-        }
-    }
-    return causes;
-}
-
-/* LanguageModel: spec.params must not carry credentials; they belong in Secrets. */
-static int rule_params_credentials(const rule_input_t *in, lo_err_t *err)
-{
-    return check_params_value(json_object_get(json_object_get(in->obj, "spec"), "params"), "spec.params", err);
-}
-
 /* LanguageAgent: spec.execution.schedule only with mode task, and valid cron. */
 static int rule_schedule(const rule_input_t *in, lo_err_t *err)
 {
@@ -441,11 +308,11 @@ static int rule_schedule(const rule_input_t *in, lo_err_t *err)
     char why[256];
     int zoned = 0;
     if (cron_check(schedule, &zoned, why, sizeof(why)) < 0) {
-        add_invalid(err, field, schedule, why);
+        rule_invalid(err, field, schedule, why);
         return 1;
     }
     if (zoned && json_is_string(json_object_get(exec, "timezone"))) {
-        add_invalid(err, field, schedule, "cannot use CRON_TZ or TZ in schedule together with timezone");
+        rule_invalid(err, field, schedule, "cannot use CRON_TZ or TZ in schedule together with timezone");
         return 1;
     }
     return 0;
@@ -587,9 +454,18 @@ static const struct rule {
     rule_fn fn;
 } rules[] = {
     {NULL, RULE_POLICY, rule_membership},
-    {"LanguageModel", RULE_FIELD, rule_provider_choice},
-    {"LanguageModel", RULE_FIELD, rule_params_credentials},
+    {"LanguageModel", RULE_FIELD, modelrules_provider_choice},
+    {"LanguageModel", RULE_FIELD, modelrules_params_credentials},
+    {"LanguageModel", RULE_FIELD, modelrules_provider_fields},
+    {"LanguageModel", RULE_FIELD, modelrules_endpoints},
+    {"LanguageModel", RULE_FIELD, modelrules_custom},
+    {"LanguageModel", RULE_FIELD, modelrules_upstreams},
     {"LanguageAgent", RULE_FIELD, rule_schedule},
+    {"LanguageAgent", RULE_FIELD, keyrules_container_env},
+    {"LanguageTool", RULE_FIELD, keyrules_container_env},
+    {"LanguageAgent", RULE_CROSS, keyrules_model_secrets},
+    {"LanguageTool", RULE_CROSS, keyrules_model_secrets},
+    {"LanguageModel", RULE_CROSS, keyrules_model_secrets},
     {NULL, RULE_POLICY, rule_capacity},
 };
 
@@ -607,7 +483,7 @@ static const char *meta_string(const json_t *obj, const char *key)
 /* Which rules a check runs. */
 typedef enum rule_set {
     RULES_ALL,
-    RULES_POLICY,  /* the writer's atomic re-check */
+    RULES_WRITER,  /* the writer's atomic re-check: cross and policy rules */
     RULES_FIELDS,  /* no store needed */
 } rule_set_t;
 
@@ -615,7 +491,15 @@ static int rule_selected(const struct rule *r, const schema_kind_t *k, rule_set_
 {
     if (!rule_applies(r, k))
         return 0;
-    return set == RULES_ALL || (set == RULES_POLICY) == (r->sort == RULE_POLICY);
+    switch (set) {
+    case RULES_ALL:
+        return 1;
+    case RULES_WRITER:
+        return r->sort != RULE_FIELD;
+    case RULES_FIELDS:
+        return r->sort == RULE_FIELD;
+    }
+    return 0;
 }
 
 /* Runs the rules of k that set selects. */
@@ -628,13 +512,13 @@ static int run_rules(store_txn_t *txn, const schema_kind_t *k, admission_operati
         .txn = txn, .cluster = &cluster, .k = k, .op = op, .old = old, .obj = obj,
         .name = meta_string(obj, "name"), .ns = meta_string(obj, "namespace"),
     };
-    lo_err_t invalid = {0};  /* causes gathered from field rules */
+    lo_err_t invalid = {0};  /* causes gathered from field and cross rules */
     int causes = 0, ret = 0;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]) && ret == 0; i++) {
         const struct rule *r = &rules[i];
         if (!rule_selected(r, k, set))
             continue;
-        if (r->sort == RULE_FIELD)
+        if (r->sort != RULE_POLICY)
             causes += r->fn(&in, &invalid);
         else if (causes == 0 && r->fn(&in, err) < 0)
             ret = -1;
@@ -666,8 +550,21 @@ int admission_check_fields(const schema_kind_t *k, admission_operation_t op, con
     return run_rules(NULL, k, op, old, obj, RULES_FIELDS, err);
 }
 
-int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,
-                           lo_err_t *err)
+int admission_check_writer(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                           const json_t *obj, lo_err_t *err)
 {
-    return run_rules(txn, k, op, NULL, obj, RULES_POLICY, err);
+    return run_rules(txn, k, op, old, obj, RULES_WRITER, err);
+}
+
+int admission_has_writer_rules(const schema_kind_t *k, admission_operation_t op)
+{
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        const struct rule *r = &rules[i];
+        if (!rule_applies(r, k) || r->sort == RULE_FIELD)
+            continue;
+        /* membership and capacity act on creates only */
+        if (r->sort == RULE_CROSS || op == ADMISSION_CREATE)
+            return 1;
+    }
+    return 0;
 }

@@ -535,13 +535,17 @@ class StoredStatusTest(DerivedBase):
         # python3-kubernetes replace_status on an agent: a bogus endpoint and condition
         ra = self.resource("LanguageAgent")
         body = ra.get(name="bot", namespace=ns).to_dict()
-        body["status"] = {"phase": "Running", "modelEndpoint": "http://bogus:2", "models": ["x", "y"],
+        body["status"] = {"phase": "Failed", "modelEndpoint": "http://bogus:2", "models": ["x", "y"],
                           "conditions": [{"type": "ReferencesResolved", "status": "True",
                                           "reason": "AllReferencesResolved", "message": "lie",
+                                          "lastTransitionTime": "2024-01-01T00:00:00Z"},
+                                         {"type": "Ready", "status": "True", "reason": "Available",
                                           "lastTransitionTime": "2024-01-01T00:00:00Z"}]}
         ra.status.replace(body=body, namespace=ns)
         o = self.kget("lagent", "bot", ns)
+        # phase is derived from the Ready condition its runner reports (kept), not taken as written
         self.assertEqual(o["status"].get("phase"), "Running", o)
+        self.assertEqual(condition(o, "Ready")["reason"], "Available", o)
         self.assertEqual(o["status"].get("modelEndpoint"), gateway_url(ns), o)
         self.assertEqual(o["status"].get("models"), ["m"], o)
         c = condition(o)
@@ -573,7 +577,8 @@ class StoredStatusTest(DerivedBase):
         self.apply(lmodel("m", ns), ltool("t", ns), lpersona("p", ns),
                    lagent("bot", ns, models=["m", "gone"], tools=["t"], persona="p"))
         self.kubectl("patch", "lagent", "bot", "-n", ns, "--subresource=status", "--type=merge",
-                     "-p", '{"status":{"phase":"Running"}}')
+                     "-p", '{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Available",'
+                     '"lastTransitionTime":"2024-01-01T00:00:00Z"}]}}')
         self.kubectl("patch", "lmodel", "m", "-n", ns, "--type=merge", "-p", '{"spec":{"modelName":"o1"}}')
         self.kubectl("label", "lcluster", ns, "x=y")
 

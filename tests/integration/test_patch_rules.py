@@ -197,46 +197,46 @@ class PatchRulesTest(ServerTestCase):
         before = self.create(model("st", ns))
         gen = before["metadata"]["generation"]
 
-        r = self.patch("st", ns, {"spec": {"modelName": "from-status"}, "status": {"phase": "Ready"},
+        r = self.patch("st", ns, {"spec": {"modelName": "from-status"}, "status": {"observedGeneration": 1},
                                   "metadata": {"labels": {"x": "y"}}}, MERGE, subresource="status")
         self.assertEqual(r.status, 200, r)
         o = self.get("LanguageModel", "st", ns)
-        self.assertEqual(o["status"].get("phase"), "Ready", o)
+        self.assertEqual(o["status"].get("observedGeneration"), 1, o)
         self.assertEqual(o["spec"], before["spec"])
         self.assertEqual(o["metadata"]["generation"], gen)
         self.assertNotIn("labels", o["metadata"])   # as for CRDs: a status write keeps the old metadata
 
         r = self.patch("st", ns, [{"op": "replace", "path": "/spec/modelName", "value": "from-json"},
-                                  {"op": "replace", "path": "/status/phase", "value": "Failed"}],
+                                  {"op": "replace", "path": "/status/observedGeneration", "value": 2}],
                        JSON_PATCH, subresource="status")
         self.assertEqual(r.status, 200, r)
         o = self.get("LanguageModel", "st", ns)
-        self.assertEqual(o["status"].get("phase"), "Failed", o)
+        self.assertEqual(o["status"].get("observedGeneration"), 2, o)
         self.assertEqual(o["spec"], before["spec"])
         self.assertEqual(o["metadata"]["generation"], gen)
 
         # an invalid status is refused like any invalid write
-        s = self.assertStatus(self.patch("st", ns, {"status": {"phase": "Exploded"}}, MERGE,
+        s = self.assertStatus(self.patch("st", ns, {"status": {"observedGeneration": -1}}, MERGE,
                                          subresource="status"), 422, "Invalid")
-        self.assertIn("status.phase", cause_fields(s), s)
-        self.assertEqual(self.get("LanguageModel", "st", ns)["status"].get("phase"), "Failed")
+        self.assertIn("status.observedGeneration", cause_fields(s), s)
+        self.assertEqual(self.get("LanguageModel", "st", ns)["status"].get("observedGeneration"), 2)
 
     def test_kubectl_patch_subresource_status(self):
         ns = self.new_namespace()
         before = self.create(model("kst", ns))
         r = self.kubectl("patch", "lmodel", "kst", "-n", ns, "--subresource=status", "--type=merge",
-                         "-p", '{"spec":{"modelName":"sneaky"},"status":{"phase":"Ready","observedGeneration":1}}')
+                         "-p", '{"spec":{"modelName":"sneaky"},"status":{"observedGeneration":1}}')
         self.assertEqual(r.out.strip(), "languagemodel.langop.io/kst patched")
         o = self.get("LanguageModel", "kst", ns)
-        self.assertEqual((o["status"].get("phase"), o["status"].get("observedGeneration")), ("Ready", 1))
+        self.assertEqual(o["status"].get("observedGeneration"), 1, o)
         self.assertEqual(o["spec"], before["spec"])
         self.assertEqual(o["metadata"]["generation"], before["metadata"]["generation"])
 
         r = self.kubectl("patch", "lmodel", "kst", "-n", ns, "--subresource=status", "--type=json",
-                         "-p", '[{"op":"replace","path":"/status/phase","value":"Pending"},'
+                         "-p", '[{"op":"replace","path":"/status/observedGeneration","value":3},'
                                '{"op":"replace","path":"/spec/modelName","value":"sneaky"}]')
         o = self.get("LanguageModel", "kst", ns)
-        self.assertEqual(o["status"].get("phase"), "Pending")
+        self.assertEqual(o["status"].get("observedGeneration"), 3)
         self.assertEqual(o["spec"], before["spec"])
 
     def test_server_side_apply_on_status(self):
@@ -245,7 +245,7 @@ class PatchRulesTest(ServerTestCase):
         manifest = {"apiVersion": API_VERSION, "kind": "LanguageModel",
                     "metadata": {"name": "sst", "namespace": ns},
                     "spec": {"provider": "openai", "modelName": "sneaky-apply"},
-                    "status": {"phase": "Ready"}}
+                    "status": {"observedGeneration": 1}}
 
         # kubectl apply --server-side --subresource=status
         r = self.kubectl("apply", "--server-side", "--subresource=status", "--field-manager=status-ctl",
@@ -253,51 +253,51 @@ class PatchRulesTest(ServerTestCase):
         self.assertIn("serverside-applied", r.out, r)
         o = json.loads(self.kubectl("get", "lmodel", "sst", "-n", ns, "-o", "json",
                                     "--show-managed-fields").out)
-        self.assertEqual(o["status"].get("phase"), "Ready", o)
+        self.assertEqual(o["status"].get("observedGeneration"), 1, o)
         self.assertEqual(o["spec"], before["spec"])
         self.assertEqual(o["metadata"]["generation"], before["metadata"]["generation"])
         mine = [m for m in o["metadata"].get("managedFields", []) if m["manager"] == "status-ctl"]
         self.assertEqual(len(mine), 1, o["metadata"].get("managedFields"))
         self.assertEqual(mine[0]["operation"], "Apply")
         self.assertEqual(mine[0].get("subresource"), "status", mine)
-        self.assertIn("f:phase", mine[0]["fieldsV1"].get("f:status", {}), mine)
+        self.assertIn("f:observedGeneration", mine[0]["fieldsV1"].get("f:status", {}), mine)
         self.assertNotIn("f:spec", mine[0]["fieldsV1"], mine)
 
-        # raw apply-patch on /status by another manager: the phase is status-ctl's
-        manifest["status"]["phase"] = "Failed"
+        # raw apply-patch on /status by another manager: observedGeneration is status-ctl's
+        manifest["status"]["observedGeneration"] = 2
         r = self.patch("sst", ns, yaml.safe_dump(manifest), APPLY, "?fieldManager=status-raw",
                        subresource="status")
         s = self.assertStatus(r, 409, "Conflict")
-        self.assertIn(".status.phase", s["message"], s)
-        self.assertEqual(self.get("LanguageModel", "sst", ns)["status"].get("phase"), "Ready")
+        self.assertIn(".status.observedGeneration", s["message"], s)
+        self.assertEqual(self.get("LanguageModel", "sst", ns)["status"].get("observedGeneration"), 1)
         r = self.patch("sst", ns, yaml.safe_dump(manifest), APPLY,
                        "?fieldManager=status-raw&force=true", subresource="status")
         self.assertEqual(r.status, 200, r)
         o = self.get("LanguageModel", "sst", ns)
-        self.assertEqual(o["status"].get("phase"), "Failed", o)
+        self.assertEqual(o["status"].get("observedGeneration"), 2, o)
         self.assertEqual(o["spec"], before["spec"])
         self.assertEqual(o["metadata"]["generation"], before["metadata"]["generation"])
 
     def test_main_resource_patch_leaves_status_alone(self):
         ns = self.new_namespace()
         before = self.create(model("mst", ns))
-        r = self.patch("mst", ns, {"status": {"phase": "Ready"}}, MERGE, subresource="status")
+        r = self.patch("mst", ns, {"status": {"observedGeneration": 1}}, MERGE, subresource="status")
         self.assertEqual(r.status, 200, r)
 
         for body, ctype in (
-                ({"spec": {"modelName": "gpt-merge"}, "status": {"phase": "Failed"}}, MERGE),
+                ({"spec": {"modelName": "gpt-merge"}, "status": {"observedGeneration": 2}}, MERGE),
                 ([{"op": "replace", "path": "/spec/modelName", "value": "gpt-json"},
-                  {"op": "replace", "path": "/status/phase", "value": "Failed"}], JSON_PATCH)):
+                  {"op": "replace", "path": "/status/observedGeneration", "value": 2}], JSON_PATCH)):
             with self.subTest(content_type=ctype):
                 r = self.patch("mst", ns, body, ctype)
                 self.assertEqual(r.status, 200, r)
                 o = self.get("LanguageModel", "mst", ns)
-                self.assertEqual(o["status"].get("phase"), "Ready", o)
+                self.assertEqual(o["status"].get("observedGeneration"), 1, o)
                 self.assertNotEqual(o["spec"]["modelName"], before["spec"]["modelName"])
 
         r = self.kubectl("patch", "lmodel", "mst", "-n", ns, "--type=merge",
-                         "-p", '{"spec":{"modelName":"gpt-kubectl"},"status":{"phase":"Failed"}}')
+                         "-p", '{"spec":{"modelName":"gpt-kubectl"},"status":{"observedGeneration":2}}')
         o = self.get("LanguageModel", "mst", ns)
         self.assertEqual(o["spec"]["modelName"], "gpt-kubectl")
-        self.assertEqual(o["status"].get("phase"), "Ready", o)
+        self.assertEqual(o["status"].get("observedGeneration"), 1, o)
         self.assertEqual(o["metadata"]["generation"], before["metadata"]["generation"] + 3)

@@ -146,7 +146,7 @@ class SchemaExplainTest(SchemaTestBase):
 
 class SchemaPrintTest(SchemaTestBase):
 
-    MODEL_COLUMNS = ["NAME", "PROVIDER", "MODEL", "PHASE", "AGE"]
+    MODEL_COLUMNS = ["NAME", "PROVIDER", "MODEL", "PHASE", "READY", "AGE"]
 
     def test_get_lmodel_shows_schema_columns(self):
         ns = self.cluster_namespace()
@@ -160,6 +160,9 @@ class SchemaPrintTest(SchemaTestBase):
         self.assertEqual(rows[0]["NAME"], "gpt", r)
         self.assertEqual(rows[0]["PROVIDER"], "openai", r)
         self.assertEqual(rows[0]["MODEL"], "gpt-4o-mini", r)
+        # served by the cluster's gateway: the derived phase and Ready condition show it
+        self.assertEqual(rows[0]["PHASE"], "Ready", r)
+        self.assertEqual(rows[0]["READY"], "True", r)
         self.assertRegex(rows[0]["AGE"], FRESH_AGE, r)
 
     def test_get_lmodel_wide_adds_priority_columns(self):
@@ -779,17 +782,32 @@ class SchemaOpenAPITest(SchemaTestBase):
         refs = set(re.findall(r'"\$ref":\s*"#/definitions/([^"]+)"', json.dumps(doc)))
         self.assertEqual(refs - set(defs), set())
 
-    def test_v2_protobuf_only_is_406(self):
-        r = self.api("GET", "/openapi/v2", headers={"Accept": PROTO_V2})
-        self.assertEqual(r.status, 406, r)
-        # kubectl's own Accept (protobuf first, JSON allowed) gets JSON
+    def test_v2_protobuf_and_json(self):
+        # kubectl 1.27 and 1.28 ask for protobuf only: gnostic's openapi_v2.Document
+        r = self.api("GET", "/openapi/v2", headers={"Accept": PROTO_V2}, expect=200)
+        self.assertEqual(r.headers.get("content-type"),
+                         "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", r)
+        self.assertEqual(r.body[:5], b"\x0a\x032.0", r)   # Document.swagger (1) = "2.0"
+        proto_etag = r.headers.get("etag")
+        self.assertTrue(proto_etag, r)
+        self.api("GET", "/openapi/v2", headers={"Accept": PROTO_V2, "If-None-Match": proto_etag},
+                 expect=304)
+        # the first acceptable entry of Accept wins
         r = self.api("GET", "/openapi/v2",
                      headers={"Accept": PROTO_V2 + ", application/json"}, expect=200)
+        self.assertTrue(r.headers.get("content-type", "").startswith(
+            "application/com.github.proto-openapi.spec.v2"), r)
+        # the aggregator asks for JSON; its ETag is its own
+        r = self.api("GET", "/openapi/v2", headers={"Accept": "application/json"}, expect=200)
         self.assertTrue(r.headers.get("content-type", "").startswith("application/json"), r)
         self.assertEqual(r.json()["swagger"], "2.0")
         etag = r.headers.get("etag")
         self.assertTrue(etag, r)
+        self.assertNotEqual(etag, proto_etag)
         self.api("GET", "/openapi/v2", headers={"If-None-Match": etag}, expect=304)
+        # neither form: 406
+        r = self.api("GET", "/openapi/v2", headers={"Accept": "application/vnd.kubernetes.protobuf"})
+        self.assertStatus(r, 406, "NotAcceptable")
 
 
 # ======================================================================== Table over HTTP
@@ -813,7 +831,7 @@ class SchemaTableHTTPTest(SchemaTestBase):
         cols = [(c["name"], c["type"], c["priority"]) for c in t["columnDefinitions"]]
         self.assertEqual(cols, [("Name", "string", 0), ("Provider", "string", 0),
                                 ("Model", "string", 0), ("Phase", "string", 0),
-                                ("Age", "date", 0), ("Endpoint", "string", 1)], t)
+                                ("Ready", "string", 0), ("Age", "date", 0), ("Endpoint", "string", 1)], t)
         self.assertEqual(t["columnDefinitions"][0]["format"], "name")
         schema_cols = schema_file("languagemodels")["spec"]["versions"][0]["additionalPrinterColumns"]
         self.assertEqual([c["description"] for c in t["columnDefinitions"][1:]],
@@ -821,8 +839,9 @@ class SchemaTableHTTPTest(SchemaTestBase):
         self.assertEqual(len(t["rows"]), 1, t)
         cells = t["rows"][0]["cells"]
         self.assertEqual(cells[:3], ["gpt", "openai", "gpt-4o"], cells)
-        self.assertRegex(cells[4], FRESH_AGE, cells)      # preformatted, not a timestamp
-        self.assertEqual(cells[5], "https://api.openai.com/v1", cells)
+        self.assertEqual(cells[3:5], ["Ready", "True"], cells)   # derived phase and Ready condition
+        self.assertRegex(cells[5], FRESH_AGE, cells)      # preformatted, not a timestamp
+        self.assertEqual(cells[6], "https://api.openai.com/v1", cells)
         o = t["rows"][0]["object"]      # includeObject=Metadata is the default
         self.assertEqual((o["kind"], o["apiVersion"]), ("PartialObjectMetadata", "meta.k8s.io/v1"), o)
         self.assertEqual(o["metadata"]["name"], "gpt")

@@ -84,7 +84,7 @@ static int admit_snapshot(fx_store_t *f, const schema_kind_t *k, admission_opera
 /* store_op_t.check of a create: the policy rules in the writer (ctx: the kind). */
 static int policy_check(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
 {
-    return admission_check_policy(txn, ctx, ADMISSION_CREATE, obj, err);
+    return admission_check_writer(txn, ctx, ADMISSION_CREATE, NULL, obj, err);
 }
 
 /* The write the server queues once admitted: a create re-checked by policy_check, or an update. */
@@ -669,11 +669,11 @@ static void test_policy_only(void **state)
     lo_err_t err = {0};
 
     /* an update has no policy to meet: nothing is read (no transaction needed), nothing refused */
-    assert_int_equal(admission_check_policy(NULL, k, ADMISSION_UPDATE, invalid, &err), 0);
+    assert_int_equal(admission_check_writer(NULL, k, ADMISSION_UPDATE, NULL, invalid, &err), 0);
     /* a create without a cluster: membership refuses, whatever the fields */
     store_txn_t *snap = store_snapshot(f->s, &err);
     assert_non_null(snap);
-    assert_int_equal(admission_check_policy(snap, k, ADMISSION_CREATE, invalid, &err), -1);
+    assert_int_equal(admission_check_writer(snap, k, ADMISSION_CREATE, NULL, invalid, &err), -1);
     assert_int_equal(err.code, 403);
     assert_non_null(strstr(err.message, "is not managed by a LanguageCluster"));
     lo_err_clear(&err);
@@ -683,7 +683,7 @@ static void test_policy_only(void **state)
     put_cluster(f, "team", "{}");
     snap = store_snapshot(f->s, &err);
     assert_non_null(snap);
-    assert_int_equal(admission_check_policy(snap, k, ADMISSION_CREATE, invalid, &err), 0);
+    assert_int_equal(admission_check_writer(snap, k, ADMISSION_CREATE, NULL, invalid, &err), 0);
     assert_int_equal(admission_check(snap, k, ADMISSION_CREATE, NULL, invalid, &err), -1);
     assert_int_equal(err.code, 422);
     lo_err_clear(&err);

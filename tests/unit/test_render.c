@@ -366,7 +366,7 @@ static void render_gateway_ok(const json_t *in, const json_t *models, render_res
 {
     lo_err_t err = {0};
     const char *ns = json_string_value(json_object_get(in, "namespace"));
-    if (render_gateway_config(ns, domain_of(in), models, r, &err) != 0)
+    if (render_gateway_config(ns, domain_of(in), json_object_get(in, "cluster"), models, r, &err) != 0)
         fail_msg("render_gateway_config: %s", err.message);
 }
 
@@ -419,10 +419,10 @@ static const char *const gateway_cases[] = {
     "gateway-vertex",   "gateway-gemini",        "gateway-openai-compatible-key",
     "gateway-openai-compatible-nokey",           "gateway-custom",     "gateway-litellm-provider",
     "gateway-params",   "gateway-ratelimits",    "gateway-fallbacks",  "gateway-clash",
-    "gateway-empty",    "gateway-mixed",         NULL,
+    "gateway-empty",    "gateway-mixed",         "gateway-upstreams",  NULL,
 };
 
-static const char *const agent_cases[] = {"agent-full", "agent-missing", "agent-minimal", NULL};
+static const char *const agent_cases[] = {"agent-full", "agent-missing", "agent-minimal", "agent-env", NULL};
 
 static void test_gateway_golden(void **state)
 {
@@ -585,7 +585,6 @@ static void test_gateway_hash(void **state)
         {0, "metadata.resourceVersion", "\"99\""},
         {1, "status", "{\"phase\": \"Ready\"}"},
         {3, "spec.modelName", "\"other\""}, /* namespace team-b */
-        {2, "spec.provider", "\"custom\""}, /* behaves exactly like openai-compatible */
     };
     for (size_t i = 0; i < sizeof(yaml_changes) / sizeof(yaml_changes[0]); i++)
         gateway_hash_case("gateway-fallbacks", &yaml_changes[i], 1, 1);
@@ -699,7 +698,7 @@ static json_t *single_params(const char *spec_json)
                                json_loads(spec_json, 0, NULL));
     render_result_t r;
     lo_err_t err = {0};
-    assert_int_equal(render_gateway_config("ns", "cluster.local", models, &r, &err), 0);
+    assert_int_equal(render_gateway_config("ns", "cluster.local", NULL, models, &r, &err), 0);
     assert_litellm_ok(r.yaml, r.env);
     json_t *doc = yaml_tree(r.yaml);
     json_t *lp = json_incref(json_object_get(json_array_get(json_object_get(doc, "model_list"), 0), "litellm_params"));
@@ -849,12 +848,12 @@ static void test_bad_input(void **state)
     render_result_t r;
     lo_err_t err = {0};
     json_t *notlist = json_object();
-    assert_int_equal(render_gateway_config("ns", "cluster.local", notlist, &r, &err), -1);
+    assert_int_equal(render_gateway_config("ns", "cluster.local", NULL, notlist, &r, &err), -1);
     assert_int_not_equal(err.message[0], '\0');
     json_t *nomodel = json_loads("[{\"metadata\": {\"name\": \"m\", \"namespace\": \"ns\"}, \"spec\": {\"provider\": "
                                  "\"openai\"}}]",
                                  0, NULL);
-    assert_int_equal(render_gateway_config("ns", "cluster.local", nomodel, &r, &err), -1);
+    assert_int_equal(render_gateway_config("ns", "cluster.local", NULL, nomodel, &r, &err), -1);
     json_t *agent = json_loads("{\"metadata\": {\"namespace\": \"ns\"}, \"spec\": {}}", 0, NULL);
     json_t *empty = json_array();
     assert_int_equal(render_agent_config(agent, NULL, "cluster.local", empty, empty, empty, &r, &err), -1);

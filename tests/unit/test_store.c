@@ -2307,9 +2307,11 @@ typedef struct rules_log {
     int deleted_prev_v;           /* prev of the last DELETED change seen, -1 if none */
 } rules_log_t;
 
-static int prepare_rule(void *ctx, store_txn_t *txn, const char *resource, json_t *obj, lo_err_t *err)
+static int prepare_rule(void *ctx, store_txn_t *txn, const char *resource, const json_t *current, json_t *obj,
+                        lo_err_t *err)
 {
     (void)ctx;
+    (void)current;
     if (strcmp(resource, RES) != 0)
         return 0;
     int v = obj_v(obj);

@@ -503,7 +503,7 @@ static void test_include_object_variants(void **state)
     json_t *object = json_object_get(row, "object");
     assert_non_null(object);   /* present, as kube sends it: "object": null */
     assert_true(json_is_null(object));
-    assert_int_equal(json_array_size(json_object_get(row, "cells")), 6);
+    assert_int_equal(json_array_size(json_object_get(row, "cells")), 7);
     json_decref(table);
 
     /* an object without its type gets it, so kubectl can decode it */
@@ -524,7 +524,7 @@ static void test_watch_events_after_the_first_omit_columns(void **state)
     json_t *table = table_render(kind("LanguageModel"), objects, NULL, TABLE_INCLUDE_METADATA, 0, created);
     assert_null(json_object_get(table, "columnDefinitions"));
     json_t *row = json_array_get(json_object_get(table, "rows"), 0);
-    assert_int_equal(json_array_size(json_object_get(row, "cells")), 6);   /* cells are still full */
+    assert_int_equal(json_array_size(json_object_get(row, "cells")), 7);   /* cells are still full */
     json_decref(table);
     json_decref(objects);
 }

@@ -12,17 +12,35 @@
  * commit, if and only if their derived fields change. Reads return the
  * stored bytes.
  *
- *   LanguageCluster  status.gatewayEndpoint, status.models (names),
- *                    status.agentCount/modelCount/toolCount/personaCount
- *                    - follows the models, tools, personas and agents of
- *                    the namespace of its name
- *   LanguageModel    status.gatewayEndpoint - follows its LanguageCluster
- *   LanguageAgent    status.modelEndpoint, status.models, and the condition
+ *   LanguageCluster  status.gatewayEndpoint; status.models (the model_names
+ *                    its gateway serves), modelCount (their number) and
+ *                    unservedModels (the models it leaves out, with why);
+ *                    agentCount/toolCount/personaCount; phase (Terminating
+ *                    while deleted, Ready when status.gatewayReady, else
+ *                    Pending) - follows the objects of the namespace of its
+ *                    name
+ *   LanguageModel    status.gatewayEndpoint; the condition Ready (True,
+ *                    Served; False: ClusterNotFound, ClusterTerminating,
+ *                    EnvNameClash, InvalidFallback, FallbackNotFound) and
+ *                    phase (Ready, Pending when it waits for another
+ *                    object, Failed when its own spec must change) - from
+ *                    the namespace's gateway render; follows its cluster
+ *                    and every model of the namespace
+ *   LanguageAgent    status.modelEndpoint, status.models, the condition
  *                    ReferencesResolved (False, reason ModelNotFound /
- *                    ToolNotFound / PersonaNotFound, message naming them)
+ *                    ToolNotFound / PersonaNotFound, message naming them),
+ *                    phase (Failed, Suspended, or from the Ready condition
+ *                    its runner reports: Running, Degraded, else Pending)
  *                    - follows its cluster, and the models, tools and
  *                    persona it names
- *   LanguageTool     status.endpoint - from its own spec
+ *   LanguageTool     status.endpoint, phase (as an agent's, from Ready) -
+ *                    from its own object
+ *   LanguagePersona  phase Ready - a persona is configuration
+ *
+ * A derived condition's lastTransitionTime is the time of the commit in
+ * which its status last changed (kept from the previous state otherwise).
+ * Conditions and fields not derived (an agent's Ready, a cluster's
+ * gatewayReady) belong to whoever runs the workloads and pass through.
  *
  * The GatewayConfig and AgentConfig subresources stay computed on read,
  * from one snapshot of the store.
@@ -37,9 +55,13 @@
 
 /**
  * Sets the derived status of obj (an object of kind k, modified in place)
- * from what txn sees. Returns 0, or -1 with err (store failure).
+ * from what txn sees, obj standing in for the stored state of its own key;
+ * current is that stored state (NULL when new), from which derived
+ * conditions carry their lastTransitionTime. Returns 0, or -1 with err
+ * (store failure).
  */
-int derive_object(store_txn_t *txn, const schema_kind_t *k, json_t *obj, const char *cluster_domain, lo_err_t *err);
+int derive_object(store_txn_t *txn, const schema_kind_t *k, const json_t *current, json_t *obj,
+                  const char *cluster_domain, lo_err_t *err);
 
 /** Whether objects of kind k have derived status at all. */
 int derive_has_status(const schema_kind_t *k);

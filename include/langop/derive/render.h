@@ -24,7 +24,8 @@
 typedef struct render_result {
     char *yaml;          /* the rendered file: valid YAML, keys in a fixed order */
     json_t *env;         /* array of EnvVar objects: {name, value} or {name, valueFrom: {secretKeyRef: {name, key}}} */
-    json_t *unresolved;  /* array of {kind, name, reason, message}: references left out of the output */
+    json_t *unresolved;  /* array of {kind, name, reason, message[, referencedBy]}: references left out of the output */
+    json_t *served;      /* gateway only: the model_names in model_list, sorted, each once; NULL for an agent */
     char hash[65];       /* sha256 (hex) of what reaches the workload: yaml and env */
 } render_result_t;
 
@@ -51,15 +52,37 @@ char *render_tool_endpoint(const json_t *tool, const char *ns, const char *clust
 char *render_key_env_name(const char *model_name);
 
 /**
- * The LiteLLM proxy config.yaml of the gateway of namespace ns: one
- * model_list entry per LanguageModel of models (borrowed array, any order),
- * model_name = the LanguageModel's metadata.name. env lists one
- * secretKeyRef variable per model with an apiKeySecretRef; unresolved
- * lists fallbacks naming models that do not exist. Returns 0, or -1 with
- * err on input that is not a list of LanguageModels.
+ * The LiteLLM proxy config.yaml of the gateway of namespace ns: for each
+ * LanguageModel of models (borrowed array, any order) one model_list entry
+ * per deployment (its own, then one per spec.upstreams item), all with
+ * model_name = the LanguageModel's metadata.name, so LiteLLM balances and
+ * retries across them. env lists the secretKeyRef variables they read;
+ * unresolved lists models left out (EnvNameClash: name = the model) and
+ * fallbacks that cannot be used (FallbackNotFound, InvalidFallback: name =
+ * the target, referencedBy = the model listing it); served the model_names
+ * in the output. cluster (the LanguageCluster, may be NULL) gives
+ * spec.gateway.routingStrategy. Returns 0, or -1 with err on input that is
+ * not a list of LanguageModels.
  */
-int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *models, render_result_t *out,
-                          lo_err_t *err);
+int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *cluster, const json_t *models,
+                          render_result_t *out, lo_err_t *err);
+
+/**
+ * What render_gateway_config decides, without the config: out->served and
+ * out->unresolved exactly as it gives them; yaml and env NULL, hash empty.
+ * The derived status of models and clusters reads this (same decisions,
+ * without encoding the YAML on every write).
+ */
+int render_gateway_verdict(const char *ns, const json_t *models, render_result_t *out, lo_err_t *err);
+
+/**
+ * Whether two states a and b of one LanguageModel weigh the same in the
+ * verdict: same name, fallbacks, deployments and variables (with their
+ * Secret references). Then a change from a to b moves nothing in the
+ * verdict of any model of the namespace (what else it changes reaches only
+ * the config).
+ */
+int render_gateway_same(const json_t *a, const json_t *b);
 
 /**
  * The /etc/agent/config.yaml and environment of agent (a LanguageAgent),

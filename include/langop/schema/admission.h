@@ -33,13 +33,10 @@
 
 #include <jansson.h>
 #include "langop/core/common.h"
+#include "langop/schema/admission_rule.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/store.h"
 
-typedef enum admission_operation {
-    ADMISSION_CREATE = 1,
-    ADMISSION_UPDATE = 2,
-} admission_operation_t;
 
 /**
  * Runs every rule registered for k on obj (the object about to be stored,
@@ -54,8 +51,15 @@ int admission_check(store_txn_t *txn, const schema_kind_t *k, admission_operatio
 int admission_check_fields(const schema_kind_t *k, admission_operation_t op, const json_t *old, const json_t *obj,
                            lo_err_t *err);
 
-/** The policy rules only (membership, capacity), for the writer's atomic re-check. */
-int admission_check_policy(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *obj,
-                           lo_err_t *err);
+/**
+ * The rules that read other objects (cross-object 422 rules; membership
+ * and capacity, 403), for the writer's atomic re-check, inside the write's
+ * transaction. old may be NULL on update (the writer compares anyway).
+ */
+int admission_check_writer(store_txn_t *txn, const schema_kind_t *k, admission_operation_t op, const json_t *old,
+                           const json_t *obj, lo_err_t *err);
+
+/** Whether admission_check_writer has anything to run for k and op (so the writer may skip the call). */
+int admission_has_writer_rules(const schema_kind_t *k, admission_operation_t op);
 
 #endif

@@ -190,7 +190,11 @@ int64_t store_txn_rv(store_txn_t *txn);
 int store_txn_get(store_txn_t *txn, const char *resource, const char *ns, const char *name, json_t **out,
                   int64_t *rv, lo_err_t *err);
 /** Returns 1 to keep obj (borrowed) in a list, 0 to skip it. */
-/** Every object of resource in ns ("" = cluster-scoped) that filter keeps (NULL: all), by name. *items new. */
+/**
+ * Every object of resource in ns ("" = cluster-scoped) that filter keeps
+ * (NULL: all), by name. *items is a new array; its objects are shared and
+ * read-only, as store_get's (they come through the object cache).
+ */
 int store_txn_list(store_txn_t *txn, const char *resource, const char *ns, store_filter_fn filter, void *filter_ctx,
                    json_t **items, lo_err_t *err);
 /** The names of the objects of resource in ns, in order: a new array of strings. */
@@ -231,10 +235,13 @@ typedef struct store_change {
 typedef struct store_rules {
     /**
      * Completes obj (PUT; modifiable) before it is compared and stored: it
-     * sees the transaction as the batch left it so far. 0, or -1 with err
-     * (the write fails with STORE_IO).
+     * sees the transaction as the batch left it so far; current is the
+     * stored state of the key (NULL when absent), so what carries over from
+     * one state to the next (a condition's lastTransitionTime) can. 0, or -1
+     * with err (the write fails with STORE_IO).
      */
-    int (*prepare)(void *ctx, store_txn_t *txn, const char *resource, json_t *obj, lo_err_t *err);
+    int (*prepare)(void *ctx, store_txn_t *txn, const char *resource, const json_t *current, json_t *obj,
+                   lo_err_t *err);
     /**
      * After the batch's writes, before its commit: changes[0..n-1] are its
      * changes so far (the primary ones); settle adds follow-ups with
