@@ -642,11 +642,22 @@ static json_t *upstream_view(const json_t *spec, const json_t *up)
 }
 
 /* Builds m->entries and m->env: the model's own deployment, then one per spec.upstreams item, in order. */
+/* Whether spec refers to a Secret anywhere a variable could come from (so its deployments read some). */
+static int refers_to_secrets(const json_t *spec)
+{
+    return json_object_get(spec, "apiKeySecretRef") || json_object_get(spec, "credentialsSecretRef") ||
+           json_object_get(spec, "litellmParams") || json_array_size(json_object_get(spec, "upstreams")) > 0;
+}
+
 static void gw_model_build(gw_model_t *m, int lean)
 {
     const json_t *spec = json_object_get(m->obj, "spec");
     m->entries = json_array();
     m->env = json_array();
+    if (lean && !refers_to_secrets(spec)) { /* one deployment, no variable: all the verdict reads */
+        json_array_append_new(m->entries, json_null());
+        return;
+    }
     json_array_append_new(m->entries, entry_params(m, spec, NULL, lean));
     size_t i;
     const json_t *up;
