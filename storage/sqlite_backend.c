@@ -88,7 +88,8 @@
  * such pair is decoded again on every list).
  */
 #define OBJECT_CACHE_SLOTS 2048
-#define OBJECT_CACHE_MAX_BYTES (8 * 1024) /* bigger objects are not kept: the cache stays within ~50 MiB */
+#define OBJECT_CACHE_MAX_BYTES 8192 /* bigger objects are not kept: the cache stays within ~50 MiB */
+#define OBJECT_CACHE_MAX_BYTES_SQL "8192" /* the same, for ST_TXN_DIGEST */
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define JOURNAL_SIZE_LIMIT "67108864" /* a reset WAL is truncated to this */
 
@@ -122,7 +123,7 @@ static const char schema_sql[] =
  */
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-    ST_GET, ST_KEY_RV, ST_SEQ, ST_COUNT, ST_TXN_LIST, ST_TXN_NAMES,
+    ST_GET, ST_KEY_RV, ST_SEQ, ST_COUNT, ST_TXN_LIST, ST_TXN_NAMES, ST_TXN_DIGEST,
     ST_EVENT_INSERT, ST_UPSERT, ST_DELETE, ST_COMPACTED,
     ST_NEWER, ST_EVENT_BY_ID, ST_EVENTS_AFTER, ST_EVENTS_AFTER_NS, ST_CHANGED, ST_CHANGED_NS,
     ST_COUNT_ADD, ST_RAISE, ST_DROP_SUPERSEDED, ST_DROP_TOMBSTONES, ST_THROUGH, ST_GET_THROUGH, ST_BY_TIME,
@@ -156,6 +157,14 @@ static const struct {
                      ROLE_W | ROLE_R},
     [ST_TXN_NAMES] = {"SELECT name FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
                       ROLE_W | ROLE_R},
+    /* small objects whole (the object cache has them), big ones as their digest, made by SQLite */
+    [ST_TXN_DIGEST] = {"SELECT name, CASE WHEN length(body) <= " OBJECT_CACHE_MAX_BYTES_SQL " THEN body END, rv,"
+                       " CASE WHEN length(body) > " OBJECT_CACHE_MAX_BYTES_SQL " THEN json_object("
+                       "'metadata', json_object('name', name, 'namespace', namespace,"
+                       " 'generation', json_extract(body, '$.metadata.generation')),"
+                       " 'spec', json_extract(body, '$.spec'), 'status', json_extract(body, '$.status')) END"
+                       " FROM objects WHERE resource = ?1 AND namespace = ?2 ORDER BY name",
+                       ROLE_W | ROLE_R},
     [ST_EVENT_INSERT] = {"INSERT INTO events(id, resource, namespace, name, type, body, prev_rv, created)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                          ROLE_W},
@@ -839,7 +848,6 @@ int store_txn_count(store_txn_t *txn, const char *resource, const char *ns, int6
     return rc;
 }
 
-/* Walks ST_TXN_LIST or ST_TXN_NAMES of (resource, ns), appending to *out: objects or names. */
 /*
  * The object of the row st is on (name, body, rv), through the object
  * cache as conn_get reads one: the commit rules list the same objects again
@@ -864,6 +872,25 @@ static json_t *scan_object(store_txn_t *txn, sqlite3_stmt *st, const char *resou
     return obj;
 }
 
+/* The digest of the row ST_TXN_DIGEST is on: the whole object when small, else what SQLite made of it. */
+static json_t *scan_digest(store_txn_t *txn, sqlite3_stmt *st, const char *resource, const char *ns)
+{
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+        return scan_object(txn, st, resource, ns);
+    json_t *obj = NULL;
+    if (decode_body(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3), &obj) != 0)
+        return NULL;
+    const char *keys[] = {"spec", "status"};
+    for (size_t i = 0; i < 2; i++) /* absent in the object: absent in its digest */
+        if (json_is_null(json_object_get(obj, keys[i])))
+            json_object_del(obj, keys[i]);
+    json_t *meta = json_object_get(obj, "metadata");
+    if (json_is_null(json_object_get(meta, "generation")))
+        json_object_del(meta, "generation");
+    return obj;
+}
+
+/* Walks ST_TXN_LIST, ST_TXN_DIGEST or ST_TXN_NAMES of (resource, ns), appending to *out: objects or names. */
 static int txn_scan(store_txn_t *txn, int id, const char *resource, const char *ns, store_filter_fn filter,
                     void *filter_ctx, json_t **out, lo_err_t *err)
 {
@@ -878,7 +905,8 @@ static int txn_scan(store_txn_t *txn, int id, const char *resource, const char *
             json_array_append_new(*out, json_string((const char *)sqlite3_column_text(st, 0)));
             continue;
         }
-        json_t *obj = scan_object(txn, st, resource, ns ? ns : "");
+        json_t *obj = id == ST_TXN_DIGEST ? scan_digest(txn, st, resource, ns ? ns : "")
+                                          : scan_object(txn, st, resource, ns ? ns : "");
         if (obj == NULL) {
             ret = corrupt_error(err, resource, ns ? ns : "", (const char *)sqlite3_column_text(st, 0));
             break;
@@ -903,6 +931,11 @@ int store_txn_list(store_txn_t *txn, const char *resource, const char *ns, store
                    json_t **items, lo_err_t *err)
 {
     return txn_scan(txn, ST_TXN_LIST, resource, ns, filter, filter_ctx, items, err);
+}
+
+int store_txn_list_digests(store_txn_t *txn, const char *resource, const char *ns, json_t **items, lo_err_t *err)
+{
+    return txn_scan(txn, ST_TXN_DIGEST, resource, ns, NULL, NULL, items, err);
 }
 
 int store_txn_names(store_txn_t *txn, const char *resource, const char *ns, json_t **names, lo_err_t *err)

@@ -111,8 +111,8 @@ static int ns_read_related(store_txn_t *txn, ns_ctx_t *ctx, int rel, read_mode_t
         return store_txn_count(txn, res, ctx->ns, &ctx->count[rel], err) == STORE_OK ? 0 : -1;
     if (mode == READ_NAMES)
         rc = store_txn_names(txn, res, ctx->ns, &ctx->items[rel], err);
-    else
-        rc = store_txn_list(txn, res, ctx->ns, NULL, NULL, &ctx->items[rel], err);
+    else /* digests: derivations read others' spec and status, not their annotations */
+        rc = store_txn_list_digests(txn, res, ctx->ns, &ctx->items[rel], err);
     if (rc != STORE_OK)
         return -1;
     ctx->count[rel] = (int64_t)json_array_size(ctx->items[rel]);
@@ -914,9 +914,17 @@ static int rederive(store_txn_t *txn, const kind_rule_t *rule, ns_ctx_t *ctx, co
     derive_apply(rule, ctx, target, next);
     int rc = STORE_OK;
     if (!json_equal(next, target)) {
-        json_t *owned = json_deep_copy(next); /* the store sets its resourceVersion: nothing of it is shared */
-        rc = store_txn_put(txn, rule->resource, meta_str(target, "namespace"), meta_str(target, "name"), owned, err);
-        json_decref(owned);
+        /* it moves: derived again on the whole stored object (target may be a digest), which the store takes */
+        const char *ns = meta_str(target, "namespace"), *name = meta_str(target, "name");
+        json_t *whole = NULL;
+        rc = store_txn_get(txn, rule->resource, ns ? ns : "", name, &whole, NULL, err);
+        if (rc == STORE_OK) {
+            json_t *owned = json_deep_copy(whole); /* the store sets its resourceVersion: nothing of it is shared */
+            derive_apply(rule, ctx, whole, owned);
+            rc = store_txn_put(txn, rule->resource, ns, name, owned, err);
+            json_decref(owned);
+        }
+        json_decref(whole);
     }
     json_decref(next);
     return rc == STORE_OK ? 0 : -1;

@@ -197,6 +197,16 @@ int store_txn_get(store_txn_t *txn, const char *resource, const char *ns, const 
  */
 int store_txn_list(store_txn_t *txn, const char *resource, const char *ns, store_filter_fn filter, void *filter_ctx,
                    json_t **items, lo_err_t *err);
+/**
+ * The objects of resource in ns, by name, as what the commit rules read of
+ * their neighbours: an object may come whole, or as its digest, which
+ * holds only metadata.name, metadata.namespace, metadata.generation, spec
+ * and status (a big object's annotations and managed fields are not read,
+ * let alone decoded). Shared and read-only, as store_txn_list's; to write
+ * one, read it whole with store_txn_get.
+ */
+int store_txn_list_digests(store_txn_t *txn, const char *resource, const char *ns, json_t **items, lo_err_t *err);
+
 /** The names of the objects of resource in ns, in order: a new array of strings. */
 int store_txn_names(store_txn_t *txn, const char *resource, const char *ns, json_t **names, lo_err_t *err);
 /** Counts the objects of resource in ns ("" = cluster-scoped). */
