@@ -425,6 +425,7 @@ class KubeStandin:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._seed("namespaces", None, {"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
                                            "status": {"phase": "Active"}})
+        self.auth_configmap()  # kube-apiserver writes it at start
 
     # -------------------------------------------------- life cycle
 
