@@ -27,9 +27,11 @@ What is simplified against the real kube-apiserver (on purpose):
   * server-side apply: one applied configuration remembered per field
     manager; an apply removes the fields that manager applied last time and
     no longer applies, then merges the new configuration (maps merged, lists
-    replaced whole, no list-map keys); no conflict detection between
-    managers (every apply behaves as force=true); managedFields is a
-    simplified FieldsV1 of the applied leaves;
+    replaced whole, no list-map keys); ownership is by leaf path among
+    appliers only (updates and merge patches own nothing): a leaf another
+    applier set to another value is a 409 conflict unless force=true, which
+    takes it over; managedFields lists the appliers only, each with a
+    simplified FieldsV1 of its leaves;
   * strategic merge patch is treated as JSON merge patch; JSON patch
     supports add/remove/replace/test on plain paths;
   * no controllers: Deployments never get pods or status unless the test
@@ -190,7 +192,6 @@ def parse_label_selector(text):
     k notin (a,b), k, !k. Returns a predicate on a labels dict."""
     reqs = []
     text = (text or "").strip()
-    i = 0
     parts = []
     depth = 0
     cur = ""
@@ -223,7 +224,6 @@ def parse_label_selector(text):
             reqs.append((m.group(2), "!exists" if m.group(1) else "exists", set()))
             continue
         raise bad_request(f"unable to parse requirement: {p!r}")
-    del i
 
     def match(labels):
         labels = labels or {}
@@ -338,6 +338,14 @@ def remove_path(obj, path):
         cur = cur[k]
     if isinstance(cur, dict):
         cur.pop(path[-1], None)
+
+
+def get_path(obj, path):
+    for k in path:
+        if not isinstance(obj, dict) or k not in obj:
+            return None
+        obj = obj[k]
+    return obj
 
 
 def has_path(obj, path):
@@ -615,7 +623,7 @@ class KubeStandin:
         with self.mu:
             self.review_counts["tokenreviews"] += 1
         entry = self.tokens.get(token)
-        status = {"authenticated": False, "user": {}}
+        status = {"user": {}}  # authenticated is omitempty: absent means false
         if entry is None:
             status["error"] = "invalid bearer token"
         else:
@@ -829,7 +837,8 @@ class KubeStandin:
                 manager = (query.get("fieldManager") or [""])[0]
                 if not manager:
                     raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-                return self._apply(res, ns, name, old, body, manager, subresource)
+                force = (query.get("force") or ["false"])[0] in ("true", "1")
+                return self._apply(res, ns, name, old, body, manager, subresource, force)
             if old is None:
                 raise not_found(res, name)
             if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
@@ -842,7 +851,7 @@ class KubeStandin:
                 raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json')
             return self._replace(res, ns, name, old, new, subresource), 200
 
-    def _apply(self, res, ns, name, old, cfg, manager, subresource):
+    def _apply(self, res, ns, name, old, cfg, manager, subresource, force=True):
         if not isinstance(cfg, dict):
             raise bad_request("the apply configuration must be an object")
         if cfg.get("kind") != res.kind or cfg.get("apiVersion") != res.api_version:
@@ -861,14 +870,32 @@ class KubeStandin:
         if old is None:
             if subresource:
                 raise not_found(res, name)
-            obj = self.create(res, ns, cfg)
+            self.create(res, ns, cfg)
             self.store.applied[skey] = applied
             return self._set_managed(res, ns, name, manager), 201
         new = copy.deepcopy(old)
         prev = self.store.applied.get(skey, {})
         now_paths = set(leaf_paths(applied))
+        others = {k[3]: set(leaf_paths(v)) for k, v in self.store.applied.items()
+                  if k[:3] == (res, ns, name) and k[3] != manager}
+        # a field another manager applied, set here to another value: a conflict
+        # unless forced; forcing takes the field from that manager
+        clashes = [(m, p) for m, paths in sorted(others.items()) for p in sorted(now_paths & paths)
+                   if get_path(old, p) != get_path(applied, p)]
+        if clashes and not force:
+            fields = ["." + ".".join(p) for _, p in clashes]
+            msg = (f"Apply failed with {len(clashes)} conflict{'s' if len(clashes) > 1 else ''}: "
+                   + "\n".join(f'conflict with "{m}": {f}' for (m, _), f in zip(clashes, fields)))
+            raise ApiError(409, "Conflict", msg, {"causes": [
+                {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
+                for (m, _), f in zip(clashes, fields)]})
+        for m, p in clashes:
+            k = (res, ns, name, m)
+            remove_path(self.store.applied[k], p)
+            prune_empty(self.store.applied[k], p)
+        shared = set().union(*others.values()) if others else set()
         for p in leaf_paths(prev):
-            if p and p not in now_paths and has_path(new, p):
+            if p and p not in now_paths and p not in shared and has_path(new, p):
                 remove_path(new, p)
                 prune_empty(new, p)
         new = self._deep_merge(new, applied)
@@ -1370,7 +1397,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             for etype, o in initial:
                 emit(etype, o)
-            pos = 0
             while True:
                 with store.lock:
                     batch = [(t, o) for (rv, t, r, o) in store.history if rv > since and wanted(r, o)]
@@ -1384,7 +1410,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         continue
                 for t, o in batch:
                     emit(t, o)
-                pos += len(batch)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
