@@ -41,6 +41,8 @@ What is simplified against the real kube-apiserver (on purpose):
   * events of core/v1 and events.k8s.io/v1 are stored apart; generation is
     kept only for kinds whose spec the real API versions (deployments, jobs,
     cronjobs); watch history is kept whole until compact(); no bookmarks;
+  * a DELETE that removes the object answers a Status Success for every
+    kind but namespaces (as kube's stores for these kinds do);
   * discovery is the legacy APIGroupList/APIResourceList (no aggregated
     v2 discovery: clients fall back); no OpenAPI (404); no Table output.
 """
@@ -883,12 +885,7 @@ class KubeStandin:
         clashes = [(m, p) for m, paths in sorted(others.items()) for p in sorted(now_paths & paths)
                    if get_path(old, p) != get_path(applied, p)]
         if clashes and not force:
-            fields = ["." + ".".join(p) for _, p in clashes]
-            msg = (f"Apply failed with {len(clashes)} conflict{'s' if len(clashes) > 1 else ''}: "
-                   + "\n".join(f'conflict with "{m}": {f}' for (m, _), f in zip(clashes, fields)))
-            raise ApiError(409, "Conflict", msg, {"causes": [
-                {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
-                for (m, _), f in zip(clashes, fields)]})
+            raise self._apply_conflict(res, clashes)
         for m, p in clashes:
             k = (res, ns, name, m)
             remove_path(self.store.applied[k], p)
@@ -908,6 +905,24 @@ class KubeStandin:
         if stored["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]:
             return stored, 200
         return self._set_managed(res, ns, name, manager), 200
+
+    @staticmethod
+    def _apply_conflict(res, clashes):
+        """409 in kube's wording: one conflict on one line, several grouped by manager."""
+        v = res.api_version
+        fields = [(m, "." + ".".join(p)) for m, p in clashes]
+        if len(fields) == 1:
+            m, f = fields[0]
+            msg = f'Apply failed with 1 conflict: conflict with "{m}" using {v}: {f}'
+        else:
+            lines = []
+            for m in sorted({m for m, _ in fields}):
+                lines.append(f'conflicts with "{m}" using {v}:')
+                lines.extend(f"- {f}" for mm, f in fields if mm == m)
+            msg = f"Apply failed with {len(fields)} conflicts: " + "\n".join(lines)
+        return ApiError(409, "Conflict", msg, {"causes": [
+            {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
+            for m, f in fields]})
 
     def _deep_merge(self, base, over):
         if not isinstance(base, dict) or not isinstance(over, dict):
@@ -955,6 +970,19 @@ class KubeStandin:
             gone = copy.deepcopy(old)
             gone["metadata"]["resourceVersion"] = self.store.next_rv()
             self.store.record("DELETED", res, gone)
+            # what kube answers: the namespace as Terminating (its REST does
+            # that), for the other kinds here a Status Success (their stores
+            # do not return the deleted object)
+            if res.plural == "namespaces":
+                answer = copy.deepcopy(old)
+                answer["metadata"]["deletionTimestamp"] = now_rfc3339()
+                answer["status"] = {"phase": "Terminating"}
+            else:
+                details = {"name": name, "kind": res.plural, "uid": old["metadata"]["uid"]}
+                if res.group:
+                    details["group"] = res.group
+                answer = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "details": details}
             for k in [k for k in self.store.applied if k[:3] == key]:
                 del self.store.applied[k]
             if res.plural == "namespaces":
@@ -963,7 +991,7 @@ class KubeStandin:
                     o = copy.deepcopy(o)
                     o["metadata"]["resourceVersion"] = self.store.next_rv()
                     self.store.record("DELETED", k[0], o)
-            return gone
+            return answer
 
     # -------------------------------------------------- reads
 
@@ -1374,9 +1402,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     since = int(rv_text)
                 except ValueError:
                     raise bad_request(f"invalid resourceVersion {rv_text!r}")
-                if since < store.compacted:
-                    raise ApiError(410, "Expired", f"too old resource version: {since} ({store.compacted})")
                 initial = []
+                if since < store.compacted:  # kube: a 200 stream with one ERROR event, then the end
+                    gone = ApiError(410, "Expired", f"too old resource version: {since} ({store.compacted})")
+                    initial = [("ERROR", gone.status())]
         as_table = self.wants_table()
         first = [True]
         self.send_response(200)
@@ -1388,7 +1417,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
         def emit(etype, o):
-            if as_table:  # column definitions in the first event only, as kube does
+            if as_table and etype != "ERROR":  # column definitions in the first event only, as kube does
                 o = self.table([o], o["metadata"]["resourceVersion"], columns=first[0])
                 first[0] = False
             data = json.dumps({"type": etype, "object": o}).encode() + b"\n"
@@ -1397,7 +1426,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             for etype, o in initial:
                 emit(etype, o)
-            while True:
+            while not (initial and initial[0][0] == "ERROR"):
                 with store.lock:
                     batch = [(t, o) for (rv, t, r, o) in store.history if rv > since and wanted(r, o)]
                     if store.history:

@@ -310,7 +310,8 @@ class TestStorage(StandinCase):
         self.assertEqual(same["metadata"]["resourceVersion"], new["metadata"]["resourceVersion"])
         code, _, gone = self.c.req("DELETE", CMS + "/crud")
         self.assertEqual(code, 200)
-        self.assertEqual(gone["metadata"]["name"], "crud")
+        self.assertEqual(gone, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                "details": {"name": "crud", "kind": "configmaps", "uid": meta["uid"]}})
         s = self.assertStatus(self.c.req("GET", CMS + "/crud"), 404, "NotFound")
         self.assertEqual(s["message"], 'configmaps "crud" not found')
         self.assertStatus(self.c.req("DELETE", CMS + "/crud"), 404, "NotFound")
@@ -339,7 +340,9 @@ class TestStorage(StandinCase):
         self.assertEqual(self.c.req("POST", "/api/v1/namespaces/team-x/secrets",
                                     {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                                      "data": {"k": "dg=="}})[0], 201)
-        self.assertEqual(self.c.req("DELETE", "/api/v1/namespaces/team-x")[0], 200)
+        code, _, gone = self.c.req("DELETE", "/api/v1/namespaces/team-x")
+        self.assertEqual((code, gone["kind"], gone["status"]), (200, "Namespace", {"phase": "Terminating"}))
+        self.assertStatus(self.c.req("GET", "/api/v1/namespaces/team-x"), 404, "NotFound")
         self.assertStatus(self.c.req("GET", "/api/v1/namespaces/team-x/configmaps/a"), 404, "NotFound")
         self.assertStatus(self.c.req("GET", "/api/v1/namespaces/team-x/secrets/s"), 404, "NotFound")
 
@@ -397,8 +400,8 @@ class TestStorage(StandinCase):
         take = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"c": "30"}}
         s = self.assertStatus(self.c.req("PATCH", path + "?fieldManager=langop", take, apply), 409, "Conflict")
         self.assertEqual(s["details"]["causes"], [{"reason": "FieldManagerConflict",
-                                                   "message": 'conflict with "other"', "field": ".data.c"}])
-        self.assertIn('conflict with "other"', s["message"])
+                                                   "message": 'conflict with "other" using v1', "field": ".data.c"}])
+        self.assertEqual(s["message"], 'Apply failed with 1 conflict: conflict with "other" using v1: .data.c')
         same = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "10", "c": "3"}}
         self.assertEqual(self.c.req("PATCH", path + "?fieldManager=langop&force=false", same, apply)[0], 200)
         code, _, taken = self.c.req("PATCH", path + "?fieldManager=langop&force=true", take, apply)
@@ -557,7 +560,15 @@ class TestWatch(StandinCase):
     def test_compacted_rv_is_gone(self):
         self.c.req("POST", CMS, cm("w-z"))
         self.st.compact()
-        self.assertStatus(self.c.req("GET", f"{CMS}?watch=1&resourceVersion=2"), 410, "Expired")
+        c, r = self.open_watch(f"{CMS}?watch=1&resourceVersion=2")
+        try:
+            (e,) = self.read_events(r, 1)
+            self.assertEqual(e["type"], "ERROR")
+            self.assertEqual((e["object"]["kind"], e["object"]["code"], e["object"]["reason"]),
+                             ("Status", 410, "Expired"))
+            self.assertEqual(r.read(), b"")  # and the stream ends
+        finally:
+            c.close()
 
 
 class TestFaults(StandinCase):
