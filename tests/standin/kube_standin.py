@@ -43,6 +43,10 @@ What is simplified against the real kube-apiserver (on purpose):
     cronjobs); watch history is kept whole until compact(); no bookmarks;
   * a DELETE that removes the object answers a Status Success for every
     kind but namespaces (as kube's stores for these kinds do);
+  * lists are one page (limit is ignored, no continue token);
+    resourceVersion/resourceVersionMatch on lists, propagationPolicy and
+    gracePeriodSeconds on deletes are ignored; dryRun=All does the write,
+    answers it, then puts the store back (its answer has a resourceVersion);
   * discovery is the legacy APIGroupList/APIResourceList (no aggregated
     v2 discovery: clients fall back); no OpenAPI (404); no Table output.
 """
@@ -577,6 +581,18 @@ class KubeStandin:
             self.store.objects[key] = o
             self.store.record("MODIFIED", res, o)
             return copy.deepcopy(o)
+
+    def snapshot(self):
+        """The store's state, for dry runs (call with store.lock held)."""
+        s = self.store
+        # keys hold Resource objects, compared by identity: copy the values only
+        return ({k: copy.deepcopy(v) for k, v in s.objects.items()}, s.rv, len(s.history),
+                {k: copy.deepcopy(v) for k, v in s.applied.items()})
+
+    def restore(self, saved):
+        s = self.store
+        s.objects, s.rv, n, s.applied = saved
+        del s.history[n:]
 
     def compact(self):
         """Forget the watch history: watches from an older rv get 410 Expired."""
@@ -1287,6 +1303,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.wants_table():
                 return self.send_table([o], o["metadata"]["resourceVersion"])
             return self.send_json(200, o)
+        dry = query.get("dryRun")
+        if dry is not None and m in ("POST", "PUT", "PATCH", "DELETE"):
+            if dry != ["All"]:
+                raise bad_request(f'Invalid dry run value: {",".join(dry)}: valid values are "All"')
+            with st.store.lock:  # do it, answer, then put the store back as it was
+                saved = st.snapshot()
+                try:
+                    query = {k: v for k, v in query.items() if k != "dryRun"}
+                    return self.route_write(res, ns, name, sub, query, raw)
+                finally:
+                    st.restore(saved)
+        return self.route_write(res, ns, name, sub, query, raw)
+
+    def route_write(self, res, ns, name, sub, query, raw):
+        st = self.standin
+        m = self.command
         if m == "POST" and name is None:
             return self.send_json(201, st.create(res, ns, self.decode(raw)))
         if m == "PUT" and name:

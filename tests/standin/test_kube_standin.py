@@ -468,6 +468,24 @@ class TestStorage(StandinCase):
         lease["spec"]["holderIdentity"] = "c"
         self.assertStatus(self.c.req("PUT", lp, lease), 409, "Conflict")
 
+    def test_dry_run_writes_nothing(self):
+        before = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        code, _, o = self.c.req("POST", CMS + "?dryRun=All", cm("dry"))
+        self.assertEqual((code, o["metadata"]["name"]), (201, "dry"))
+        self.assertStatus(self.c.req("GET", CMS + "/dry"), 404, "NotFound")
+        self.c.req("POST", CMS, cm("dry2", data={"a": "1"}))
+        rv = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        self.assertGreater(int(rv), int(before))
+        code, _, o = self.c.req("PATCH", CMS + "/dry2?dryRun=All&fieldManager=m",
+                                cm("dry2", data={"a": "2"}), "application/apply-patch+yaml")
+        self.assertEqual((code, o["data"]), (200, {"a": "2"}))
+        self.assertEqual(self.c.req("DELETE", CMS + "/dry2?dryRun=All")[0], 200)
+        got = self.c.req("GET", CMS + "/dry2")[2]
+        self.assertEqual(got["data"], {"a": "1"})
+        self.assertNotIn("managedFields", got["metadata"])
+        self.assertEqual(self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"], rv)
+        self.assertStatus(self.c.req("POST", CMS + "?dryRun=Some", cm("dry3")), 400, "BadRequest")
+
     def test_finalizers(self):
         o = cm("fin")
         o["metadata"]["finalizers"] = ["langop.io/x"]
