@@ -10,12 +10,15 @@ API, with a test-controlled token table, authorization rule table and fault
 injection. Standard library plus PyYAML; run with /usr/bin/python3.
 
 Two ways to use it:
-  * in-process: KubeStandin(cert, key, client_ca=None).start(); set
+  * in-process: KubeStandin(cert, key, client_ca=None).start() (or
+    start_standin(dir), which also makes certificates and a kubeconfig); set
     .tokens, .sar_rules, .auth_config, add faults with .add_fault(...); read
     .calls; .stop();
   * as a process: kube_standin.py --port P --cert F --key F [--client-ca F]
     [--state-file F] [--kubeconfig F]; the test drives it through the
     control endpoints under /standin/ (see CONTROL below).
+Helpers: make_serving_certs, make_ca, make_client_cert (front-proxy and
+client certificates), write_kubeconfig.
 
 What is simplified against the real kube-apiserver (on purpose):
   * no authentication or authorization of its own callers unless
@@ -487,7 +490,7 @@ class KubeStandin:
             self.httpd = None
 
     def __enter__(self):
-        return self.start()
+        return self if self.httpd else self.start()
 
     def __exit__(self, *exc):
         self.stop()
@@ -1479,6 +1482,55 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 # ------------------------------------------------------------------ helpers
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _openssl(*args):
+    import subprocess
+    subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_serving_certs(directory, *hosts):
+    """DIR/ca.crt, ca.key, apiserver.crt, apiserver.key by deploy/gen-certs.sh
+    (the stand-in serves with apiserver.crt; clients trust ca.crt)."""
+    import subprocess
+    subprocess.run(["bash", os.path.join(REPO, "deploy", "gen-certs.sh"), str(directory), *hosts],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    d = str(directory)
+    return {"ca": os.path.join(d, "ca.crt"), "ca-key": os.path.join(d, "ca.key"),
+            "cert": os.path.join(d, "apiserver.crt"), "key": os.path.join(d, "apiserver.key")}
+
+
+def make_ca(directory, name):
+    """DIR/NAME.crt + NAME.key: a CA (e.g. the requestheader or client CA), EC P-256."""
+    d = str(directory)
+    os.makedirs(d, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", os.path.join(d, name + ".key"), "-out", os.path.join(d, name + ".crt"),
+             "-days", "2", "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,digitalSignature")
+    return os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+
+
+def make_client_cert(directory, ca, name, cn, orgs=()):
+    """DIR/NAME.crt + NAME.key: a client certificate with Subject CN=cn and
+    O=each of orgs (kube reads CN as the user, O as groups), signed by the CA
+    DIR/CA.crt (see make_ca); e.g. the front-proxy client certificate."""
+    d = str(directory)
+    subj = f"/CN={cn}" + "".join(f"/O={o}" for o in orgs)
+    key, csr, crt = (os.path.join(d, name + x) for x in (".key", ".csr", ".crt"))
+    ext = os.path.join(d, name + ".ext")
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", subj)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", os.path.join(d, ca + ".crt"), "-CAkey", os.path.join(d, ca + ".key"),
+             "-set_serial", "0x" + uuid.uuid4().hex, "-days", "2", "-extfile", ext, "-out", crt)
+    os.remove(csr)
+    os.remove(ext)
+    return crt, key
+
+
 def write_kubeconfig(path, server_url, ca_file, token="kube-standin", client_cert=None,
                      client_key=None, namespace="default"):
     """A kubeconfig for kubectl and other clients to reach the stand-in. Some
@@ -1504,6 +1556,16 @@ def write_kubeconfig(path, server_url, ca_file, token="kube-standin", client_cer
     with open(path, "w") as f:
         yaml.safe_dump(cfg, f)
     return str(path)
+
+
+def start_standin(directory, **kwargs):
+    """Serving certificates in DIRECTORY (made when absent), a started
+    stand-in, and DIRECTORY/kubeconfig for it. Returns (standin, paths): paths
+    has ca, cert, key, kubeconfig. kwargs go to KubeStandin (client_ca, ...)."""
+    paths = make_serving_certs(directory)
+    st = KubeStandin(paths["cert"], paths["key"], **kwargs).start()
+    paths["kubeconfig"] = write_kubeconfig(os.path.join(str(directory), "kubeconfig"), st.url, paths["ca"])
+    return st, paths
 
 
 def main(argv=None):

@@ -33,24 +33,11 @@ DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 
 def make_certs(d):
     """Server CA + serving cert (deploy/gen-certs.sh), and a client CA with a
-    client certificate for CN=front-proxy-client."""
+    client certificate for CN=front-proxy-client, through the stand-in's helpers."""
     d = Path(d)
-    subprocess.run(["bash", str(REPO / "deploy" / "gen-certs.sh"), str(d)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def run(*a):
-        subprocess.run(["openssl", *a], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(d / "client-ca.key"), "-out", str(d / "client-ca.crt"), "-days", "2",
-        "-subj", "/CN=standin-client-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,digitalSignature")
-    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(d / "client.key"), "-out", str(d / "client.csr"), "-subj", "/CN=front-proxy-client")
-    ext = d / "client.ext"
-    ext.write_text("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    run("x509", "-req", "-in", str(d / "client.csr"), "-CA", str(d / "client-ca.crt"),
-        "-CAkey", str(d / "client-ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(ext),
-        "-out", str(d / "client.crt"))
+    kube_standin.make_serving_certs(d)
+    kube_standin.make_ca(d, "client-ca")
+    kube_standin.make_client_cert(d, "client-ca", "client", "front-proxy-client", orgs=["system:masters"])
     return d
 
 
@@ -695,14 +682,23 @@ class TestSubprocess(unittest.TestCase):
     def test_caller_tokens(self):
         tmp = Path(tempfile.mkdtemp(prefix="kube-standin-tok-"))
         try:
-            certs = make_certs(tmp / "certs")
-            with KubeStandin(certs / "apiserver.crt", certs / "apiserver.key") as st:
+            st, paths = kube_standin.start_standin(tmp / "certs")
+            with st:
                 st.caller_tokens = {"sa-token"}
-                c = Client(st.port, certs / "ca.crt")
+                c = Client(st.port, paths["ca"])
                 self.assertEqual(c.req("GET", AUTH_CM)[0], 401)
                 code, _, body = c.req("GET", AUTH_CM, headers={"Authorization": "Bearer sa-token"})
                 self.assertEqual(code, 200)
                 self.assertEqual(st.log[-1]["authorization"], "Bearer sa-token")
+                if KUBECTL:  # the kubeconfig's token is not in caller_tokens: kubectl is refused
+                    p = subprocess.run([KUBECTL, "--kubeconfig", paths["kubeconfig"], "get", "cm"],
+                                       capture_output=True, text=True, timeout=20, env=dict(os.environ, HOME=str(tmp)))
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertIn("You must be logged in to the server", p.stderr)
+                    st.caller_tokens.add("kube-standin")
+                    p = subprocess.run([KUBECTL, "--kubeconfig", paths["kubeconfig"], "get", "cm", "-o", "name"],
+                                       capture_output=True, text=True, timeout=20, env=dict(os.environ, HOME=str(tmp)))
+                    self.assertEqual(p.returncode, 0, p.stderr)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
