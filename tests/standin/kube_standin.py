@@ -447,6 +447,7 @@ class KubeStandin:
     # -------------------------------------------------- life cycle
 
     def start(self):
+        self.store.closed = False
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
         ctx.set_alpn_protocols(["http/1.1"])
