@@ -870,7 +870,7 @@ class KubeStandin:
             elif ctype == "application/json-patch+json":
                 new = json_patch(old, body)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json')
+                raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json')
             return self._replace(res, ns, name, old, new, subresource), 200
 
     def _apply(self, res, ns, name, old, cfg, manager, subresource, force=True):
@@ -1280,7 +1280,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if res.plural in REVIEWS:
             if m != "POST" or name:
-                raise ApiError(405, "MethodNotAllowed", f'the server does not allow this method on the requested resource')
+                raise ApiError(405, "MethodNotAllowed", 'the server does not allow this method on the requested resource')
             body = self.decode(raw)
             out = st.review_token(body) if res.plural == "tokenreviews" else st.review_access(body)
             return self.send_json(201, out)
