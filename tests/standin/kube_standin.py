@@ -517,7 +517,7 @@ class KubeStandin:
 
     def add_fault(self, action, path="*", method="*", count=1, delay=0.0, retry_after=1):
         """The next count requests matching method and path (an fnmatch pattern on
-        the path without query) answer: "500", "429" (with Retry-After), "409",
+        the path without query; its * also matches /) answer: "500", "429" (with Retry-After), "409",
         "drop" (connection closed, no answer) or "delay" (served after delay s)."""
         with self.mu:
             self.faults.append({"action": str(action), "path": path, "method": method.upper(),
