@@ -4,6 +4,8 @@
 # Suites: "unit" (cmocka executables through meson test), "golden" (the
 # rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
 # "layers" (tests/tools/check_layers.py on the tree, and its own tests),
+# "standin" (tests/standin/test_kube_standin.py: the kube-apiserver stand-in
+# that the delegated-auth and reconcile tests talk to, checked on its own),
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
@@ -116,6 +118,25 @@ lpass=0 lfail=0
 if /usr/bin/python3 tests/tools/check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 if /usr/bin/python3 tests/tools/test_check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 record layers "$lpass" "$lfail"
+
+echo "== standin: the kube-apiserver stand-in serves what the real API serves (its own tests, kubectl included)"
+# counts from unittest's "Ran N tests" and "FAILED (failures=F, errors=E)"; a crash without them is one failure
+slog=$(mktemp)
+timeout --kill-after=10 120 /usr/bin/python3 tests/standin/test_kube_standin.py 2>&1 | tee "$slog"
+src=${PIPESTATUS[0]}
+sran=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\} in .*/\1/p' "$slog" | tail -n 1)
+sbad=0
+for n in $(grep -E '^FAILED \(' "$slog" | tail -n 1 | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2); do
+  sbad=$((sbad + n))
+done
+rm -f "$slog"
+if [ -z "$sran" ]; then
+  record standin 0 1 "no unittest summary (exit $src)"
+elif [ "$src" -ne 0 ] && [ "$sbad" -eq 0 ]; then
+  record standin "$sran" 1 "exit $src"
+else
+  record standin "$((sran - sbad))" "$sbad"
+fi
 
 echo "== crd-schemas: openapi/*.yaml install as CRDs (the checker, then its own tests with planted faults)"
 cpass=0 cfail=0
