@@ -272,10 +272,14 @@ static int attempt_once(kube_client_t *c, const char *method, const char *url,
     return 0;
 }
 
-/* A failure that another try cannot mend: the server's certificate or ours. */
-static int tls_permanent(CURLcode rc)
+/*
+ * A failure that another try cannot mend: the server's certificate or ours,
+ * a bad URL, an answer over ANSWER_MAX_BYTES (the write callback refused it).
+ */
+static int permanent(CURLcode rc)
 {
     switch (rc) {
+    case CURLE_WRITE_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
@@ -298,12 +302,12 @@ static int may_retry(const char *method, const attempt_t *a)
 {
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     if (a->rc != CURLE_OK && a->status == 0) {
-        if (tls_permanent(a->rc))
+        if (permanent(a->rc))
             return 0;
         return !a->sent || get;
     }
     if (a->rc != CURLE_OK)  /* an answer started and broke off */
-        return get;
+        return get && !permanent(a->rc);
     if (a->status == 429)
         return !post;
     if (a->status >= 500)

@@ -499,6 +499,12 @@ static void test_watch_events_split_across_chunks(void **state)
     assert_string_equal(s.lines[3], "BOOKMARK (none) 20");
     assert_string_equal(rv, "20");
     free(rv);
+    /* a path with a query of its own */
+    seen_t sel = {0};
+    assert_int_equal(kube_watch(c, "/watch?labelSelector=a%3Db", &o, record, &sel, &rv, &err),
+                     KUBE_OK);
+    assert_int_equal(sel.n, 4);
+    free(rv);
     /* the callback ends it */
     seen_t one = {.stop_after = 1};
     assert_int_equal(kube_watch(c, "/watch", &o, record, &one, &rv, &err), KUBE_OK);
