@@ -5,8 +5,10 @@ Usage: kube_fake_server.py DIR
 Makes, in DIR, with the openssl CLI: a CA (ca.crt), a server certificate
 signed by it for 127.0.0.1 and localhost, a client certificate signed by
 it (CN=kc-client), and a second, unrelated CA (other-ca.crt). Then serves
-HTTPS on 127.0.0.1 (an ephemeral port, printed as one line on stdout),
-asking for an optional client certificate signed by the CA.
+HTTPS on 127.0.0.1 (an ephemeral port), asking for an optional client
+certificate signed by the CA; and the same on a second port with a
+certificate of that CA for another name (elsewhere.invalid), to check host
+name verification. Prints one line on stdout: "PORT WRONG_NAME_PORT".
 
 Paths (the query picks the behaviour; key= names a call counter):
   /echo                  200 {method, path, contentType, body, authorization, clientCN}
@@ -69,6 +71,8 @@ def make_certs(d):
     make_leaf(d, "server", "localhost", "ca",
               "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
     make_leaf(d, "client", "kc-client", "ca", "extendedKeyUsage=clientAuth")
+    make_leaf(d, "wrongname", "elsewhere.invalid", "ca",
+              "subjectAltName=DNS:elsewhere.invalid\nextendedKeyUsage=serverAuth")
 
 
 def status(code, message):
@@ -206,16 +210,22 @@ class Server(ThreadingHTTPServer):
         pass  # a client that left early (timeouts, stop, refused TLS) is expected
 
 
-def main():
-    d = sys.argv[1]
-    make_certs(d)
+def listen(d, name):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+    ctx.load_cert_chain(os.path.join(d, name + ".crt"), os.path.join(d, name + ".key"))
     ctx.load_verify_locations(os.path.join(d, "ca.crt"))
     ctx.verify_mode = ssl.CERT_OPTIONAL
     srv = Server(("127.0.0.1", 0), Handler)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    print(srv.server_address[1], flush=True)
+    return srv
+
+
+def main():
+    d = sys.argv[1]
+    make_certs(d)
+    srv, wrong = listen(d, "server"), listen(d, "wrongname")
+    threading.Thread(target=wrong.serve_forever, daemon=True).start()
+    print(srv.server_address[1], wrong.server_address[1], flush=True)
     srv.serve_forever()
 
 

@@ -25,6 +25,7 @@ typedef struct fake {
     char dir[64];
     pid_t pid;
     int port;
+    int wrong_name_port; /* a certificate of the same CA for another name */
 } fake_t;
 
 static fake_t fk;
@@ -54,7 +55,8 @@ static int start_fake(void **state)
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
     char line[32] = {0};
-    if (fgets(line, sizeof(line), f) == NULL || (fk.port = atoi(line)) <= 0) {
+    if (fgets(line, sizeof(line), f) == NULL ||
+        sscanf(line, "%d %d", &fk.port, &fk.wrong_name_port) != 2) {
         fprintf(stderr, "kube_fake_server.py did not start\n");
         return -1;
     }
@@ -195,6 +197,39 @@ static void test_server_of_another_ca_refused(void **state)
     c = client_with(NULL, "name: x", "token: t0k", &fast);
     assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
     kube_client_free(c);
+}
+
+static void test_server_of_another_name_refused(void **state)
+{
+    (void)state;
+    char *url = lo_sprintf("https://127.0.0.1:%d", fk.wrong_name_port);
+    kube_client_t *c = client_with(url, "certificate-authority: ca.crt", "token: t0k", &fast);
+    kube_response_t r;
+    lo_err_t err = {0};
+    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1);
+    assert_null(r.body);
+    kube_client_free(c);
+    free(url);
+}
+
+static void test_token_file_unreadable(void **state)
+{
+    (void)state;
+    char *tok = lo_sprintf("%s/token-once", fk.dir);
+    FILE *f = fopen(tok, "w");
+    fputs("x\n", f);
+    fclose(f);
+    kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "tokenFile: token-once",
+                                   &fast);
+    unlink(tok);
+    kube_response_t r;
+    lo_err_t err = {0};
+    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 0); /* nothing sent without the token */
+    assert_non_null(strstr(err.message, "token file"));
+    kube_client_free(c);
+    free(tok);
 }
 
 static void test_status_error_mapped(void **state)
@@ -616,6 +651,8 @@ int main(void)
         cmocka_unit_test(test_get_sends_the_token),
         cmocka_unit_test(test_client_certificate),
         cmocka_unit_test(test_server_of_another_ca_refused),
+        cmocka_unit_test(test_server_of_another_name_refused),
+        cmocka_unit_test(test_token_file_unreadable),
         cmocka_unit_test(test_status_error_mapped),
         cmocka_unit_test(test_methods_bodies_and_content_types),
         cmocka_unit_test(test_get_retried_on_429_with_retry_after),
