@@ -37,7 +37,9 @@ from collections import deque
 
 # Layers, lowest first. A file may include headers of its own layer or of any
 # layer to its left, never to its right.
-LAYERS = ["core", "storage", "schema", "derive", "request", "registry",
+# kube (the client of kube-apiserver) needs only core; it sits just above
+# core so that nothing below the reconcile side can reach the network.
+LAYERS = ["core", "kube", "storage", "schema", "derive", "request", "registry",
           "api", "http", "main"]
 
 RANK = {name: i for i, name in enumerate(LAYERS)}

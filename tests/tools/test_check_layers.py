@@ -84,6 +84,20 @@ class CheckLayersTest(unittest.TestCase):
                           "langop/http/limits.h (core < http)"])
         self.assertEqual(lines[-1], "layers: 13 files, 8 modules, 1 problems")
 
+    def test_kube_sits_above_core_only(self):
+        files = dict(CLEAN)
+        files["include/langop/kube/kubeclient.h"] = '#include "langop/core/codec.h"\n'
+        files["apiserver/kube/kubeclient.c"] = ('#include "langop/kube/kubeclient.h"\n'
+                                                '#include "langop/storage/store.h"\n')
+        status, lines = self.check(files)
+        self.assertEqual(status, 1)
+        self.assertEqual(lines[:-1], ["upward include: apiserver/kube/kubeclient.c includes "
+                                      "langop/storage/store.h (kube < storage)"])
+        files["apiserver/kube/kubeclient.c"] = '#include "langop/kube/kubeclient.h"\n'
+        files["apiserver/request/decode.c"] += '#include "langop/kube/kubeclient.h"\n'
+        status, lines = self.check(files)
+        self.assertEqual((status, lines[:-1]), (0, []))
+
     def test_same_layer_and_lower_allowed(self):
         files = dict(CLEAN)
         files["apiserver/main.c"] += '#include "langop/core/codec.h"\n'
