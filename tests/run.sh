@@ -4,6 +4,8 @@
 # Suites: "unit" (cmocka executables through meson test), "golden" (the
 # rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
 # "layers" (tests/tools/check_layers.py on the tree, and its own tests),
+# "deploy" (tests/tools/check_deploy.py: deploy/ rendered by kubectl kustomize
+# after deploy/install-certs.sh, and the Dockerfile; and its own tests),
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
@@ -116,6 +118,18 @@ lpass=0 lfail=0
 if /usr/bin/python3 tests/tools/check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 if /usr/bin/python3 tests/tools/test_check_layers.py; then lpass=$((lpass + 1)); else lfail=$((lfail + 1)); fi
 record layers "$lpass" "$lfail"
+
+echo "== deploy: deploy/ renders with kubectl kustomize into what a cluster needs (the checker, then its own tests with planted faults)"
+dpass=0 dfail=0
+if command -v kubectl >/dev/null 2>&1; then
+  export LANGOP_BINARY=$builddir/langop-apiserver
+  if /usr/bin/python3 tests/tools/check_deploy.py; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
+  if /usr/bin/python3 tests/tools/test_check_deploy.py; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
+  unset LANGOP_BINARY
+  record deploy "$dpass" "$dfail"
+else
+  record deploy 0 1 "kubectl not installed"
+fi
 
 echo "== crd-schemas: openapi/*.yaml install as CRDs (the checker, then its own tests with planted faults)"
 cpass=0 cfail=0
