@@ -22,6 +22,12 @@ renders it with `kubectl kustomize` and checks the objects:
 - the APIService v1alpha1.langop.io -> that Service, its caBundle the CA that
   verifies the serving certificate (openssl verify), which names
   langop-apiserver.langop-system.svc;
+- with LANGOP_BINARY: the binary started with the Deployment's own args (the
+  mount paths mapped to temporary folders holding the Secret's files and an
+  empty volume, the port a free one, bound to 127.0.0.1) answers the probe
+  paths 200 over TLS verified with the caBundle for
+  langop-apiserver.langop-system.svc, creates its database on the PVC's
+  mount, writes nothing in its working folder, and stops on SIGTERM;
 - deploy/Dockerfile, statically: a Debian 12 build stage with a release
   build, a Debian 12 slim runtime stage with no -dev package, a numeric
   non-root USER equal to the pod's runAsUser; with LANGOP_BINARY, every
@@ -36,9 +42,13 @@ import base64
 import os
 import re
 import shutil
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -501,6 +511,123 @@ def check_apiservice(c, found):
 
 
 # ---------------------------------------------------------------------------
+# the binary, run as the Deployment runs it
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def https_get(port, path, cafile, timeout=2.0):
+    """Status code of GET path over TLS, the certificate verified for SVC_DNS."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=SVC_DNS) as tls:
+            tls.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                         % (path, SVC_DNS)).encode())
+            head = b""
+            while b"\r\n" not in head:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    parts = head.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def check_runs(c, found, binary):
+    """Start binary with the Deployment's args on mapped volumes; probe it."""
+    dep = get(found, "Deployment", "langop-apiserver")
+    api = get(found, "APIService", "v1alpha1.langop.io")
+    secret = get(found, "Secret", SECRET_PREFIX + "-*")
+    if dep is None or api is None or secret is None:
+        return
+    R = "Deployment langop-apiserver, run"
+    pod = dep["spec"]["template"]["spec"]
+    ct = pod["containers"][0]
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    ca = b64((api.get("spec") or {}).get("caBundle", ""))
+    if not ca:
+        return
+    tmp = tempfile.mkdtemp(prefix="check-deploy-run-")
+    proc = None
+    try:
+        mounts = []
+        for m in ct.get("volumeMounts") or []:
+            local = os.path.join(tmp, "volumes", m.get("name", "x"))
+            os.makedirs(local)
+            vol = volumes.get(m.get("name")) or {}
+            if (vol.get("secret") or {}).get("secretName") == secret["metadata"]["name"]:
+                for k, v in (secret.get("data") or {}).items():
+                    with open(os.path.join(local, k), "wb") as f:
+                        f.write(b64(v) or b"")
+            mounts.append((m.get("mountPath", "").rstrip("/") + "/", local + "/"))
+        cafile = os.path.join(tmp, "cabundle.pem")
+        with open(cafile, "wb") as f:
+            f.write(ca)
+        port = free_port()
+        args = []
+        storage = None
+        for a in ct.get("args") or []:
+            a = str(a)
+            name, _, value = a.partition("=")
+            if name == "--secure-port":
+                value = str(port)
+            elif name == "--bind-address":
+                value = "127.0.0.1"
+            else:
+                for mount, local in sorted(mounts, key=lambda m: -len(m[0])):
+                    if value.startswith(mount):
+                        value = local + value[len(mount):]
+                        break
+            if name == "--storage-path":
+                storage = value
+            args.append(name + "=" + value if _ else a)
+        cwd = os.path.join(tmp, "cwd")
+        os.makedirs(cwd)
+        log = open(os.path.join(tmp, "server.log"), "w+")
+        proc = subprocess.Popen([os.path.abspath(binary)] + args, cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        probes = [(ct.get(p) or {}).get("httpGet") or {} for p in ("readinessProbe", "livenessProbe")]
+        codes = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                codes = {hg.get("path"): https_get(port, hg.get("path") or "/", cafile) for hg in probes}
+                if all(code == 200 for code in codes.values()):
+                    break
+            except ssl.SSLCertVerificationError as e:
+                codes = {"tls": str(e)}
+                break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            log.seek(0)
+            tail = log.read().strip().splitlines()[-3:]
+            c.fail("%s: the server exited (%s) with the Deployment's args: %s" % (R, proc.returncode, tail))
+            return
+        c.expect(codes and all(code == 200 for code in codes.values()),
+                 "%s: probes answered %s, want 200 over TLS verified with the caBundle" % (R, codes))
+        c.expect(storage is not None and os.path.exists(storage),
+                 "%s: no database at --storage-path (%s)" % (R, storage))
+        c.expect(not os.listdir(cwd), "%s: the server wrote %s in its working folder (a read-only "
+                 "root in the pod)" % (R, sorted(os.listdir(cwd))))
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            c.fail("%s: the server did not stop within 15s of SIGTERM" % R)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
 # Dockerfile
 
 def dockerfile_stages(text):
@@ -597,6 +724,8 @@ def check(deploy_dir, kubectl, binary, main_c, out):
         cport, labels, uid = got if got else (None, {}, None)
         check_service(c, found, cport, labels)
         check_apiservice(c, found)
+        if binary:
+            check_runs(c, found, binary)
     check_dockerfile(c, os.path.join(deploy_dir, "Dockerfile"), uid, binary)
     for p in c.problems:
         print(p, file=out)

@@ -52,11 +52,11 @@ class CheckDeployTest(unittest.TestCase):
         status = check_deploy.check(root, "kubectl", binary, MAIN_C, out)
         return status, out.getvalue().splitlines()
 
-    def fault(self, rel, old, new, expect, count=1):
+    def fault(self, rel, old, new, expect, count=1, binary=None):
         """Plant one fault; the checker must fail with a line containing expect."""
         root = self.copy()
         self.edit(root, rel, old, new, count)
-        status, lines = self.check(root)
+        status, lines = self.check(root, binary)
         self.assertEqual(status, 1, lines)
         self.assertTrue(any(expect in line for line in lines[:-1]),
                         "no problem line contains %r:\n%s" % (expect, "\n".join(lines)))
@@ -235,6 +235,36 @@ class CheckDeployTest(unittest.TestCase):
     def test_command_override(self):
         self.fault("deployment.yaml", "        args:\n", "        command: [/bin/sh]\n        args:\n",
                    "command overrides the image's entrypoint")
+
+    # -- the binary run with the Deployment's args ----------------------------
+
+    def need_binary(self):
+        binary = built_binary()
+        if binary is None:
+            self.skipTest("no built binary (set LANGOP_BINARY)")
+        return binary
+
+    def test_run_refused_flag_value(self):
+        # a valid flag, a value the server refuses: only running it shows that
+        lines = self.fault("deployment.yaml", "--shutdown-grace-period=5s", "--shutdown-grace-period=5x",
+                           "Deployment langop-apiserver, run: the server exited (",
+                           binary=self.need_binary())
+        self.assertTrue(any("shutdown-grace-period" in line for line in lines), lines)
+
+    def test_run_database_folder_missing(self):
+        self.fault("deployment.yaml", "--storage-path=/var/lib/langop/langop.db",
+                   "--storage-path=/var/lib/langop/db/langop.db",
+                   "Deployment langop-apiserver, run: the server exited (1)", binary=self.need_binary())
+
+    def test_run_with_a_key_of_another_certificate(self):
+        # the key of another certificate: static checks see it, and the server cannot serve
+        root = self.copy()
+        binary = self.need_binary()
+        self.edit(root, "kustomization.yaml", "tls.key=generated/apiserver.key", "tls.key=generated/ca.key")
+        status, lines = self.check(root, binary)
+        self.assertEqual(status, 1, lines)
+        self.assertIn("Secret langop-apiserver-serving: tls.key does not belong to tls.crt", lines)
+        self.assertTrue(any(line.startswith("Deployment langop-apiserver, run: ") for line in lines), lines)
 
     # -- Service and APIService -----------------------------------------------
 
