@@ -5,7 +5,8 @@
 # rendered LiteLLM configs read by PyYAML, tests/golden/check_litellm.py),
 # "layers" (tests/tools/check_layers.py on the tree, and its own tests),
 # "deploy" (tests/tools/check_deploy.py: deploy/ rendered by kubectl kustomize
-# after deploy/install-certs.sh, and the Dockerfile; and its own tests),
+# after deploy/install-certs.sh, the built server run with its args, and the
+# Dockerfile, its build stage built outside docker; and its own tests),
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
@@ -123,7 +124,7 @@ echo "== deploy: deploy/ renders with kubectl kustomize into what a cluster need
 dpass=0 dfail=0
 if command -v kubectl >/dev/null 2>&1; then
   export LANGOP_BINARY=$builddir/langop-apiserver
-  if /usr/bin/python3 tests/tools/check_deploy.py; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
+  if /usr/bin/python3 tests/tools/check_deploy.py --build; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
   if /usr/bin/python3 tests/tools/test_check_deploy.py; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
   unset LANGOP_BINARY
   record deploy "$dpass" "$dfail"

@@ -31,7 +31,9 @@ renders it with `kubectl kustomize` and checks the objects:
 - deploy/Dockerfile, statically: a Debian 12 build stage with a release
   build, a Debian 12 slim runtime stage with no -dev package, a numeric
   non-root USER equal to the pod's runAsUser; with LANGOP_BINARY, every
-  Debian package owning a library the binary links is installed there.
+  Debian package owning a library the binary links is installed there;
+  with --build, the build stage's COPY sources (from the repository) and its
+  meson RUN line, run outside docker, build a server that answers --help.
 
 Output: one line per problem, then "deploy: N objects, K problems".
 Exit status 0 when there is no problem, 1 otherwise.
@@ -552,7 +554,7 @@ def check_runs(c, found, binary):
     if not ca:
         return
     tmp = tempfile.mkdtemp(prefix="check-deploy-run-")
-    proc = None
+    proc = log = None
     try:
         mounts = []
         for m in ct.get("volumeMounts") or []:
@@ -624,6 +626,8 @@ def check_runs(c, found, binary):
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        if log is not None:
+            log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -708,9 +712,50 @@ def check_dockerfile(c, path, uid, binary):
              "%s: no ENTRYPOINT running langop-apiserver" % F)
 
 
+def check_build_stage(c, path, root):
+    """Copy what the build stage COPYs from root, run its meson line: the image's sources suffice."""
+    F = "deploy/Dockerfile"
+    with open(path) as f:
+        stages = dockerfile_stages(f.read())
+    if not stages:
+        return
+    lines = stages[0][1]
+    tmp = tempfile.mkdtemp(prefix="check-deploy-build-")
+    try:
+        work = os.path.join(tmp, "src")
+        os.makedirs(work)
+        for line in lines:
+            words = line.split()
+            if words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+                continue
+            srcs, dest = words[1:-1], words[-1]
+            for src in srcs:
+                full = os.path.join(root, src)
+                if not c.expect(os.path.exists(full), "%s: COPY %s: no such path" % (F, src)):
+                    continue
+                if os.path.isdir(full):
+                    shutil.copytree(full, os.path.join(work, dest), dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    to = os.path.join(work, dest)
+                    if dest.endswith("/") or dest == ".":
+                        to = os.path.join(to, os.path.basename(src))
+                    os.makedirs(os.path.dirname(to), exist_ok=True)
+                    shutil.copy(full, to)
+        meson = [line for line in lines if line.upper().startswith("RUN ") and "meson setup" in line]
+        if not c.expect(meson, "%s: build stage has no RUN with meson setup" % F):
+            return
+        cmd = meson[0][4:].replace("/build", os.path.join(tmp, "build"))
+        out = subprocess.run(["bash", "-c", cmd], cwd=work, capture_output=True, text=True, timeout=900)
+        c.expect(out.returncode == 0, "%s: the build stage's sources and meson line do not build: %s"
+                 % (F, (out.stdout + out.stderr).strip().splitlines()[-3:]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------
 
-def check(deploy_dir, kubectl, binary, main_c, out):
+def check(deploy_dir, kubectl, binary, main_c, out, build=False):
     c = Checker()
     flags, flags_src = server_flags(binary, main_c)
     if not flags:
@@ -727,6 +772,8 @@ def check(deploy_dir, kubectl, binary, main_c, out):
         if binary:
             check_runs(c, found, binary)
     check_dockerfile(c, os.path.join(deploy_dir, "Dockerfile"), uid, binary)
+    if build and os.path.isfile(os.path.join(deploy_dir, "Dockerfile")):
+        check_build_stage(c, os.path.join(deploy_dir, "Dockerfile"), ROOT)
     for p in c.problems:
         print(p, file=out)
     print("deploy: %d objects, %d problems" % (len(objs or []), len(c.problems)), file=out)
@@ -741,8 +788,10 @@ def main():
                     help="the built server, for --help and ldd (default: $LANGOP_BINARY)")
     ap.add_argument("--main-c", default=os.path.join(ROOT, "apiserver", "main.c"),
                     help="where the flags are read when no binary is given")
+    ap.add_argument("--build", action="store_true",
+                    help="also build the server from what the Dockerfile's build stage copies")
     a = ap.parse_args()
-    return check(a.deploy, a.kubectl, a.binary, a.main_c, sys.stdout)
+    return check(a.deploy, a.kubectl, a.binary, a.main_c, sys.stdout, a.build)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ class CheckDeployTest(unittest.TestCase):
         with open(path, "w") as f:
             f.write(text.replace(old, new, count))
 
-    def check(self, root, binary=None):
+    def check(self, root, binary=None, build=False):
         out = io.StringIO()
-        status = check_deploy.check(root, "kubectl", binary, MAIN_C, out)
+        status = check_deploy.check(root, "kubectl", binary, MAIN_C, out, build)
         return status, out.getvalue().splitlines()
 
     def fault(self, rel, old, new, expect, count=1, binary=None):
@@ -330,6 +330,25 @@ class CheckDeployTest(unittest.TestCase):
         self.assertEqual(status, 1, lines)
         self.assertIn("deploy/Dockerfile: runtime stage does not install libwslay1 (linked by the server)",
                       lines)
+
+    def test_dockerfile_build_stage_builds(self):
+        status, lines = self.check(self.copy(), build=True)
+        self.assertEqual(status, 0, lines)
+
+    def test_dockerfile_build_stage_misses_a_folder(self):
+        root = self.copy()
+        self.edit(root, "Dockerfile", "COPY storage/ storage/\n", "")
+        status, lines = self.check(root, build=True)
+        self.assertEqual(status, 1, lines)
+        self.assertTrue(any(line.startswith("deploy/Dockerfile: the build stage's sources and meson line "
+                                            "do not build") for line in lines), lines)
+
+    def test_dockerfile_copies_a_missing_path(self):
+        root = self.copy()
+        self.edit(root, "Dockerfile", "COPY tests/ tests/", "COPY tests/ nowhere/ tests/")
+        status, lines = self.check(root, build=True)
+        self.assertEqual(status, 1, lines)
+        self.assertIn("deploy/Dockerfile: COPY nowhere/: no such path", lines)
 
     def test_dockerfile_runtime_not_slim(self):
         self.fault("Dockerfile", "FROM debian:12-slim", "FROM debian:12", "is not debian:12-slim")
