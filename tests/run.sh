@@ -6,6 +6,9 @@
 # "layers" (tests/tools/check_layers.py on the tree, and its own tests),
 # "standin" (tests/standin/test_kube_standin.py: the kube-apiserver stand-in
 # that the delegated-auth and reconcile tests talk to, checked on its own),
+# "deploy" (tests/tools/check_deploy.py: deploy/ rendered by kubectl kustomize
+# after deploy/install-certs.sh, the built server run with its args, and the
+# Dockerfile, its build stage built outside docker; and its own tests),
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
@@ -136,6 +139,18 @@ elif [ "$src" -ne 0 ] && [ "$sbad" -eq 0 ]; then
   record standin "$sran" 1 "exit $src"
 else
   record standin "$((sran - sbad))" "$sbad"
+fi
+
+echo "== deploy: deploy/ renders with kubectl kustomize into what a cluster needs (the checker, then its own tests with planted faults)"
+dpass=0 dfail=0
+if command -v kubectl >/dev/null 2>&1; then
+  export LANGOP_BINARY=$builddir/langop-apiserver
+  if /usr/bin/python3 tests/tools/check_deploy.py --build; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
+  if /usr/bin/python3 tests/tools/test_check_deploy.py; then dpass=$((dpass + 1)); else dfail=$((dfail + 1)); fi
+  unset LANGOP_BINARY
+  record deploy "$dpass" "$dfail"
+else
+  record deploy 0 1 "kubectl not installed"
 fi
 
 echo "== crd-schemas: openapi/*.yaml install as CRDs (the checker, then its own tests with planted faults)"
