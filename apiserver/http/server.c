@@ -278,6 +278,18 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
 
 /* ---- requests ---- */
 
+/* Every header of req into areq (h2o keeps names lower-case). */
+static void headers_copy(const h2o_req_t *req, api_request_t *areq)
+{
+    areq->header_count = req->headers.size;
+    areq->headers = lo_calloc(req->headers.size ? req->headers.size : 1, sizeof(*areq->headers));
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        areq->headers[i].name = lo_strndup(h->name->base, h->name->len);
+        areq->headers[i].value = lo_strndup(h->value.base, h->value.len);
+    }
+}
+
 static char *header_copy(const h2o_req_t *req, const h2o_token_t *token)
 {
     ssize_t i = h2o_find_header(&req->headers, token, -1);
@@ -309,6 +321,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     areq->content_type = header_copy(req, H2O_TOKEN_CONTENT_TYPE);
     areq->if_none_match = header_copy(req, H2O_TOKEN_IF_NONE_MATCH);
     areq->user_agent = header_copy(req, H2O_TOKEN_USER_AGENT);
+    headers_copy(req, areq);
     char *authorization = header_copy(req, H2O_TOKEN_AUTHORIZATION);
     size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     char *path = lo_strndup(req->input.path.base, plen);

@@ -18,6 +18,7 @@ void api_user_copy(api_user_t *dst, const api_user_t *src)
     dst->uid = src->uid ? lo_strdup(src->uid) : NULL;
     for (size_t i = 0; i < API_MAX_GROUPS - 1 && src->groups[i]; i++)
         dst->groups[i] = lo_strdup(src->groups[i]);
+    dst->extra = src->extra ? json_deep_copy(src->extra) : NULL;
 }
 
 void api_user_free(api_user_t *user)
@@ -26,6 +27,7 @@ void api_user_free(api_user_t *user)
     free(user->uid);
     for (size_t i = 0; i < API_MAX_GROUPS && user->groups[i]; i++)
         free(user->groups[i]);
+    json_decref(user->extra);
     memset(user, 0, sizeof(*user));
 }
 
@@ -39,7 +41,20 @@ void api_request_free(api_request_t *req)
     free(req->user_agent);
     free(req->body);
     api_user_free(&req->user);
+    for (size_t i = 0; i < req->header_count; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->headers);
     memset(req, 0, sizeof(*req));
+}
+
+const char *api_request_header(const api_request_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->header_count; i++)
+        if (strcmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
 }
 
 void api_response_free(api_response_t *resp)

@@ -25,7 +25,14 @@ typedef struct api_user {
     char *name;                       /* e.g. "admin", "system:anonymous" */
     char *uid;                        /* may be NULL */
     char *groups[API_MAX_GROUPS];     /* NULL-terminated, owned */
+    json_t *extra;                    /* owned: {key: [values]} (kube's user.Info extra), or NULL */
 } api_user_t;
+
+/** One request header as sent (name lower-cased). */
+typedef struct api_header {
+    char *name;
+    char *value;
+} api_header_t;
 
 void api_user_copy(api_user_t *dst, const api_user_t *src);
 void api_user_free(api_user_t *user);
@@ -39,8 +46,13 @@ typedef struct api_request {
     char *user_agent;      /* the default field manager is its product name */
     char *body;            /* may be NULL */
     size_t body_len;
+    api_header_t *headers; /* every header, in order (owned): what authentication and impersonation read */
+    size_t header_count;
     api_user_t user;
 } api_request_t;
+
+/** The value of the first header named name (lower case), or NULL. Borrowed. */
+const char *api_request_header(const api_request_t *req, const char *name);
 
 void api_request_free(api_request_t *req);
 
