@@ -112,12 +112,13 @@ int tls_translate_cipher_suites(const char *iana, char **tls12, char **tls13, lo
     return 0;
 }
 
-static void set_ssl_error(lo_err_t *err, const char *what, const tls_t *tls)
+/* err gets what, then OpenSSL's first queued error (the queue is cleared) */
+static void set_ssl_error(lo_err_t *err, const char *what)
 {
     char buf[256];
     ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
     ERR_clear_error();
-    lo_err_set(err, 0, "", "%s %s / key %s: %s", what, tls->opts.cert_file, tls->opts.key_file, buf);
+    lo_err_set(err, 0, "", "%s: %s", what, buf);
 }
 
 /*
@@ -135,14 +136,16 @@ static SSL_CTX *new_ctx(const tls_t *tls, lo_err_t *err)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_set_cipher_list(ctx, tls->tls12[0] ? tls->tls12 : TLS12_DEFAULT_CIPHERS) != 1 ||
         (tls->tls13[0] && SSL_CTX_set_ciphersuites(ctx, tls->tls13) != 1)) {
-        set_ssl_error(err, "cannot use the cipher suites with certificate", tls);
+        set_ssl_error(err, "cannot use the cipher suites");
         SSL_CTX_free(ctx);
         return NULL;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->opts.cert_file) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, tls->opts.key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        set_ssl_error(err, "cannot load TLS certificate", tls);
+        char *what = lo_sprintf("cannot load TLS certificate %s / key %s", tls->opts.cert_file, tls->opts.key_file);
+        set_ssl_error(err, what);
+        free(what);
         SSL_CTX_free(ctx);
         return NULL;
     }

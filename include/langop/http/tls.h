@@ -4,8 +4,8 @@
  *
  * Policy: TLS 1.2 at least (or 1.3 by option); for TLS 1.2 only ECDHE key
  * exchange with AES-GCM or CHACHA20-POLY1305 unless cipher suites are
- * given (IANA names); TLS 1.3 suites stay at OpenSSL's defaults unless the
- * list names some.
+ * given (IANA names; a list without TLS 1.2 names keeps this default);
+ * TLS 1.3 suites stay at OpenSSL's defaults unless the list names some.
  *
  * Rotation: the listening context (tls_ctx) is fixed for the process; a
  * servername callback, which OpenSSL runs on every handshake, with or
