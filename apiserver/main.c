@@ -15,6 +15,7 @@
 
 #include "langop/api/api.h"
 #include "langop/http/server.h"
+#include "langop/http/tls.h"
 #include "langop/request/auth.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
@@ -26,6 +27,8 @@ typedef struct flags {
     const char *cert_file;
     const char *key_file;
     const char *cert_dir;
+    int tls_min_version;
+    const char *tls_cipher_suites;
     const char *storage_path;
     int storage_fsync;
     int max_queued_writes;
@@ -55,6 +58,12 @@ static void usage(FILE *out)
             "      --cert-dir string            Where a self-signed certificate is generated when --tls-cert-file\n"
             "                                   and --tls-private-key-file are not given\n"
             "                                   (default apiserver.local.config/certificates)\n"
+            "                                   The pair is reloaded when its files change (checked every 2 s)\n"
+            "      --tls-min-version string     Minimum TLS version: VersionTLS12 or VersionTLS13\n"
+            "                                   (default VersionTLS12)\n"
+            "      --tls-cipher-suites strings  Comma-separated IANA cipher suite names, e.g.\n"
+            "                                   TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (default: ECDHE with\n"
+            "                                   AES-GCM or CHACHA20-POLY1305 for TLS 1.2, OpenSSL's for TLS 1.3)\n"
             "\n"
             "Storage flags:\n"
             "      --storage-path string        SQLite database file (default langop.db)\n"
@@ -127,10 +136,36 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
     return 0;
 }
 
+static int parse_tls_min_version(const char *value, int *out)
+{
+    lo_err_t err = {0};
+    if (tls_parse_min_version(value, out, &err) == 0)
+        return 0;
+    fprintf(stderr, "%s\n", err.message);
+    return -1;
+}
+
+/* a name OpenSSL does not know stops the server before it opens anything */
+static int check_cipher_suites(const char *value)
+{
+    lo_err_t err = {0};
+    char *tls12 = NULL, *tls13 = NULL;
+    int rc = tls_translate_cipher_suites(value, &tls12, &tls13, &err);
+    if (rc == 0 && tls12[0] == '\0' && tls13[0] == '\0') {
+        lo_err_set(&err, 0, "", "--tls-cipher-suites names no cipher suite");
+        rc = -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err.message);
+    free(tls12);
+    free(tls13);
+    return rc;
+}
+
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
-    OPT_SHUTDOWN_GRACE,
+    OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS,
 };
 
 static int parse_flags(int argc, char **argv, flags_t *f)
@@ -141,6 +176,8 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"tls-cert-file", required_argument, NULL, OPT_CERT},
         {"tls-private-key-file", required_argument, NULL, OPT_KEY},
         {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
+        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN_VERSION},
+        {"tls-cipher-suites", required_argument, NULL, OPT_TLS_CIPHERS},
         {"storage-path", required_argument, NULL, OPT_STORAGE},
         {"storage-fsync", no_argument, NULL, OPT_FSYNC},
         {"max-queued-writes", required_argument, NULL, OPT_QUEUED_WRITES},
@@ -165,6 +202,8 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_CERT: f->cert_file = optarg; break;
         case OPT_KEY: f->key_file = optarg; break;
         case OPT_CERT_DIR: f->cert_dir = optarg; break;
+        case OPT_TLS_MIN_VERSION: rc = parse_tls_min_version(optarg, &f->tls_min_version); break;
+        case OPT_TLS_CIPHERS: rc = check_cipher_suites(optarg); f->tls_cipher_suites = optarg; break;
         case OPT_STORAGE: f->storage_path = optarg; break;
         case OPT_FSYNC: f->storage_fsync = 1; break;
         case OPT_QUEUED_WRITES:
@@ -250,7 +289,8 @@ int main(int argc, char **argv)
         goto exit;
     }
     server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
-                             .key_file = f.key_file, .workers = f.workers,
+                             .key_file = f.key_file, .tls_min_version = f.tls_min_version,
+                             .tls_cipher_suites = f.tls_cipher_suites, .workers = f.workers,
                              .bookmark_interval_ms = f.bookmark_interval_s * 1000,
                              .shutdown_grace_ms = f.shutdown_grace_s * 1000};
     if (server_run(api, auth, &opts, &err) != 0) {

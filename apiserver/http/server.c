@@ -43,10 +43,15 @@
 
 #include "langop/core/status.h"
 #include "langop/http/stream.h"
+#include "langop/http/tls.h"
 
 /* h2o itself refuses bodies above this with its own plain 413; up to it,
  * the API answers with a Status (its limit is API_MAX_BODY) */
 #define SERVER_MAX_ENTITY (16u * 1024u * 1024u)
+
+/* how often the serving certificate files are checked for a new pair: a
+ * stat() of two files, cheap enough for the loop thread */
+#define TLS_RELOAD_CHECK_MS 2000
 
 typedef struct job job_t;
 
@@ -79,7 +84,9 @@ typedef struct server {
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    SSL_CTX *ssl_ctx;
+    tls_t *tls;
+    h2o_timeout_t tls_check;             /* the certificate files' reload check */
+    h2o_timeout_entry_t tls_check_entry;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t done_receiver;
     /* worker queue */
@@ -356,20 +363,33 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static int setup_tls(server_t *srv, const server_options_t *opts, lo_err_t *err)
 {
+    /* answer http/1.1 explicitly: h2o's own list names h2 only */
     static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
-    srv->ssl_ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(srv->ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(srv->ssl_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_use_certificate_chain_file(srv->ssl_ctx, opts->cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(srv->ssl_ctx, opts->key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(srv->ssl_ctx) != 1) {
-        char buf[256];
-        ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
-        lo_err_set(err, 0, "", "cannot load TLS certificate %s / key %s: %s", opts->cert_file, opts->key_file, buf);
-        return -1;
-    }
-    h2o_ssl_register_alpn_protocols(srv->ssl_ctx, alpn);
-    return 0;
+    tls_options_t tls = {.cert_file = opts->cert_file, .key_file = opts->key_file,
+                         .min_version = opts->tls_min_version, .cipher_suites = opts->tls_cipher_suites};
+    srv->tls = tls_new(&tls, alpn, err);
+    return srv->tls != NULL ? 0 : -1;
+}
+
+/* Certificate rotation: a new pair in the files serves new connections. */
+static void on_tls_check(h2o_timeout_entry_t *entry)
+{
+    server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, tls_check_entry, entry);
+    tls_reload_if_changed(srv->tls);
+    h2o_timeout_link(srv->ctx.loop, &srv->tls_check, &srv->tls_check_entry);
+}
+
+static void start_tls_check(server_t *srv)
+{
+    h2o_timeout_init(srv->ctx.loop, &srv->tls_check, TLS_RELOAD_CHECK_MS);
+    srv->tls_check_entry.cb = on_tls_check;
+    h2o_timeout_link(srv->ctx.loop, &srv->tls_check, &srv->tls_check_entry);
+}
+
+static void stop_tls_check(server_t *srv)
+{
+    h2o_timeout_unlink(&srv->tls_check_entry);
+    h2o_timeout_dispose(srv->ctx.loop, &srv->tls_check);
 }
 
 static int open_listener(const server_options_t *opts, lo_err_t *err)
@@ -476,7 +496,8 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     h2o_context_init(&srv.ctx, h2o_evloop_create(), &srv.config);
     srv.accept_ctx.ctx = &srv.ctx;
     srv.accept_ctx.hosts = srv.config.hosts;
-    srv.accept_ctx.ssl_ctx = srv.ssl_ctx;
+    srv.accept_ctx.ssl_ctx = tls_ctx(srv.tls);
+    start_tls_check(&srv);
     srv.queue = h2o_multithread_create_queue(srv.ctx.loop);
     h2o_multithread_register_receiver(srv.queue, &srv.done_receiver, on_jobs_done);
     h2o_socket_t *listener = h2o_evloop_socket_create(srv.ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -503,7 +524,8 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     /* deliver what the workers finished; a write the store answers after this (the drain timed out)
      * is committed but not answered: its client sees the connection close */
     h2o_evloop_run(srv.ctx.loop, 0);
-    SSL_CTX_free(srv.ssl_ctx);
+    stop_tls_check(&srv);
+    tls_free(srv.tls);
     return 0;
 }
 

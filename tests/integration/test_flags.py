@@ -20,7 +20,8 @@ from pathlib import Path
 import harness
 from harness import free_port
 
-FLAGS = ("--secure-port", "--bind-address", "--tls-cert-file", "--tls-private-key-file",
+FLAGS = ("--secure-port", "--bind-address", "--tls-cert-file", "--tls-private-key-file", "--tls-min-version",
+         "--tls-cipher-suites",
          "--cert-dir", "--storage-path", "--token-auth-file", "--cluster-domain", "--help")
 
 

@@ -21,7 +21,9 @@ typedef struct server_options {
     const char *bind_address;    /* "0.0.0.0", "127.0.0.1", "::" ... */
     int port;
     const char *cert_file;       /* PEM serving certificate (chain) */
-    const char *key_file;        /* PEM private key */
+    const char *key_file;        /* PEM private key; the pair is reloaded when the files change */
+    int tls_min_version;         /* TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2 */
+    const char *tls_cipher_suites; /* comma list of IANA names; NULL: ECDHE with AEAD (langop/http/tls.h) */
     int workers;                 /* worker threads; 0: one per CPU, at least 2 */
     int64_t bookmark_interval_ms; /* watch bookmarks when idle; 0: the default (1 min) */
     int64_t shutdown_grace_ms;    /* how long a stopping server waits for the answers it owes */
