@@ -101,9 +101,113 @@ static json_t *decide(authz_t *authz, const authz_attrs_t *at)
     return status;
 }
 
+/*
+ * kubectl sends built-in types as protobuf: the "k8s\0" magic, then a
+ * runtime.Unknown whose field 2 holds the object. Only the few fields a
+ * review names are read, all strings or sub-messages (wire type 2); other
+ * wire types are skipped.
+ */
+typedef struct pb {
+    const unsigned char *p, *end;
+} pb_t;
+
+static int pb_varint(pb_t *b, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && b->p < b->end; shift += 7) {
+        unsigned char c = *b->p++;
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* The next field: 1 with its number and, for wire type 2, its bytes; 0 at the end; -1 if malformed. */
+static int pb_next(pb_t *b, uint32_t *field, pb_t *bytes)
+{
+    uint64_t tag, v;
+    while (b->p < b->end) {
+        if (pb_varint(b, &tag) != 0)
+            return -1;
+        *field = (uint32_t)(tag >> 3);
+        switch (tag & 7) {
+        case 0: if (pb_varint(b, &v) != 0) return -1; break;
+        case 1: if (b->end - b->p < 8) return -1; b->p += 8; break;
+        case 5: if (b->end - b->p < 4) return -1; b->p += 4; break;
+        case 2:
+            if (pb_varint(b, &v) != 0 || v > (uint64_t)(b->end - b->p))
+                return -1;
+            *bytes = (pb_t){b->p, b->p + v};
+            b->p += v;
+            return 1;
+        default: return -1;
+        }
+    }
+    return 0;
+}
+
+/* The sub-message (or string) `field` of msg; empty when absent. */
+static pb_t pb_field(pb_t msg, uint32_t field)
+{
+    pb_t out = {msg.p, msg.p}, bytes;
+    uint32_t f;
+    while (pb_next(&msg, &f, &bytes) == 1)
+        if (f == field)
+            out = bytes;
+    return out;
+}
+
+/* Copies the string fields of msg named in keys (index = field number - 1) into obj. */
+static void pb_strings(pb_t msg, const char *const *keys, size_t n, json_t *obj)
+{
+    pb_t bytes;
+    uint32_t f;
+    while (pb_next(&msg, &f, &bytes) == 1) {
+        if (f >= 1 && f <= n && bytes.end > bytes.p) {
+            char *s = lo_strndup((const char *)bytes.p, (size_t)(bytes.end - bytes.p));
+            json_object_set_new(obj, keys[f - 1], lo_json_text(s));
+            free(s);
+        }
+    }
+}
+
+/* {"spec": ...} from a protobuf SelfSubjectAccessReview (new reference), or NULL. */
+static json_t *ssar_from_protobuf(const char *body, size_t len)
+{
+    static const char *const ra_keys[] = {"namespace", "verb", "group", "version", "resource", "subresource", "name"};
+    static const char *const nra_keys[] = {"path", "verb"};
+    if (len < 4 || memcmp(body, "k8s\0", 4) != 0)
+        return NULL;
+    pb_t unknown = {(const unsigned char *)body + 4, (const unsigned char *)body + len};
+    pb_t spec = pb_field(pb_field(unknown, 2), 2);
+    pb_t ra = pb_field(spec, 1), nra = pb_field(spec, 2);
+    json_t *out = json_object();
+    if (ra.end > ra.p) {
+        json_t *attrs = json_object();
+        pb_strings(ra, ra_keys, 7, attrs);
+        json_object_set_new(out, "resourceAttributes", attrs);
+    } else if (nra.end > nra.p) {
+        json_t *attrs = json_object();
+        pb_strings(nra, nra_keys, 2, attrs);
+        json_object_set_new(out, "nonResourceAttributes", attrs);
+    }
+    return json_pack("{s:o}", "spec", out);
+}
+
+/* The review's body as JSON (new reference), from JSON or protobuf; NULL when it is neither. */
+static json_t *review_body(const api_request_t *req)
+{
+    if (req->body == NULL)
+        return NULL;
+    if (req->content_type && strncmp(req->content_type, "application/vnd.kubernetes.protobuf", 35) == 0)
+        return ssar_from_protobuf(req->body, req->body_len);
+    return json_loadb(req->body, req->body_len, 0, NULL);
+}
+
 static void can_i(authz_t *authz, const api_request_t *req, api_response_t *resp)
 {
-    json_t *body = req->body ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+    json_t *body = review_body(req);
     json_t *spec = json_object_get(body, "spec");
     authz_attrs_t at;
     if (!json_is_object(spec) || spec_attrs(spec, &req->user, &at) != 0) {
