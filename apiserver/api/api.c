@@ -317,6 +317,8 @@ static void serve_non_resource(api_t *api, const api_request_t *req, const reqin
         serve_version(resp);
         return;
     }
+    if (selfreview_discovery(req->method, info->path, resp))
+        return;
     if (strcmp(req->method, "GET") == 0 &&
         (discovery_handle(api->discovery, info->path, req->accept, req->if_none_match, resp) ||
          openapi_handle(api->openapi, info, req->accept, req->if_none_match, resp)))

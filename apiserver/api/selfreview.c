@@ -224,6 +224,40 @@ static void can_i(authz_t *authz, const api_request_t *req, api_response_t *resp
     json_decref(body);
 }
 
+/*
+ * The resource list of each review's group-version, for clients that look
+ * before they post (kubectl api-resources --api-group=..., a discovery
+ * client asked for the group-version). The groups are not added to /apis:
+ * they are kube-apiserver's, and a server behind the aggregator must not
+ * claim them.
+ */
+static int serve_resource_list(const char *path, api_response_t *resp)
+{
+    static const struct {
+        const char *path, *group_version, *name, *kind;
+    } lists[] = {
+        {"/apis/" AUTHN_GROUP "/v1", AUTHN_GROUP "/v1", "selfsubjectreviews", "SelfSubjectReview"},
+        {"/apis/" AUTHZ_GROUP "/v1", AUTHZ_GROUP "/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview"},
+    };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        if (strcmp(path, lists[i].path) != 0)
+            continue;
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:b, s:s, s:[s]}]}", "kind", "APIResourceList",
+                                "apiVersion", "v1", "groupVersion", lists[i].group_version, "resources", "name",
+                                lists[i].name, "singularName", "", "namespaced", 0, "kind", lists[i].kind, "verbs",
+                                "create");
+        api_response_set_json(resp, 200, "application/json", doc);
+        json_decref(doc);
+        return 1;
+    }
+    return 0;
+}
+
+int selfreview_discovery(const char *method, const char *path, api_response_t *resp)
+{
+    return strcmp(method, "GET") == 0 && serve_resource_list(path, resp);
+}
+
 int selfreview_handle(authz_t *authz, const api_request_t *req, const reqinfo_t *info, api_response_t *resp)
 {
     int who = is_review(info, AUTHN_GROUP, "selfsubjectreviews");

@@ -225,6 +225,18 @@ class AlwaysAllowTest(AuthzCase):
         r = self.kubectl_as("alice", "auth", "whoami")
         self.assertIn("alice", r.out)
 
+    def test_review_resource_lists(self):
+        for gv, name in (("authentication.k8s.io/v1", "selfsubjectreviews"),
+                         ("authorization.k8s.io/v1", "selfsubjectaccessreviews")):
+            r = self.api("GET", f"/apis/{gv}", expect=200)
+            doc = r.json()
+            self.assertEqual((doc["kind"], doc["groupVersion"]), ("APIResourceList", gv))
+            self.assertEqual([(x["name"], x["namespaced"], x["verbs"]) for x in doc["resources"]],
+                             [(name, False, ["create"])])
+        # /apis does not claim kube-apiserver's groups
+        groups = [g["name"] for g in self.api("GET", "/apis", expect=200).json()["groups"]]
+        self.assertEqual(groups, ["langop.io"])
+
     def test_can_i_says_yes(self):
         r = self.kubectl_as("alice", "auth", "can-i", "create", "lmodel", "-n", "x")
         self.assertEqual(r.out.strip(), "yes")

@@ -21,4 +21,12 @@
  */
 int selfreview_handle(authz_t *authz, const api_request_t *req, const reqinfo_t *info, api_response_t *resp);
 
+/**
+ * Answers GET /apis/authentication.k8s.io/v1 and
+ * /apis/authorization.k8s.io/v1 with their APIResourceList (the review
+ * only): 1 when it did, 0 for any other request. /apis does not list these
+ * groups (they are kube-apiserver's own).
+ */
+int selfreview_discovery(const char *method, const char *path, api_response_t *resp);
+
 #endif
