@@ -16,7 +16,9 @@
 #include "langop/api/api.h"
 #include "langop/http/server.h"
 #include "langop/http/tls.h"
+#include "langop/kube/kubeclient.h"
 #include "langop/request/auth.h"
+#include "langop/request/authz.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
 #include "langop/storage/store.h"
@@ -40,6 +42,10 @@ typedef struct flags {
     const char *cluster_domain;
     int64_t bookmark_interval_s;
     int64_t shutdown_grace_s;
+    const char *authorization_mode;
+    const char *authorization_kubeconfig;
+    int64_t authz_allowed_ttl_s;
+    int64_t authz_denied_ttl_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -83,6 +89,14 @@ static void usage(FILE *out)
             "\n"
             "Authentication flags:\n"
             "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
+            "\n"
+            "Authorization flags:\n"
+            "      --authorization-mode string  AlwaysAllow (every authenticated request; default) or Webhook\n"
+            "                                   (a SubjectAccessReview to kube-apiserver per request, cached)\n"
+            "      --authorization-kubeconfig string  kubeconfig of the kube-apiserver that Webhook asks\n"
+            "                                   (default: in-cluster, the pod's service account)\n"
+            "      --authorization-webhook-cache-authorized-ttl duration  How long an allow is cached (default 10s)\n"
+            "      --authorization-webhook-cache-unauthorized-ttl duration  How long a deny is cached (default 10s)\n"
             "\n"
             "Other flags:\n"
             "      --workers int                Worker threads preparing requests (default: one per CPU, at least 2)\n"
@@ -165,7 +179,8 @@ static int check_cipher_suites(const char *value)
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
-    OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS,
+    OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS, OPT_AUTHZ_MODE, OPT_AUTHZ_KUBECONFIG,
+    OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL,
 };
 
 static int parse_flags(int argc, char **argv, flags_t *f)
@@ -189,6 +204,10 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"history-min-age", required_argument, NULL, OPT_MIN_AGE},
         {"cluster-domain", required_argument, NULL, OPT_CLUSTER_DOMAIN},
         {"watch-bookmark-interval", required_argument, NULL, OPT_BOOKMARKS},
+        {"authorization-mode", required_argument, NULL, OPT_AUTHZ_MODE},
+        {"authorization-kubeconfig", required_argument, NULL, OPT_AUTHZ_KUBECONFIG},
+        {"authorization-webhook-cache-authorized-ttl", required_argument, NULL, OPT_AUTHZ_ALLOWED_TTL},
+        {"authorization-webhook-cache-unauthorized-ttl", required_argument, NULL, OPT_AUTHZ_DENIED_TTL},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -217,6 +236,14 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_CLUSTER_DOMAIN: f->cluster_domain = optarg; break;
         case OPT_BOOKMARKS: rc = parse_duration("watch-bookmark-interval", optarg, &f->bookmark_interval_s); break;
         case OPT_SHUTDOWN_GRACE: rc = parse_duration("shutdown-grace-period", optarg, &f->shutdown_grace_s); break;
+        case OPT_AUTHZ_MODE: f->authorization_mode = optarg; break;
+        case OPT_AUTHZ_KUBECONFIG: f->authorization_kubeconfig = optarg; break;
+        case OPT_AUTHZ_ALLOWED_TTL:
+            rc = parse_duration("authorization-webhook-cache-authorized-ttl", optarg, &f->authz_allowed_ttl_s);
+            break;
+        case OPT_AUTHZ_DENIED_TTL:
+            rc = parse_duration("authorization-webhook-cache-unauthorized-ttl", optarg, &f->authz_denied_ttl_s);
+            break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -232,7 +259,38 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         fprintf(stderr, "--tls-cert-file and --tls-private-key-file must be given together\n");
         return -1;
     }
+    authz_mode_t mode;
+    if (authz_mode_parse(f->authorization_mode, &mode) != 0) {
+        fprintf(stderr, "invalid value \"%s\" for --authorization-mode: AlwaysAllow or Webhook\n",
+                f->authorization_mode);
+        return -1;
+    }
     return 0;
+}
+
+/*
+ * The authorizer the flags ask for. Webhook reaches kube-apiserver through
+ * --authorization-kubeconfig, or in-cluster through the pod's service account.
+ */
+static authz_t *make_authz(const flags_t *f, lo_err_t *err)
+{
+    authz_options_t o = {.allowed_ttl_ms = f->authz_allowed_ttl_s * 1000,
+                         .denied_ttl_ms = f->authz_denied_ttl_s * 1000};
+    authz_mode_parse(f->authorization_mode, &o.mode); /* checked by parse_flags */
+    if (o.mode == AUTHZ_ALWAYS_ALLOW) {
+        lo_log(LO_INFO, "warning: --authorization-mode=AlwaysAllow: every authenticated user may do anything; "
+                        "use Webhook behind kube-apiserver");
+        return authz_new(&o, err);
+    }
+    kube_config_t *cfg = f->authorization_kubeconfig ? kubeconfig_load_file(f->authorization_kubeconfig, NULL, err)
+                                                     : kubeconfig_in_cluster(NULL, err);
+    if (cfg == NULL)
+        return NULL;
+    kube_client_options_t ko = {.timeout_ms = 10000};
+    o.client = kube_client_new(cfg, &ko, err);
+    if (o.client == NULL)
+        return NULL;
+    return authz_new(&o, err);
 }
 
 int main(int argc, char **argv)
@@ -240,7 +298,8 @@ int main(int argc, char **argv)
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
-                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5};
+                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
+                 .authorization_mode = "AlwaysAllow", .authz_allowed_ttl_s = 10, .authz_denied_ttl_s = 10};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -251,6 +310,7 @@ int main(int argc, char **argv)
     lo_err_t err = {0};
     store_t *store = NULL;
     auth_t *auth = NULL;
+    authz_t *authz = NULL;
     api_t *api = NULL;
     compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
@@ -271,6 +331,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
     }
+    authz = make_authz(&f, &err);
+    if (authz == NULL) {
+        fprintf(stderr, "error: authorization: %s\n", err.message);
+        goto exit;
+    }
     store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync,
                           .queue_max = (size_t)f.max_queued_writes};
     store = store_open(&so, &err);
@@ -282,7 +347,7 @@ int main(int argc, char **argv)
     char address[300];
     snprintf(address, sizeof(address), "%s:%d", strcmp(f.bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : f.bind_address,
              f.secure_port);
-    api_options_t ao = {.server_address = address, .cluster_domain = f.cluster_domain};
+    api_options_t ao = {.server_address = address, .cluster_domain = f.cluster_domain, .authz = authz};
     api = api_new(store, &ao);
     if (api_refresh_derived(api, &err) != 0) {
         fprintf(stderr, "error: cannot derive the status of the stored objects: %s\n", err.message);
@@ -303,6 +368,7 @@ exit:
     /* the store's writer runs the api's commit rules until the last queued write: it stops first */
     store_close(store);
     api_free(api);
+    authz_free(authz);
     auth_free(auth);
     schema_registry_free();
     free(cert);

@@ -12,12 +12,15 @@
 
 #include "langop/api/discovery.h"
 #include "langop/api/openapi.h"
+#include "langop/api/selfreview.h"
 #include "langop/core/codec.h"
 #include "langop/core/status.h"
 #include "langop/core/text.h"
 #include "langop/derive/derive.h"
 #include "langop/registry/dispatch.h"
 #include "langop/registry/watch.h"
+#include "langop/request/auth.h"
+#include "langop/request/authz.h"
 #include "langop/request/options.h"
 #include "langop/request/reqinfo.h"
 #include "langop/schema/objmeta.h"
@@ -28,6 +31,7 @@ struct api {
     discovery_t *discovery;
     openapi_t *openapi;
     char *cluster_domain;
+    authz_t *authz;          /* borrowed; NULL: every request allowed */
     atomic_int ready;
 };
 
@@ -39,6 +43,8 @@ struct api {
 struct api_call {
     api_t *api;
     reqinfo_t info;
+    api_request_t as_req;    /* the request as the impersonated user (a shallow copy), when impersonating */
+    api_user_t as_user;      /* owned: the impersonated user */
     options_t opts;
     handler_request_t hr;
     api_wake_fn wake;
@@ -52,6 +58,7 @@ static void call_free(api_call_t *call) /* api_response_t.call_free */
     if (call == NULL)
         return;
     reqinfo_free(&call->info);
+    api_user_free(&call->as_user);
     options_free(&call->opts);
     free(call);
 }
@@ -80,6 +87,7 @@ api_t *api_new(store_t *store, const api_options_t *opts)
     api->discovery = discovery_new(opts && opts->server_address ? opts->server_address : "127.0.0.1:6443");
     api->openapi = openapi_new();
     api->cluster_domain = lo_strdup(opts && opts->cluster_domain ? opts->cluster_domain : "cluster.local");
+    api->authz = opts ? opts->authz : NULL;
     atomic_init(&api->ready, 0);
     store_rules_t rules = {.prepare = rule_prepare, .settle = rule_settle, .ctx = api};
     store_set_rules(store, &rules);
@@ -309,6 +317,8 @@ static void serve_non_resource(api_t *api, const api_request_t *req, const reqin
         serve_version(resp);
         return;
     }
+    if (selfreview_discovery(req->method, info->path, resp))
+        return;
     if (strcmp(req->method, "GET") == 0 &&
         (discovery_handle(api->discovery, info->path, req->accept, req->if_none_match, resp) ||
          openapi_handle(api->openapi, info, req->accept, req->if_none_match, resp)))
@@ -395,6 +405,8 @@ static void serve_resource(api_call_t *call, const api_request_t *req, api_respo
 {
     api_t *api = call->api;
     const reqinfo_t *info = &call->info;
+    if (selfreview_handle(api->authz, req, info, resp))
+        return;
     const schema_kind_t *k = NULL;
     if (info->group && strcmp(info->group, SCHEMA_GROUP) == 0 && info->version &&
         strcmp(info->version, SCHEMA_VERSION) == 0 && info->resource)
@@ -425,6 +437,58 @@ static void log_verb(const reqinfo_t *info, const api_request_t *req, api_respon
     else if (info->is_resource && strcmp(info->verb, "watch") == 0)
         verb = "WATCH";
     snprintf(resp->verb, sizeof(resp->verb), "%s", verb);
+}
+
+/* ---- authorization ---- */
+
+/* Answers 403 for a denial, or for a check that failed (never an allow). */
+static void forbid(const authz_attrs_t *at, int rc, const char *reason, const lo_err_t *cerr, api_response_t *resp)
+{
+    lo_err_t err = {0};
+    if (rc == AUTHZ_ERROR) {
+        lo_log(LO_INFO, "authorization check failed for user \"%s\": %s", at->user->name, cerr->message);
+        char *why = lo_sprintf("the authorization check failed: %s", cerr->message);
+        authz_forbidden(at, why, &err);
+        free(why);
+    } else {
+        authz_forbidden(at, reason, &err);
+    }
+    api_response_set_error(resp, &err);
+    lo_err_clear(&err);
+}
+
+/*
+ * The one place where a request is authorized, after authentication put
+ * its user in req->user: impersonation first (the request then runs as the
+ * impersonated user: *req points at a copy that carries it), then the
+ * request itself. The health endpoints are never checked. 0 to go on, or
+ * -1 with resp set to the refusal.
+ */
+static int authorize(api_call_t *call, const api_request_t **req, api_response_t *resp)
+{
+    authz_t *a = call->api->authz;
+    if (a == NULL || auth_path_always_allowed(call->info.path))
+        return 0;
+    lo_err_t err = {0};
+    int rc = authz_impersonate(a, *req, &call->as_user, &err);
+    if (rc < 0) {
+        api_response_set_error(resp, &err);
+        lo_err_clear(&err);
+        return -1;
+    }
+    if (rc == 1) {
+        call->as_req = **req;
+        call->as_req.user = call->as_user; /* borrowed: as_user is freed with the call */
+        *req = &call->as_req;
+    }
+    authz_attrs_t at = authz_attrs_of(&call->info, &(*req)->user);
+    char *reason = NULL;
+    rc = authz_check(a, &at, &reason, &err);
+    if (rc != AUTHZ_ALLOW)
+        forbid(&at, rc, reason, &err, resp);
+    free(reason);
+    lo_err_clear(&err);
+    return rc == AUTHZ_ALLOW ? 0 : -1;
 }
 
 /*
@@ -469,7 +533,9 @@ int api_handle(api_t *api, const api_request_t *req, api_response_t *resp, api_w
         snprintf(resp->verb, sizeof(resp->verb), "%s", req->method);
     } else {
         log_verb(info, req, resp);
-        if (info->is_resource)
+        if (authorize(call, &req, resp) != 0)
+            ; /* refused: resp is the 403 */
+        else if (info->is_resource)
             serve_resource(call, req, resp);
         else
             serve_non_resource(api, req, info, resp);

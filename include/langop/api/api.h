@@ -16,6 +16,9 @@
  * conflict). A request is pending for as long as its ops are queued: the
  * transport must keep req and resp alive and unchanged until the answer.
  *
+ * Every request but the health endpoints is authorized (authz.h) before it
+ * is routed, impersonation included; a refusal is a 403 Status.
+ *
  * Every failure becomes a Kubernetes Status body (status.h) with its HTTP
  * code; api_handle() itself cannot fail.
  */
@@ -25,12 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "langop/core/common.h"
+#include "langop/request/authz.h"
 #include "langop/request/message.h"
 #include "langop/storage/store.h"
 
 typedef struct api_options {
     const char *server_address;   /* host:port advertised in /api serverAddressByClientCIDRs */
     const char *cluster_domain;   /* the cluster's DNS domain, for derived endpoints (cluster.local) */
+    authz_t *authz;               /* borrowed, must outlive the api; NULL: no authorization (unit tests) */
 } api_options_t;
 
 typedef struct api api_t;
