@@ -15,6 +15,8 @@
 
 #include "langop/api/api.h"
 #include "langop/http/server.h"
+#include "langop/kube/kubeconfig.h"
+#include "langop/kube/kubeclient.h"
 #include "langop/request/auth.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
@@ -37,6 +39,18 @@ typedef struct flags {
     const char *cluster_domain;
     int64_t bookmark_interval_s;
     int64_t shutdown_grace_s;
+    /* authentication (auth.h); the list flags may repeat and hold commas: joined with commas (owned) */
+    const char *client_ca_file;
+    const char *requestheader_ca_file;
+    char *requestheader_allowed_names;
+    char *requestheader_username_headers;
+    char *requestheader_group_headers;
+    char *requestheader_extra_prefixes;
+    char *requestheader_uid_headers;
+    const char *authentication_kubeconfig;
+    int64_t token_cache_ttl_s;
+    char *api_audiences;
+    int anonymous_auth;
 } flags_t;
 
 static void usage(FILE *out)
@@ -74,6 +88,23 @@ static void usage(FILE *out)
             "\n"
             "Authentication flags:\n"
             "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
+            "      --client-ca-file string      Accept client certificates signed by this CA: CN is the user,\n"
+            "                                   O the groups\n"
+            "      --requestheader-client-ca-file string  The front proxy's CA: a client certificate it signed\n"
+            "                                   may assert the user in the headers below\n"
+            "      --requestheader-allowed-names strings  Common names a front-proxy certificate may have\n"
+            "                                   (default: any the CA signed)\n"
+            "      --requestheader-username-headers strings  (default X-Remote-User)\n"
+            "      --requestheader-group-headers strings  (default X-Remote-Group)\n"
+            "      --requestheader-extra-headers-prefix strings  (default X-Remote-Extra-)\n"
+            "      --requestheader-uid-headers strings  (default X-Remote-Uid)\n"
+            "      --authentication-kubeconfig string  kube-apiserver to send TokenReviews to; without it, the\n"
+            "                                   pod's service account when KUBERNETES_SERVICE_HOST is set\n"
+            "      --authentication-token-webhook-cache-ttl duration  How long a TokenReview answer is\n"
+            "                                   cached (default 10s)\n"
+            "      --api-audiences strings      Audiences asked for in TokenReviews (default: the apiserver's)\n"
+            "      --anonymous-auth             Requests with no credentials are system:anonymous instead of\n"
+            "                                   401 (default false)\n"
             "\n"
             "Other flags:\n"
             "      --workers int                Worker threads preparing requests (default: one per CPU, at least 2)\n"
@@ -130,8 +161,30 @@ static int parse_int(const char *name, const char *value, int min, int max, int 
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
-    OPT_SHUTDOWN_GRACE,
+    OPT_SHUTDOWN_GRACE, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER, OPT_RH_GROUP, OPT_RH_EXTRA,
+    OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS,
 };
+
+/* A list flag given again adds to the list (kube's string slices). */
+static void list_append(char **list, const char *value)
+{
+    char *joined = *list ? lo_sprintf("%s,%s", *list, value) : lo_strdup(value);
+    free(*list);
+    *list = joined;
+}
+
+static int parse_bool(const char *name, const char *value, int *out)
+{
+    if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+        *out = 1;
+    else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+        *out = 0;
+    else {
+        fprintf(stderr, "invalid value \"%s\" for --%s: true or false\n", value, name);
+        return -1;
+    }
+    return 0;
+}
 
 static int parse_flags(int argc, char **argv, flags_t *f)
 {
@@ -152,6 +205,17 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"history-min-age", required_argument, NULL, OPT_MIN_AGE},
         {"cluster-domain", required_argument, NULL, OPT_CLUSTER_DOMAIN},
         {"watch-bookmark-interval", required_argument, NULL, OPT_BOOKMARKS},
+        {"client-ca-file", required_argument, NULL, OPT_CLIENT_CA},
+        {"requestheader-client-ca-file", required_argument, NULL, OPT_RH_CA},
+        {"requestheader-allowed-names", required_argument, NULL, OPT_RH_NAMES},
+        {"requestheader-username-headers", required_argument, NULL, OPT_RH_USER},
+        {"requestheader-group-headers", required_argument, NULL, OPT_RH_GROUP},
+        {"requestheader-extra-headers-prefix", required_argument, NULL, OPT_RH_EXTRA},
+        {"requestheader-uid-headers", required_argument, NULL, OPT_RH_UID},
+        {"authentication-kubeconfig", required_argument, NULL, OPT_AUTHN_KUBECONFIG},
+        {"authentication-token-webhook-cache-ttl", required_argument, NULL, OPT_AUTHN_TTL},
+        {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
+        {"anonymous-auth", optional_argument, NULL, OPT_ANONYMOUS},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -178,6 +242,19 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_CLUSTER_DOMAIN: f->cluster_domain = optarg; break;
         case OPT_BOOKMARKS: rc = parse_duration("watch-bookmark-interval", optarg, &f->bookmark_interval_s); break;
         case OPT_SHUTDOWN_GRACE: rc = parse_duration("shutdown-grace-period", optarg, &f->shutdown_grace_s); break;
+        case OPT_CLIENT_CA: f->client_ca_file = optarg; break;
+        case OPT_RH_CA: f->requestheader_ca_file = optarg; break;
+        case OPT_RH_NAMES: list_append(&f->requestheader_allowed_names, optarg); break;
+        case OPT_RH_USER: list_append(&f->requestheader_username_headers, optarg); break;
+        case OPT_RH_GROUP: list_append(&f->requestheader_group_headers, optarg); break;
+        case OPT_RH_EXTRA: list_append(&f->requestheader_extra_prefixes, optarg); break;
+        case OPT_RH_UID: list_append(&f->requestheader_uid_headers, optarg); break;
+        case OPT_AUTHN_KUBECONFIG: f->authentication_kubeconfig = optarg; break;
+        case OPT_AUTHN_TTL:
+            rc = parse_duration("authentication-token-webhook-cache-ttl", optarg, &f->token_cache_ttl_s);
+            break;
+        case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
+        case OPT_ANONYMOUS: rc = parse_bool("anonymous-auth", optarg, &f->anonymous_auth); break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -196,12 +273,42 @@ static int parse_flags(int argc, char **argv, flags_t *f)
     return 0;
 }
 
+/*
+ * Where TokenReviews go: --authentication-kubeconfig, else the pod's
+ * service account when running in a pod (KUBERNETES_SERVICE_HOST set), else
+ * nowhere (NULL, no error). A pod without a usable service account only
+ * loses TokenReview, with a warning: the other authenticators still work.
+ */
+static kube_client_t *tokenreview_client(const flags_t *f, lo_err_t *err)
+{
+    kube_config_t *cfg;
+    if (f->authentication_kubeconfig) {
+        cfg = kubeconfig_load_file(f->authentication_kubeconfig, NULL, err);
+        if (cfg == NULL)
+            return NULL;
+    } else if (getenv("KUBERNETES_SERVICE_HOST")) {
+        lo_err_t why = {0};
+        cfg = kubeconfig_in_cluster(NULL, &why);
+        if (cfg == NULL) {
+            lo_log(LO_INFO, "Warning: no TokenReview: in-cluster configuration: %s", why.message);
+            lo_err_clear(&why);
+            return NULL;
+        }
+    } else {
+        return NULL;
+    }
+    /* a review answers fast or not at all: kube's webhook waits 10 s */
+    kube_client_options_t ko = {.connect_timeout_ms = 5000, .timeout_ms = 10000};
+    return kube_client_new(cfg, &ko, err);
+}
+
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
-                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5};
+                 .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
+                 .token_cache_ttl_s = 10};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -227,7 +334,21 @@ int main(int argc, char **argv)
         f.cert_file = cert;
         f.key_file = key;
     }
-    auth = auth_new(f.token_auth_file, &err);
+    kube_client_t *reviews = tokenreview_client(&f, &err);
+    if (reviews == NULL && err.message[0]) {
+        fprintf(stderr, "error: --authentication-kubeconfig: %s\n", err.message);
+        goto exit;
+    }
+    auth_options_t auo = {.token_file = f.token_auth_file, .client_ca_file = f.client_ca_file,
+                          .requestheader_ca_file = f.requestheader_ca_file,
+                          .requestheader_allowed_names = f.requestheader_allowed_names,
+                          .requestheader_username_headers = f.requestheader_username_headers,
+                          .requestheader_group_headers = f.requestheader_group_headers,
+                          .requestheader_extra_prefixes = f.requestheader_extra_prefixes,
+                          .requestheader_uid_headers = f.requestheader_uid_headers,
+                          .tokenreview_client = reviews, .api_audiences = f.api_audiences,
+                          .token_cache_ttl_ms = f.token_cache_ttl_s * 1000, .anonymous = f.anonymous_auth};
+    auth = auth_new(&auo, &err);
     if (auth == NULL) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
@@ -267,6 +388,12 @@ exit:
     schema_registry_free();
     free(cert);
     free(key);
+    free(f.requestheader_allowed_names);
+    free(f.requestheader_username_headers);
+    free(f.requestheader_group_headers);
+    free(f.requestheader_extra_prefixes);
+    free(f.requestheader_uid_headers);
+    free(f.api_audiences);
     lo_err_clear(&err);
     lo_log_stop();
     return status;

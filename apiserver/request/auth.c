@@ -1,15 +1,22 @@
 /*
- * auth.c - static token authentication (kube's --token-auth-file).
+ * auth.c - authentication in kube's order (see langop/request/auth.h):
+ * front proxy, client certificate, bearer token (static file, then
+ * TokenReview), then system:authenticated or anonymous.
  *
- * The file is read once at startup; the table is immutable afterwards and
- * read from any thread.
+ * Files are read once at startup; the authenticator is immutable
+ * afterwards and read from any thread.
  */
 #include "langop/request/auth.h"
+
+#include "langop/request/certauth.h"
+#include "langop/request/requestheader.h"
+#include "langop/request/tokenreview.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct auth_token {
     char *token;
@@ -19,6 +26,11 @@ typedef struct auth_token {
 struct auth {
     auth_token_t *tokens;
     size_t count;
+    certauth_ca_t *client_ca;             /* NULL: client certificates are not accepted */
+    certauth_ca_t *requestheader_ca;      /* NULL: no front proxy */
+    requestheader_config_t *requestheader; /* always set: its headers are stripped from every request */
+    tokenreview_t *tokenreview;           /* NULL: no TokenReview */
+    int anonymous;
 };
 
 #define CSV_MAX_FIELDS 4
@@ -105,35 +117,49 @@ exit:
     return ret;
 }
 
-auth_t *auth_new(const char *token_file, lo_err_t *err)
+static int load_tokens(auth_t *auth, const char *token_file, lo_err_t *err)
 {
-    auth_t *auth = lo_calloc(1, sizeof(*auth));
-    if (token_file == NULL)
-        return auth;
     FILE *fp = fopen(token_file, "r");
     if (fp == NULL) {
         lo_err_set(err, 0, "", "cannot open token file %s", token_file);
-        auth_free(auth);
-        return NULL;
+        return -1;
     }
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     ssize_t got;
-    while ((got = getline(&line, &cap, fp)) >= 0) {
+    int rc = 0;
+    while (rc == 0 && (got = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
             line[--got] = '\0';
         if (got == 0 || line[0] == '#')
             continue;
-        if (add_line(auth, line, lineno, err) != 0) {
-            free(line);
-            fclose(fp);
-            auth_free(auth);
-            return NULL;
-        }
+        rc = add_line(auth, line, lineno, err);
     }
     free(line);
     fclose(fp);
+    return rc;
+}
+
+auth_t *auth_new(const auth_options_t *opts, lo_err_t *err)
+{
+    static const auth_options_t none = {0};
+    if (opts == NULL)
+        opts = &none;
+    auth_t *auth = lo_calloc(1, sizeof(*auth));
+    auth->anonymous = opts->anonymous;
+    auth->requestheader = requestheader_config_new(
+        opts->requestheader_username_headers, opts->requestheader_group_headers,
+        opts->requestheader_extra_prefixes, opts->requestheader_uid_headers, opts->requestheader_allowed_names);
+    if (opts->tokenreview_client)
+        auth->tokenreview = tokenreview_new(opts->tokenreview_client, opts->api_audiences, opts->token_cache_ttl_ms);
+    if ((opts->token_file && load_tokens(auth, opts->token_file, err) != 0) ||
+        (opts->client_ca_file && (auth->client_ca = certauth_ca_load(opts->client_ca_file, err)) == NULL) ||
+        (opts->requestheader_ca_file &&
+         (auth->requestheader_ca = certauth_ca_load(opts->requestheader_ca_file, err)) == NULL)) {
+        auth_free(auth);
+        return NULL;
+    }
     return auth;
 }
 
@@ -147,7 +173,16 @@ void auth_free(auth_t *auth)
         api_user_free(&auth->tokens[i].user);
     }
     free(auth->tokens);
+    certauth_ca_free(auth->client_ca);
+    certauth_ca_free(auth->requestheader_ca);
+    requestheader_config_free(auth->requestheader);
+    tokenreview_free(auth->tokenreview);
     free(auth);
+}
+
+int auth_wants_client_certs(const auth_t *auth)
+{
+    return auth && (auth->client_ca || auth->requestheader_ca);
 }
 
 size_t auth_token_count(const auth_t *auth)
@@ -188,4 +223,88 @@ int auth_path_always_allowed(const char *path)
             return 1;
     }
     return 0;
+}
+
+/* kube adds system:authenticated to every authenticated user that lacks it. */
+static void add_authenticated_group(api_user_t *user)
+{
+    size_t g = 0;
+    while (g < API_MAX_GROUPS - 1 && user->groups[g]) {
+        if (strcmp(user->groups[g], "system:authenticated") == 0)
+            return;
+        g++;
+    }
+    if (g < API_MAX_GROUPS - 1)
+        user->groups[g] = lo_strdup("system:authenticated");
+}
+
+/* The three authenticators, each: AUTH_AUTHENTICATED (user filled), 0 (nothing presented), AUTH_UNAUTHORIZED. */
+
+static int by_front_proxy(const auth_t *auth, const api_request_t *req, api_user_t *user)
+{
+    if (auth->requestheader_ca == NULL)
+        return 0;
+    api_user_t subject = {0};
+    int rc = certauth_verify(auth->requestheader_ca, req->peer_chain_pem, &subject);
+    if (rc == CERTAUTH_VERIFIED) {
+        /* a proxy we trust that names no user is not an identity: the next authenticator may have one */
+        rc = !requestheader_name_allowed(auth->requestheader, subject.name) ? AUTH_UNAUTHORIZED
+             : requestheader_user(auth->requestheader, req, user) == 0   ? AUTH_AUTHENTICATED
+                                                                           : 0;
+    }
+    api_user_free(&subject);
+    return rc == CERTAUTH_NONE ? 0 : rc;
+}
+
+static int by_client_cert(const auth_t *auth, const api_request_t *req, api_user_t *user)
+{
+    if (auth->client_ca == NULL)
+        return 0;
+    int rc = certauth_verify(auth->client_ca, req->peer_chain_pem, user);
+    if (rc == CERTAUTH_VERIFIED && user->name == NULL) { /* no CN: no user */
+        api_user_free(user);
+        return AUTH_UNAUTHORIZED;
+    }
+    return rc == CERTAUTH_VERIFIED ? AUTH_AUTHENTICATED : rc == CERTAUTH_NONE ? 0 : AUTH_UNAUTHORIZED;
+}
+
+static int by_token(const auth_t *auth, const api_request_t *req, api_user_t *user)
+{
+    const char *authorization = api_request_header(req, "authorization");
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return authorization ? AUTH_UNAUTHORIZED : 0;
+    if (auth_authenticate(auth, authorization, user) == 0)
+        return AUTH_AUTHENTICATED;
+    if (auth->tokenreview == NULL)
+        return AUTH_UNAUTHORIZED;
+    const char *token = authorization + 7;
+    while (*token == ' ')
+        token++;
+    return tokenreview_check(auth->tokenreview, token, user) == TOKENREVIEW_AUTHENTICATED ? AUTH_AUTHENTICATED
+                                                                                         : AUTH_UNAUTHORIZED;
+}
+
+int auth_request(const auth_t *auth, api_request_t *req)
+{
+    static int (*const chain[])(const auth_t *, const api_request_t *, api_user_t *) = {
+        by_front_proxy, by_client_cert, by_token};
+    api_user_t user = {0};
+    int outcome = 0, rejected = 0;
+    for (size_t i = 0; auth && i < sizeof(chain) / sizeof(chain[0]) && outcome != AUTH_AUTHENTICATED; i++) {
+        outcome = chain[i](auth, req, &user);
+        rejected |= outcome == AUTH_UNAUTHORIZED;
+    }
+    if (auth)
+        requestheader_strip(auth->requestheader, req);
+    api_user_free(&req->user);
+    if (outcome == AUTH_AUTHENTICATED) {
+        add_authenticated_group(&user);
+        req->user = user;
+        return AUTH_AUTHENTICATED;
+    }
+    if (rejected || auth == NULL || !auth->anonymous)
+        return AUTH_UNAUTHORIZED;
+    req->user.name = lo_strdup("system:anonymous");
+    req->user.groups[0] = lo_strdup("system:unauthenticated");
+    return AUTH_ANONYMOUS;
 }

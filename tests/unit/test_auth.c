@@ -70,7 +70,7 @@ static auth_t *load(fixture_t *fx, const char *text)
 {
     write_file(fx->path, text);
     lo_err_t err = { 0 };
-    auth_t *auth = auth_new(fx->path, &err);
+    auth_t *auth = auth_new(&(auth_options_t){.token_file = fx->path}, &err);
     if (auth == NULL)
         fail_msg("auth_new: %s", err.message);
     lo_err_clear(&err);
@@ -236,7 +236,7 @@ static void test_bad_files(void **state)
         else
             unlink(fx->path);
         lo_err_t err = { 0 };
-        auth_t *auth = auth_new(fx->path, &err);
+        auth_t *auth = auth_new(&(auth_options_t){.token_file = fx->path}, &err);
         char message[LO_ERR_MESSAGE_MAX];
         snprintf(message, sizeof(message), "%s", err.message);
         lo_err_clear(&err);
