@@ -18,6 +18,7 @@
 #include "langop/kube/kubeconfig.h"
 #include "langop/kube/kubeclient.h"
 #include "langop/request/auth.h"
+#include "langop/request/authconfig.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
 #include "langop/storage/store.h"
@@ -302,6 +303,23 @@ static kube_client_t *tokenreview_client(const flags_t *f, lo_err_t *err)
     return kube_client_new(cfg, &ko, err);
 }
 
+/*
+ * What the flags leave unsaid, from the cluster's ConfigMap (authconfig.h),
+ * when a kube-apiserver is configured and neither CA was given as a flag.
+ * A ConfigMap that cannot be read only warns: the flags still apply.
+ */
+static void cluster_authconfig(kube_client_t *kube, const flags_t *f, authconfig_t *cm)
+{
+    memset(cm, 0, sizeof(*cm));
+    if (kube == NULL || f->client_ca_file || f->requestheader_ca_file)
+        return;
+    lo_err_t err = {0};
+    if (authconfig_read(kube, cm, &err) != 0)
+        lo_log(LO_INFO, "Warning: cannot read %s: %s; no front proxy or client certificates", AUTHCONFIG_PATH,
+               err.message);
+    lo_err_clear(&err);
+}
+
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
@@ -319,6 +337,7 @@ int main(int argc, char **argv)
     lo_err_t err = {0};
     store_t *store = NULL;
     auth_t *auth = NULL;
+    authconfig_t cm = {0};
     api_t *api = NULL;
     compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
@@ -339,16 +358,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: --authentication-kubeconfig: %s\n", err.message);
         goto exit;
     }
+    cluster_authconfig(reviews, &f, &cm);
+#define FLAG_OR_CLUSTER(name) (f.name ? f.name : cm.name)
     auth_options_t auo = {.token_file = f.token_auth_file, .client_ca_file = f.client_ca_file,
                           .requestheader_ca_file = f.requestheader_ca_file,
-                          .requestheader_allowed_names = f.requestheader_allowed_names,
-                          .requestheader_username_headers = f.requestheader_username_headers,
-                          .requestheader_group_headers = f.requestheader_group_headers,
-                          .requestheader_extra_prefixes = f.requestheader_extra_prefixes,
-                          .requestheader_uid_headers = f.requestheader_uid_headers,
+                          .client_ca_pem = cm.client_ca_pem, .requestheader_ca_pem = cm.requestheader_ca_pem,
+                          .requestheader_allowed_names = FLAG_OR_CLUSTER(requestheader_allowed_names),
+                          .requestheader_username_headers = FLAG_OR_CLUSTER(requestheader_username_headers),
+                          .requestheader_group_headers = FLAG_OR_CLUSTER(requestheader_group_headers),
+                          .requestheader_extra_prefixes = FLAG_OR_CLUSTER(requestheader_extra_prefixes),
+                          .requestheader_uid_headers = FLAG_OR_CLUSTER(requestheader_uid_headers),
                           .tokenreview_client = reviews, .api_audiences = f.api_audiences,
                           .token_cache_ttl_ms = f.token_cache_ttl_s * 1000, .anonymous = f.anonymous_auth};
+#undef FLAG_OR_CLUSTER
     auth = auth_new(&auo, &err);
+    authconfig_free(&cm);
     if (auth == NULL) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
@@ -394,6 +418,7 @@ exit:
     free(f.requestheader_extra_prefixes);
     free(f.requestheader_uid_headers);
     free(f.api_audiences);
+    authconfig_free(&cm);
     lo_err_clear(&err);
     lo_log_stop();
     return status;

@@ -141,6 +141,18 @@ static int load_tokens(auth_t *auth, const char *token_file, lo_err_t *err)
     return rc;
 }
 
+/* A CA from its file, else from PEM text; neither: none (*out NULL, success). */
+static int load_ca(const char *file, const char *pem, const char *what, certauth_ca_t **out, lo_err_t *err)
+{
+    if (file)
+        *out = certauth_ca_load(file, err);
+    else if (pem)
+        *out = certauth_ca_from_pem(pem, what, err);
+    else
+        return 0;
+    return *out ? 0 : -1;
+}
+
 auth_t *auth_new(const auth_options_t *opts, lo_err_t *err)
 {
     static const auth_options_t none = {0};
@@ -154,9 +166,9 @@ auth_t *auth_new(const auth_options_t *opts, lo_err_t *err)
     if (opts->tokenreview_client)
         auth->tokenreview = tokenreview_new(opts->tokenreview_client, opts->api_audiences, opts->token_cache_ttl_ms);
     if ((opts->token_file && load_tokens(auth, opts->token_file, err) != 0) ||
-        (opts->client_ca_file && (auth->client_ca = certauth_ca_load(opts->client_ca_file, err)) == NULL) ||
-        (opts->requestheader_ca_file &&
-         (auth->requestheader_ca = certauth_ca_load(opts->requestheader_ca_file, err)) == NULL)) {
+        load_ca(opts->client_ca_file, opts->client_ca_pem, "client-ca-file", &auth->client_ca, err) != 0 ||
+        load_ca(opts->requestheader_ca_file, opts->requestheader_ca_pem, "requestheader-client-ca-file",
+                &auth->requestheader_ca, err) != 0) {
         auth_free(auth);
         return NULL;
     }

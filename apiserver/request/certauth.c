@@ -31,6 +31,30 @@ certauth_ca_t *certauth_ca_load(const char *file, lo_err_t *err)
     return ca;
 }
 
+certauth_ca_t *certauth_ca_from_pem(const char *pem, const char *source, lo_err_t *err)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    X509_STORE *store = X509_STORE_new();
+    int added = 0;
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+        if (info->x509 && X509_STORE_add_cert(store, info->x509) == 1)
+            added++;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (added == 0) {
+        lo_err_set(err, 0, "", "%s holds no CA certificate", source);
+        X509_STORE_free(store);
+        return NULL;
+    }
+    certauth_ca_t *ca = lo_calloc(1, sizeof(*ca));
+    ca->store = store;
+    return ca;
+}
+
 void certauth_ca_free(certauth_ca_t *ca)
 {
     if (ca == NULL)

@@ -288,6 +288,42 @@ class TokenReviewTest(AuthnCase):
         self.assertEqual(r.rc, 0, r)
 
 
+class ClusterConfigMapTest(AuthnCase):
+    """No CA flags but a kube-apiserver: the CAs, allowed names and header
+    names come from kube-system/extension-apiserver-authentication."""
+
+    @classmethod
+    def prepare(cls):
+        p = cls.pki
+        make_ca(p, "rh-ca")
+        make_ca(p, "client-ca")
+        cls.proxy = make_client_cert(p, "rh-ca", "proxy", "front-proxy-client")
+        cls.other_proxy = make_client_cert(p, "rh-ca", "other-proxy", "not-the-proxy")
+        cls.carol = make_client_cert(p, "client-ca", "carol", "carol", orgs=("devs",))
+        cls.standin, paths = start_standin(cls.tmp / "standin")
+        cls.standin.auth_config.update({
+            "client-ca-file": (p / "client-ca.crt").read_text(),
+            "requestheader-client-ca-file": (p / "rh-ca.crt").read_text(),
+            "requestheader-username-headers": '["X-Proxy-User"]',
+            "requestheader-group-headers": '["X-Proxy-Group"]',
+            "requestheader-allowed-names": '["front-proxy-client"]',
+        })
+        cls.standin.auth_configmap()
+        return [f"--authentication-kubeconfig={paths['kubeconfig']}"]
+
+    def test_front_proxy_headers_named_by_the_configmap(self):
+        status, user, groups, _ = self.who(cert=self.proxy, headers=[
+            ("X-Proxy-User", "zed"), ("X-Proxy-Group", "z1"), ("X-Remote-User", "admin")])
+        self.assertEqual((status, user, groups), (404, "zed", ["z1", "system:authenticated"]))
+
+    def test_allowed_names_from_the_configmap(self):
+        self.assertEqual(self.who(cert=self.other_proxy, headers=[("X-Proxy-User", "zed")])[0], 401)
+
+    def test_client_ca_from_the_configmap(self):
+        status, user, groups, _ = self.who(cert=self.carol)
+        self.assertEqual((status, user, groups), (404, "carol", ["devs", "system:authenticated"]))
+
+
 class AnonymousTest(AuthnCase):
     """--anonymous-auth: no credentials is system:anonymous; bad ones stay 401."""
 

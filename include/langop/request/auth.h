@@ -32,9 +32,9 @@
  * authorization follows it there). auth_t is immutable after auth_new()
  * (but for the review cache, which has its own lock): call from any thread.
  *
- * Not done: reading the CAs and header names from the cluster's
- * kube-system/extension-apiserver-authentication ConfigMap (and following
- * its rotation); today they come from files and flags only.
+ * Where the CAs and header names come from: flags and files, else the
+ * cluster's kube-system/extension-apiserver-authentication ConfigMap, read
+ * once at start-up (authconfig.h). Not done: following its rotation.
  */
 #ifndef LANGOP_AUTH_H
 #define LANGOP_AUTH_H
@@ -50,6 +50,8 @@ typedef struct auth_options {
     const char *token_file;                 /* static tokens; NULL: none */
     const char *client_ca_file;             /* client certificates; NULL: not accepted */
     const char *requestheader_ca_file;      /* front-proxy certificates; NULL: no front proxy */
+    const char *client_ca_pem;              /* when client_ca_file is NULL: the CA as PEM text (authconfig.h) */
+    const char *requestheader_ca_pem;       /* when requestheader_ca_file is NULL: likewise */
     const char *requestheader_allowed_names;      /* comma-separated CNs; NULL: any the CA signed */
     const char *requestheader_username_headers;   /* comma-separated; NULL: X-Remote-User */
     const char *requestheader_group_headers;      /* NULL: X-Remote-Group */

@@ -23,6 +23,8 @@ typedef struct certauth_ca certauth_ca_t;
 
 /** The CA bundle in a PEM file. NULL and err when it holds no certificate or cannot be read. */
 certauth_ca_t *certauth_ca_load(const char *file, lo_err_t *err);
+/** The same from PEM text (e.g. a ConfigMap's value); what names the source goes in err. */
+certauth_ca_t *certauth_ca_from_pem(const char *pem, const char *source, lo_err_t *err);
 void certauth_ca_free(certauth_ca_t *ca);
 
 #define CERTAUTH_VERIFIED 1
