@@ -174,19 +174,6 @@ static void list_append(char **list, const char *value)
     *list = joined;
 }
 
-static int parse_bool(const char *name, const char *value, int *out)
-{
-    if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
-        *out = 1;
-    else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
-        *out = 0;
-    else {
-        fprintf(stderr, "invalid value \"%s\" for --%s: true or false\n", value, name);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_flags(int argc, char **argv, flags_t *f)
 {
     static const struct option options[] = {
@@ -216,7 +203,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"authentication-kubeconfig", required_argument, NULL, OPT_AUTHN_KUBECONFIG},
         {"authentication-token-webhook-cache-ttl", required_argument, NULL, OPT_AUTHN_TTL},
         {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
-        {"anonymous-auth", optional_argument, NULL, OPT_ANONYMOUS},
+        {"anonymous-auth", no_argument, NULL, OPT_ANONYMOUS},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -255,7 +242,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
             rc = parse_duration("authentication-token-webhook-cache-ttl", optarg, &f->token_cache_ttl_s);
             break;
         case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
-        case OPT_ANONYMOUS: rc = parse_bool("anonymous-auth", optarg, &f->anonymous_auth); break;
+        case OPT_ANONYMOUS: f->anonymous_auth = 1; break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;

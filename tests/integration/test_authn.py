@@ -329,7 +329,7 @@ class AnonymousTest(AuthnCase):
 
     @classmethod
     def prepare(cls):
-        return ["--anonymous-auth=true"]
+        return ["--anonymous-auth"]
 
     def test_no_credentials_is_anonymous(self):
         status, user, groups, _ = self.who()
