@@ -285,8 +285,9 @@ static kube_client_t *tokenreview_client(const flags_t *f, lo_err_t *err)
     } else {
         return NULL;
     }
-    /* a review answers fast or not at all: kube's webhook waits 10 s */
-    kube_client_options_t ko = {.connect_timeout_ms = 5000, .timeout_ms = 10000};
+    /* a review holds a worker while it waits: answer fast or fail (401), and retry a failed
+     * connection once, not with the client's default four backoffs */
+    kube_client_options_t ko = {.connect_timeout_ms = 3000, .timeout_ms = 10000, .max_retries = 1};
     return kube_client_new(cfg, &ko, err);
 }
 

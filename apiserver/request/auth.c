@@ -283,15 +283,18 @@ static int by_client_cert(const auth_t *auth, const api_request_t *req, api_user
 static int by_token(const auth_t *auth, const api_request_t *req, api_user_t *user)
 {
     const char *authorization = api_request_header(req, "authorization");
+    /* as kube: another scheme (Basic ...) or an empty token is no bearer credential at all */
     if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return authorization ? AUTH_UNAUTHORIZED : 0;
+        return 0;
+    const char *token = authorization + 7;
+    while (*token == ' ')
+        token++;
+    if (*token == '\0')
+        return 0;
     if (auth_authenticate(auth, authorization, user) == 0)
         return AUTH_AUTHENTICATED;
     if (auth->tokenreview == NULL)
         return AUTH_UNAUTHORIZED;
-    const char *token = authorization + 7;
-    while (*token == ' ')
-        token++;
     return tokenreview_check(auth->tokenreview, token, user) == TOKENREVIEW_AUTHENTICATED ? AUTH_AUTHENTICATED
                                                                                          : AUTH_UNAUTHORIZED;
 }

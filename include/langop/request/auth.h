@@ -19,7 +19,8 @@
  * No identity: a request that presented a credential which was rejected
  * (a certificate no CA vouches for, an unknown token, a failed review) is
  * 401, as kube does even with anonymous access on. One that presented
- * none is 401 too unless anonymous access is on (--anonymous-auth; off by
+ * none (an Authorization header other than a non-empty Bearer token counts
+ * as none, as in kube) is 401 too unless anonymous access is on (--anonymous-auth; off by
  * default here, unlike kube-apiserver, so a standalone server is not open
  * by accident); then it is system:anonymous in group system:unauthenticated.
  * The health endpoints (/healthz, /livez, /readyz and their sub-paths) are
@@ -29,7 +30,10 @@
  * Threads: auth_request() may make a network call (a TokenReview on a
  * cache miss): the server calls it on a worker thread at the start of a
  * request's processing, never on the event loop (server.c, admit_request;
- * authorization follows it there). auth_t is immutable after auth_new()
+ * authorization follows it there). A review holds its worker for at most
+ * the kube client's timeouts (main.c: 3 s to connect, 10 s per attempt,
+ * one retry of a failed connection); while kube-apiserver is unreachable,
+ * requests with tokens not in the cache are slow to fail. auth_t is immutable after auth_new()
  * (but for the review cache, which has its own lock): call from any thread.
  *
  * Where the CAs and header names come from: flags and files, else the
