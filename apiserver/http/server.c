@@ -256,7 +256,8 @@ static char *groups_quoted(const api_user_t *user)
     return quoted;
 }
 
-/* What the client sent (user, groups, extra may come from headers) is escaped: it cannot forge a field. */
+/* What the client sent (user, groups, extra may come from headers) is escaped, and not cut (a cut escape
+ * would unquote the rest): it cannot forge a field. */
 static void log_request(const h2o_req_t *req, const api_request_t *areq, const api_response_t *resp,
                         int64_t started_ms)
 {
@@ -267,7 +268,7 @@ static void log_request(const h2o_req_t *req, const api_request_t *areq, const a
     char *extra_json = areq->user.extra ? json_dumps(areq->user.extra, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *extra = extra_json ? text_header_quoted(extra_json) : NULL;
     lo_log(LO_INFO,
-           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%.256s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%.512s\"%s%.512s%s",
+           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s",
            resp->verb[0] ? resp->verb : areq->method, areq->target, user, resp->status, (long long)ms, proto, groups,
            extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "");
     free(user);
