@@ -9,9 +9,11 @@
  * writer runs the api's commit rules) closes before the api is freed.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "langop/api/api.h"
 #include "langop/http/server.h"
@@ -52,6 +54,7 @@ typedef struct flags {
     int64_t token_cache_ttl_s;
     char *api_audiences;
     int anonymous_auth;
+    int64_t authn_refresh_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -104,6 +107,9 @@ static void usage(FILE *out)
             "      --authentication-token-webhook-cache-ttl duration  How long a TokenReview answer is\n"
             "                                   cached (default 10s)\n"
             "      --api-audiences strings      Audiences asked for in TokenReviews (default: the apiserver's)\n"
+            "      --authentication-config-refresh-interval duration  How often the cluster's\n"
+            "                                   extension-apiserver-authentication ConfigMap is read again\n"
+            "                                   (rotated CAs); 0 never (default 1m)\n"
             "      --anonymous-auth             Requests with no credentials are system:anonymous instead of\n"
             "                                   401 (default false)\n"
             "\n"
@@ -163,7 +169,7 @@ enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
     OPT_SHUTDOWN_GRACE, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER, OPT_RH_GROUP, OPT_RH_EXTRA,
-    OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS,
+    OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS, OPT_AUTHN_REFRESH,
 };
 
 /* A list flag given again adds to the list (kube's string slices). */
@@ -204,6 +210,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"authentication-token-webhook-cache-ttl", required_argument, NULL, OPT_AUTHN_TTL},
         {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
         {"anonymous-auth", no_argument, NULL, OPT_ANONYMOUS},
+        {"authentication-config-refresh-interval", required_argument, NULL, OPT_AUTHN_REFRESH},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -243,6 +250,9 @@ static int parse_flags(int argc, char **argv, flags_t *f)
             break;
         case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
         case OPT_ANONYMOUS: f->anonymous_auth = 1; break;
+        case OPT_AUTHN_REFRESH:
+            rc = parse_duration("authentication-config-refresh-interval", optarg, &f->authn_refresh_s);
+            break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -308,13 +318,108 @@ static void cluster_authconfig(kube_client_t *kube, const flags_t *f, authconfig
     lo_err_clear(&err);
 }
 
+/* The CA and front-proxy fields of o: a flag wins over the ConfigMap (cm, borrowed by o). */
+static void trust_options(const flags_t *f, const authconfig_t *cm, auth_options_t *o)
+{
+#define FLAG_OR_CLUSTER(name) (f->name ? f->name : cm->name)
+    o->client_ca_file = f->client_ca_file;
+    o->requestheader_ca_file = f->requestheader_ca_file;
+    o->client_ca_pem = cm->client_ca_pem;
+    o->requestheader_ca_pem = cm->requestheader_ca_pem;
+    o->requestheader_allowed_names = FLAG_OR_CLUSTER(requestheader_allowed_names);
+    o->requestheader_username_headers = FLAG_OR_CLUSTER(requestheader_username_headers);
+    o->requestheader_group_headers = FLAG_OR_CLUSTER(requestheader_group_headers);
+    o->requestheader_extra_prefixes = FLAG_OR_CLUSTER(requestheader_extra_prefixes);
+    o->requestheader_uid_headers = FLAG_OR_CLUSTER(requestheader_uid_headers);
+#undef FLAG_OR_CLUSTER
+}
+
+/*
+ * Re-reads the cluster's authentication ConfigMap every interval, so that
+ * rotated CAs are followed (kube's servers watch it; a poll is simpler and
+ * rotation is slow). A read or a CA that fails keeps what was there.
+ */
+typedef struct trust_refresher {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;                  /* under lock */
+    kube_client_t *kube;       /* borrowed from auth (its TokenReview client): stop before auth_free */
+    const flags_t *flags;
+    auth_t *auth;
+    int64_t interval_ms;
+} trust_refresher_t;
+
+static int refresher_wait(trust_refresher_t *r)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += r->interval_ms / 1000;
+    until.tv_nsec += (r->interval_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
+        ;
+    int stop = r->stop;
+    pthread_mutex_unlock(&r->lock);
+    return !stop;
+}
+
+static void *refresher_main(void *arg)
+{
+    trust_refresher_t *r = arg;
+    while (refresher_wait(r)) {
+        authconfig_t cm;
+        lo_err_t err = {0};
+        if (authconfig_read(r->kube, &cm, &err) == 0) {
+            auth_options_t o = {0};
+            trust_options(r->flags, &cm, &o);
+            if (auth_reload_trust(r->auth, &o, &err) != 0)
+                lo_log(LO_INFO, "Warning: %s: %s; keeping the previous CAs", AUTHCONFIG_PATH, err.message);
+        } else {
+            lo_log(LO_INFO, "Warning: cannot re-read %s: %s", AUTHCONFIG_PATH, err.message);
+        }
+        authconfig_free(&cm);
+        lo_err_clear(&err);
+    }
+    return NULL;
+}
+
+/* Starts the refresher when the trust comes from the ConfigMap; NULL when it does not. */
+static trust_refresher_t *refresher_start(kube_client_t *kube, const flags_t *f, auth_t *auth)
+{
+    if (kube == NULL || f->client_ca_file || f->requestheader_ca_file || f->authn_refresh_s == 0)
+        return NULL;
+    trust_refresher_t *r = lo_calloc(1, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->kube = kube, r->flags = f, r->auth = auth, r->interval_ms = f->authn_refresh_s * 1000;
+    pthread_create(&r->thread, NULL, refresher_main, r);
+    return r;
+}
+
+static void refresher_stop(trust_refresher_t *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL); /* a read in flight ends within the kube client's timeouts */
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
+
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
                  .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
-                 .token_cache_ttl_s = 10};
+                 .token_cache_ttl_s = 10, .authn_refresh_s = 60};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -326,6 +431,7 @@ int main(int argc, char **argv)
     store_t *store = NULL;
     auth_t *auth = NULL;
     authconfig_t cm = {0};
+    trust_refresher_t *refresher = NULL;
     api_t *api = NULL;
     compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
@@ -347,24 +453,17 @@ int main(int argc, char **argv)
         goto exit;
     }
     cluster_authconfig(reviews, &f, &cm);
-#define FLAG_OR_CLUSTER(name) (f.name ? f.name : cm.name)
-    auth_options_t auo = {.token_file = f.token_auth_file, .client_ca_file = f.client_ca_file,
-                          .requestheader_ca_file = f.requestheader_ca_file,
-                          .client_ca_pem = cm.client_ca_pem, .requestheader_ca_pem = cm.requestheader_ca_pem,
-                          .requestheader_allowed_names = FLAG_OR_CLUSTER(requestheader_allowed_names),
-                          .requestheader_username_headers = FLAG_OR_CLUSTER(requestheader_username_headers),
-                          .requestheader_group_headers = FLAG_OR_CLUSTER(requestheader_group_headers),
-                          .requestheader_extra_prefixes = FLAG_OR_CLUSTER(requestheader_extra_prefixes),
-                          .requestheader_uid_headers = FLAG_OR_CLUSTER(requestheader_uid_headers),
-                          .tokenreview_client = reviews, .api_audiences = f.api_audiences,
-                          .token_cache_ttl_ms = f.token_cache_ttl_s * 1000, .anonymous = f.anonymous_auth};
-#undef FLAG_OR_CLUSTER
+    auth_options_t auo = {.token_file = f.token_auth_file, .tokenreview_client = reviews,
+                          .api_audiences = f.api_audiences, .token_cache_ttl_ms = f.token_cache_ttl_s * 1000,
+                          .anonymous = f.anonymous_auth};
+    trust_options(&f, &cm, &auo);
     auth = auth_new(&auo, &err);
     authconfig_free(&cm);
     if (auth == NULL) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
     }
+    refresher = refresher_start(reviews, &f, auth);
     store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync,
                           .queue_max = (size_t)f.max_queued_writes};
     store = store_open(&so, &err);
@@ -392,6 +491,7 @@ int main(int argc, char **argv)
     }
     status = 0;
 exit:
+    refresher_stop(refresher); /* borrows auth's kube client */
     compactor_stop(compactor);
     /* the store's writer runs the api's commit rules until the last queued write: it stops first */
     store_close(store);

@@ -309,7 +309,10 @@ class ClusterConfigMapTest(AuthnCase):
             "requestheader-allowed-names": '["front-proxy-client"]',
         })
         cls.standin.auth_configmap()
-        return [f"--authentication-kubeconfig={paths['kubeconfig']}"]
+        return [f"--authentication-kubeconfig={paths['kubeconfig']}",
+                f"--authentication-config-refresh-interval={cls.REFRESH}s"]
+
+    REFRESH = 1
 
     def test_front_proxy_headers_named_by_the_configmap(self):
         status, user, groups, _ = self.who(cert=self.proxy, headers=[
@@ -318,6 +321,24 @@ class ClusterConfigMapTest(AuthnCase):
 
     def test_allowed_names_from_the_configmap(self):
         self.assertEqual(self.who(cert=self.other_proxy, headers=[("X-Proxy-User", "zed")])[0], 401)
+
+    def set_allowed_names(self, names):
+        self.standin.auth_config["requestheader-allowed-names"] = json.dumps(names)
+        self.standin.auth_configmap()
+
+    def test_changes_are_followed(self):
+        """The ConfigMap is read again: a new allowed name (or CA) applies without a restart."""
+        zed = [("X-Proxy-User", "zed")]
+        self.assertEqual(self.who(cert=self.other_proxy, headers=zed)[0], 401)
+        try:
+            self.set_allowed_names(["not-the-proxy"])
+            time.sleep(self.REFRESH * 2 + 0.5)
+            self.assertEqual(self.who(cert=self.other_proxy, headers=zed)[:2], (404, "zed"))
+            self.assertEqual(self.who(cert=self.proxy, headers=zed)[0], 401)
+        finally:
+            self.set_allowed_names(["front-proxy-client"])
+            time.sleep(self.REFRESH * 2 + 0.5)
+        self.assertEqual(self.who(cert=self.proxy, headers=zed)[:2], (404, "zed"))
 
     def test_client_ca_from_the_configmap(self):
         status, user, groups, _ = self.who(cert=self.carol)

@@ -34,11 +34,15 @@
  * the kube client's timeouts (main.c: 3 s to connect, 10 s per attempt,
  * one retry of a failed connection); while kube-apiserver is unreachable,
  * requests with tokens not in the cache are slow to fail. auth_t is immutable after auth_new()
- * (but for the review cache, which has its own lock): call from any thread.
+ * but for the review cache and the trust set (auth_reload_trust), which have
+ * their own locks: call from any thread.
  *
  * Where the CAs and header names come from: flags and files, else the
  * cluster's kube-system/extension-apiserver-authentication ConfigMap, read
- * once at start-up (authconfig.h). Not done: following its rotation.
+ * at start-up and again every --authentication-config-refresh-interval
+ * (authconfig.h, main.c; auth_reload_trust), so rotated CAs are followed.
+ * The listener asks for client certificates only if a CA was known at
+ * start-up.
  */
 #ifndef LANGOP_AUTH_H
 #define LANGOP_AUTH_H
@@ -70,6 +74,15 @@ typedef struct auth_options {
 /** An authenticator from opts (NULL: no credentials accepted). NULL + err on a bad file. */
 auth_t *auth_new(const auth_options_t *opts, lo_err_t *err);
 void auth_free(auth_t *auth);
+
+/**
+ * Replaces what certificates and front-proxy headers are checked against
+ * (the CA and requestheader fields of opts; the others are ignored) with a
+ * new set, e.g. after the cluster's CAs rotated. Requests already being
+ * authenticated finish with the old set. On error (a CA that does not
+ * load) the old set stays and -1 is returned with err. One caller at a time.
+ */
+int auth_reload_trust(auth_t *auth, const auth_options_t *opts, lo_err_t *err);
 
 /** Number of static tokens loaded. */
 size_t auth_token_count(const auth_t *auth);

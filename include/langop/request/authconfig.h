@@ -4,9 +4,9 @@
  * writes for extension API servers (its client CA, and the front proxy's
  * CA, allowed names and header names).
  *
- * Read once, at start-up (main.c), through the kube client; flags given on
- * the command line win over what it says. Not done: re-reading it when
- * the CAs rotate (kube's servers watch it); a restart picks up a new CA.
+ * Read at start-up and then every --authentication-config-refresh-interval
+ * (main.c, through the kube client; kube's servers watch it instead); flags
+ * given on the command line win over what it says.
  */
 #ifndef LANGOP_AUTHCONFIG_H
 #define LANGOP_AUTHCONFIG_H
