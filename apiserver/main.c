@@ -9,15 +9,19 @@
  * writer runs the api's commit rules) closes before the api is freed.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "langop/api/api.h"
 #include "langop/http/server.h"
 #include "langop/http/tls.h"
+#include "langop/kube/kubeconfig.h"
 #include "langop/kube/kubeclient.h"
 #include "langop/request/auth.h"
+#include "langop/request/authconfig.h"
 #include "langop/request/authz.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
@@ -46,6 +50,19 @@ typedef struct flags {
     const char *authorization_kubeconfig;
     int64_t authz_allowed_ttl_s;
     int64_t authz_denied_ttl_s;
+    /* authentication (auth.h); the list flags may repeat and hold commas: joined with commas (owned) */
+    const char *client_ca_file;
+    const char *requestheader_ca_file;
+    char *requestheader_allowed_names;
+    char *requestheader_username_headers;
+    char *requestheader_group_headers;
+    char *requestheader_extra_prefixes;
+    char *requestheader_uid_headers;
+    const char *authentication_kubeconfig;
+    int64_t token_cache_ttl_s;
+    char *api_audiences;
+    int anonymous_auth;
+    int64_t authn_refresh_s;
 } flags_t;
 
 static void usage(FILE *out)
@@ -89,6 +106,26 @@ static void usage(FILE *out)
             "\n"
             "Authentication flags:\n"
             "      --token-auth-file string     Static bearer tokens, CSV: token,user,uid,\"group1,group2\"\n"
+            "      --client-ca-file string      Accept client certificates signed by this CA: CN is the user,\n"
+            "                                   O the groups\n"
+            "      --requestheader-client-ca-file string  The front proxy's CA: a client certificate it signed\n"
+            "                                   may assert the user in the headers below\n"
+            "      --requestheader-allowed-names strings  Common names a front-proxy certificate may have\n"
+            "                                   (default: any the CA signed)\n"
+            "      --requestheader-username-headers strings  (default X-Remote-User)\n"
+            "      --requestheader-group-headers strings  (default X-Remote-Group)\n"
+            "      --requestheader-extra-headers-prefix strings  (default X-Remote-Extra-)\n"
+            "      --requestheader-uid-headers strings  (default X-Remote-Uid)\n"
+            "      --authentication-kubeconfig string  kube-apiserver to send TokenReviews to; without it, the\n"
+            "                                   pod's service account when KUBERNETES_SERVICE_HOST is set\n"
+            "      --authentication-token-webhook-cache-ttl duration  How long a TokenReview answer is\n"
+            "                                   cached (default 10s)\n"
+            "      --api-audiences strings      Audiences asked for in TokenReviews (default: the apiserver's)\n"
+            "      --authentication-config-refresh-interval duration  How often the cluster's\n"
+            "                                   extension-apiserver-authentication ConfigMap is read again\n"
+            "                                   (rotated CAs); 0 never (default 1m)\n"
+            "      --anonymous-auth             Requests with no credentials are system:anonymous instead of\n"
+            "                                   401 (default false)\n"
             "\n"
             "Authorization flags:\n"
             "      --authorization-mode string  AlwaysAllow (every authenticated request; default) or Webhook\n"
@@ -180,8 +217,18 @@ enum {
     OPT_BIND = 256, OPT_PORT, OPT_CERT, OPT_KEY, OPT_CERT_DIR, OPT_STORAGE, OPT_FSYNC, OPT_TOKENS, OPT_WORKERS,
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
     OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS, OPT_AUTHZ_MODE, OPT_AUTHZ_KUBECONFIG,
-    OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL,
+    OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER,
+    OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS,
+    OPT_AUTHN_REFRESH,
 };
+
+/* A list flag given again adds to the list (kube's string slices). */
+static void list_append(char **list, const char *value)
+{
+    char *joined = *list ? lo_sprintf("%s,%s", *list, value) : lo_strdup(value);
+    free(*list);
+    *list = joined;
+}
 
 static int parse_flags(int argc, char **argv, flags_t *f)
 {
@@ -208,6 +255,18 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"authorization-kubeconfig", required_argument, NULL, OPT_AUTHZ_KUBECONFIG},
         {"authorization-webhook-cache-authorized-ttl", required_argument, NULL, OPT_AUTHZ_ALLOWED_TTL},
         {"authorization-webhook-cache-unauthorized-ttl", required_argument, NULL, OPT_AUTHZ_DENIED_TTL},
+        {"client-ca-file", required_argument, NULL, OPT_CLIENT_CA},
+        {"requestheader-client-ca-file", required_argument, NULL, OPT_RH_CA},
+        {"requestheader-allowed-names", required_argument, NULL, OPT_RH_NAMES},
+        {"requestheader-username-headers", required_argument, NULL, OPT_RH_USER},
+        {"requestheader-group-headers", required_argument, NULL, OPT_RH_GROUP},
+        {"requestheader-extra-headers-prefix", required_argument, NULL, OPT_RH_EXTRA},
+        {"requestheader-uid-headers", required_argument, NULL, OPT_RH_UID},
+        {"authentication-kubeconfig", required_argument, NULL, OPT_AUTHN_KUBECONFIG},
+        {"authentication-token-webhook-cache-ttl", required_argument, NULL, OPT_AUTHN_TTL},
+        {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
+        {"anonymous-auth", no_argument, NULL, OPT_ANONYMOUS},
+        {"authentication-config-refresh-interval", required_argument, NULL, OPT_AUTHN_REFRESH},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -243,6 +302,22 @@ static int parse_flags(int argc, char **argv, flags_t *f)
             break;
         case OPT_AUTHZ_DENIED_TTL:
             rc = parse_duration("authorization-webhook-cache-unauthorized-ttl", optarg, &f->authz_denied_ttl_s);
+            break;
+        case OPT_CLIENT_CA: f->client_ca_file = optarg; break;
+        case OPT_RH_CA: f->requestheader_ca_file = optarg; break;
+        case OPT_RH_NAMES: list_append(&f->requestheader_allowed_names, optarg); break;
+        case OPT_RH_USER: list_append(&f->requestheader_username_headers, optarg); break;
+        case OPT_RH_GROUP: list_append(&f->requestheader_group_headers, optarg); break;
+        case OPT_RH_EXTRA: list_append(&f->requestheader_extra_prefixes, optarg); break;
+        case OPT_RH_UID: list_append(&f->requestheader_uid_headers, optarg); break;
+        case OPT_AUTHN_KUBECONFIG: f->authentication_kubeconfig = optarg; break;
+        case OPT_AUTHN_TTL:
+            rc = parse_duration("authentication-token-webhook-cache-ttl", optarg, &f->token_cache_ttl_s);
+            break;
+        case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
+        case OPT_ANONYMOUS: f->anonymous_auth = 1; break;
+        case OPT_AUTHN_REFRESH:
+            rc = parse_duration("authentication-config-refresh-interval", optarg, &f->authn_refresh_s);
             break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
@@ -293,13 +368,156 @@ static authz_t *make_authz(const flags_t *f, lo_err_t *err)
     return authz_new(&o, err);
 }
 
+/*
+ * Where TokenReviews go: --authentication-kubeconfig, else the pod's
+ * service account when running in a pod (KUBERNETES_SERVICE_HOST set), else
+ * nowhere (NULL, no error). A pod without a usable service account only
+ * loses TokenReview, with a warning: the other authenticators still work.
+ */
+static kube_client_t *tokenreview_client(const flags_t *f, lo_err_t *err)
+{
+    kube_config_t *cfg;
+    if (f->authentication_kubeconfig) {
+        cfg = kubeconfig_load_file(f->authentication_kubeconfig, NULL, err);
+        if (cfg == NULL)
+            return NULL;
+    } else if (getenv("KUBERNETES_SERVICE_HOST")) {
+        lo_err_t why = {0};
+        cfg = kubeconfig_in_cluster(NULL, &why);
+        if (cfg == NULL) {
+            lo_log(LO_INFO, "Warning: no TokenReview: in-cluster configuration: %s", why.message);
+            lo_err_clear(&why);
+            return NULL;
+        }
+    } else {
+        return NULL;
+    }
+    /* a review holds a worker while it waits: answer fast or fail (401), and retry a failed
+     * connection once, not with the client's default four backoffs */
+    kube_client_options_t ko = {.connect_timeout_ms = 3000, .timeout_ms = 10000, .max_retries = 1};
+    return kube_client_new(cfg, &ko, err);
+}
+
+/*
+ * What the flags leave unsaid, from the cluster's ConfigMap (authconfig.h),
+ * when a kube-apiserver is configured and neither CA was given as a flag.
+ * A ConfigMap that cannot be read only warns: the flags still apply.
+ */
+static void cluster_authconfig(kube_client_t *kube, const flags_t *f, authconfig_t *cm)
+{
+    memset(cm, 0, sizeof(*cm));
+    if (kube == NULL || f->client_ca_file || f->requestheader_ca_file)
+        return;
+    lo_err_t err = {0};
+    if (authconfig_read(kube, cm, &err) != 0)
+        lo_log(LO_INFO, "Warning: cannot read %s: %s; no front proxy or client certificates", AUTHCONFIG_PATH,
+               err.message);
+    lo_err_clear(&err);
+}
+
+/* The CA and front-proxy fields of o: a flag wins over the ConfigMap (cm, borrowed by o). */
+static void trust_options(const flags_t *f, const authconfig_t *cm, auth_options_t *o)
+{
+#define FLAG_OR_CLUSTER(name) (f->name ? f->name : cm->name)
+    o->client_ca_file = f->client_ca_file;
+    o->requestheader_ca_file = f->requestheader_ca_file;
+    o->client_ca_pem = cm->client_ca_pem;
+    o->requestheader_ca_pem = cm->requestheader_ca_pem;
+    o->requestheader_allowed_names = FLAG_OR_CLUSTER(requestheader_allowed_names);
+    o->requestheader_username_headers = FLAG_OR_CLUSTER(requestheader_username_headers);
+    o->requestheader_group_headers = FLAG_OR_CLUSTER(requestheader_group_headers);
+    o->requestheader_extra_prefixes = FLAG_OR_CLUSTER(requestheader_extra_prefixes);
+    o->requestheader_uid_headers = FLAG_OR_CLUSTER(requestheader_uid_headers);
+#undef FLAG_OR_CLUSTER
+}
+
+/*
+ * Re-reads the cluster's authentication ConfigMap every interval, so that
+ * rotated CAs are followed (kube's servers watch it; a poll is simpler and
+ * rotation is slow). A read or a CA that fails keeps what was there.
+ */
+typedef struct trust_refresher {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;                  /* under lock */
+    kube_client_t *kube;       /* borrowed from auth (its TokenReview client): stop before auth_free */
+    const flags_t *flags;
+    auth_t *auth;
+    int64_t interval_ms;
+} trust_refresher_t;
+
+static int refresher_wait(trust_refresher_t *r)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += r->interval_ms / 1000;
+    until.tv_nsec += (r->interval_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
+        ;
+    int stop = r->stop;
+    pthread_mutex_unlock(&r->lock);
+    return !stop;
+}
+
+static void *refresher_main(void *arg)
+{
+    trust_refresher_t *r = arg;
+    while (refresher_wait(r)) {
+        authconfig_t cm;
+        lo_err_t err = {0};
+        if (authconfig_read(r->kube, &cm, &err) == 0) {
+            auth_options_t o = {0};
+            trust_options(r->flags, &cm, &o);
+            if (auth_reload_trust(r->auth, &o, &err) != 0)
+                lo_log(LO_INFO, "Warning: %s: %s; keeping the previous CAs", AUTHCONFIG_PATH, err.message);
+        } else {
+            lo_log(LO_INFO, "Warning: cannot re-read %s: %s", AUTHCONFIG_PATH, err.message);
+        }
+        authconfig_free(&cm);
+        lo_err_clear(&err);
+    }
+    return NULL;
+}
+
+/* Starts the refresher when the trust comes from the ConfigMap; NULL when it does not. */
+static trust_refresher_t *refresher_start(kube_client_t *kube, const flags_t *f, auth_t *auth)
+{
+    if (kube == NULL || f->client_ca_file || f->requestheader_ca_file || f->authn_refresh_s == 0)
+        return NULL;
+    trust_refresher_t *r = lo_calloc(1, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->kube = kube, r->flags = f, r->auth = auth, r->interval_ms = f->authn_refresh_s * 1000;
+    pthread_create(&r->thread, NULL, refresher_main, r);
+    return r;
+}
+
+static void refresher_stop(trust_refresher_t *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL); /* a read in flight ends within the kube client's timeouts */
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
+
 int main(int argc, char **argv)
 {
     flags_t f = {.bind_address = "0.0.0.0", .secure_port = 6443, .cert_dir = "apiserver.local.config/certificates",
                  .storage_path = "langop.db", .workers = 0, .compaction_interval_s = 60,
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
                  .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
-                 .authorization_mode = "AlwaysAllow", .authz_allowed_ttl_s = 10, .authz_denied_ttl_s = 10};
+                 .authorization_mode = "AlwaysAllow", .authz_allowed_ttl_s = 10, .authz_denied_ttl_s = 10,
+                 .token_cache_ttl_s = 10, .authn_refresh_s = 60};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -311,6 +529,8 @@ int main(int argc, char **argv)
     store_t *store = NULL;
     auth_t *auth = NULL;
     authz_t *authz = NULL;
+    authconfig_t cm = {0};
+    trust_refresher_t *refresher = NULL;
     api_t *api = NULL;
     compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
@@ -326,7 +546,18 @@ int main(int argc, char **argv)
         f.cert_file = cert;
         f.key_file = key;
     }
-    auth = auth_new(f.token_auth_file, &err);
+    kube_client_t *reviews = tokenreview_client(&f, &err);
+    if (reviews == NULL && err.message[0]) {
+        fprintf(stderr, "error: --authentication-kubeconfig: %s\n", err.message);
+        goto exit;
+    }
+    cluster_authconfig(reviews, &f, &cm);
+    auth_options_t auo = {.token_file = f.token_auth_file, .tokenreview_client = reviews,
+                          .api_audiences = f.api_audiences, .token_cache_ttl_ms = f.token_cache_ttl_s * 1000,
+                          .anonymous = f.anonymous_auth};
+    trust_options(&f, &cm, &auo);
+    auth = auth_new(&auo, &err);
+    authconfig_free(&cm);
     if (auth == NULL) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;
@@ -336,6 +567,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: authorization: %s\n", err.message);
         goto exit;
     }
+    refresher = refresher_start(reviews, &f, auth);
     store_options_t so = {.path = f.storage_path, .sync_full = f.storage_fsync,
                           .queue_max = (size_t)f.max_queued_writes};
     store = store_open(&so, &err);
@@ -364,6 +596,7 @@ int main(int argc, char **argv)
     }
     status = 0;
 exit:
+    refresher_stop(refresher); /* borrows auth's kube client */
     compactor_stop(compactor);
     /* the store's writer runs the api's commit rules until the last queued write: it stops first */
     store_close(store);
@@ -373,6 +606,13 @@ exit:
     schema_registry_free();
     free(cert);
     free(key);
+    free(f.requestheader_allowed_names);
+    free(f.requestheader_username_headers);
+    free(f.requestheader_group_headers);
+    free(f.requestheader_extra_prefixes);
+    free(f.requestheader_uid_headers);
+    free(f.api_audiences);
+    authconfig_free(&cm);
     lo_err_clear(&err);
     lo_log_stop();
     return status;

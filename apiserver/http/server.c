@@ -3,9 +3,12 @@
  *
  * Life of a request:
  *   loop thread: on_req() copies what the API needs out of the h2o request
- *     into a job (method, target, a few headers, body), authenticates it,
- *     links a small slot into the request's pool and queues the job;
- *   worker thread: api_handle() fills job->response, then the job is posted
+ *     into a job (method, target, headers, body, the TLS client's
+ *     certificate chain), links a small slot into the request's pool and
+ *     queues the job;
+ *   worker thread: admit_request() authenticates it (this may wait on a
+ *     TokenReview, which is why it is not done on the loop) and answers
+ *     401 itself when it fails; else api_handle() fills job->response, then the job is posted
  *     back to the loop through the multithread queue; or the answer is
  *     pending on the store's writer (a write), and the job waits, holding
  *     no thread, until the writer's wake puts it back on the worker queue,
@@ -42,6 +45,7 @@
 #include <openssl/x509v3.h>
 
 #include "langop/core/status.h"
+#include "langop/core/text.h"
 #include "langop/http/stream.h"
 #include "langop/http/tls.h"
 
@@ -162,6 +166,39 @@ static void job_wake(void *ctx)
     queue_job(job->srv, job);
 }
 
+/* 1 if the request's path needs no credentials (health). */
+static int path_always_allowed(const api_request_t *areq)
+{
+    char *path = lo_strndup(areq->target, strcspn(areq->target, "?"));
+    int allowed = auth_path_always_allowed(path);
+    free(path);
+    return allowed;
+}
+
+/*
+ * The one gate between a request and the API, on a worker: who is asking
+ * (authentication; may block on a TokenReview). Authorization follows here.
+ * Returns 1 to go on, or 0 with job->response set to the refusal.
+ */
+static int admit_request(server_t *srv, job_t *job)
+{
+    api_request_t *areq = &job->request;
+    int outcome = auth_request(srv->auth, areq);
+    if (outcome == AUTH_UNAUTHORIZED && path_always_allowed(areq)) {
+        api_user_free(&areq->user);
+        areq->user.name = lo_strdup("system:anonymous");
+        areq->user.groups[0] = lo_strdup("system:unauthenticated");
+        outcome = AUTH_ANONYMOUS;
+    }
+    if (outcome != AUTH_UNAUTHORIZED)
+        return 1;
+    lo_err_t err = {0};
+    lo_err_set(&err, 401, "Unauthorized", "Unauthorized");
+    api_response_set_error(&job->response, &err);
+    lo_err_clear(&err);
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     server_t *srv = arg;
@@ -172,7 +209,7 @@ static void *worker_main(void *arg)
             job->work(job->arg);
         else if (job->resuming)
             pending = api_resume(srv->api, &job->response);
-        else
+        else if (admit_request(srv, job))
             pending = api_handle(srv->api, &job->request, &job->response, job_wake, job);
         if (!pending) /* else the wake queues it again */
             h2o_multithread_send_message(&srv->done_receiver, &job->message);
@@ -209,14 +246,42 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* The user's groups, comma-separated, as a quoted-string body (caller frees). */
+static char *groups_quoted(const api_user_t *user)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < API_MAX_GROUPS && user->groups[i]; i++)
+        len += strlen(user->groups[i]) + 1;
+    char *joined = lo_calloc(1, len);
+    for (size_t i = 0; i < API_MAX_GROUPS && user->groups[i]; i++) {
+        if (i)
+            strcat(joined, ",");
+        strcat(joined, user->groups[i]);
+    }
+    char *quoted = text_header_quoted(joined);
+    free(joined);
+    return quoted;
+}
+
+/* What the client sent (user, groups, extra may come from headers) is escaped, and not cut (a cut escape
+ * would unquote the rest): it cannot forge a field. */
 static void log_request(const h2o_req_t *req, const api_request_t *areq, const api_response_t *resp,
                         int64_t started_ms)
 {
     int64_t ms = lo_now_ms() - started_ms;
     const char *proto = req == NULL ? "-" : req->version >= 0x200 ? "HTTP/2" : "HTTP/1.1";
-    lo_log(LO_INFO, "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\"",
-           resp->verb[0] ? resp->verb : areq->method, areq->target, areq->user.name ? areq->user.name : "",
-           resp->status, (long long)ms, proto);
+    char *user = text_header_quoted(areq->user.name ? areq->user.name : "");
+    char *groups = groups_quoted(&areq->user);
+    char *extra_json = areq->user.extra ? json_dumps(areq->user.extra, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *extra = extra_json ? text_header_quoted(extra_json) : NULL;
+    lo_log(LO_INFO,
+           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s",
+           resp->verb[0] ? resp->verb : areq->method, areq->target, user, resp->status, (long long)ms, proto, groups,
+           extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "");
+    free(user);
+    free(groups);
+    free(extra_json);
+    free(extra);
 }
 
 static void add_header(h2o_req_t *req, const char *name, const char *value)
@@ -306,14 +371,36 @@ static char *header_copy(const h2o_req_t *req, const h2o_token_t *token)
     return lo_strndup(v->base, v->len);
 }
 
-/* Answers on the loop thread, for requests that never reach a worker. */
-static void respond_now(h2o_req_t *req, api_request_t *areq, int64_t started_ms, const lo_err_t *err)
+/*
+ * h2o 2.2.5 has no accessor for a socket's SSL*; its (opaque) TLS state
+ * begins with these two members (reference/toolchain.md, pitfall 5). Tied
+ * to this h2o version: check it when h2o changes.
+ */
+struct h2o_socket_ssl_prefix {
+    SSL_CTX *ssl_ctx;
+    SSL *ossl;
+};
+
+/* The client's certificate chain, leaf first, as PEM (new string), or NULL when it sent none. */
+static char *peer_chain_pem(h2o_req_t *req)
 {
-    api_response_t resp = {0};
-    api_response_set_error(&resp, err);
-    log_request(req, areq, &resp, started_ms);
-    send_response(req, &resp);
-    api_response_free(&resp);
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->ssl == NULL)
+        return NULL;
+    SSL *ssl = ((struct h2o_socket_ssl_prefix *)sock->ssl)->ossl;
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (leaf == NULL)
+        return NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, leaf);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl); /* server side: without the leaf */
+    for (int i = 0; chain && i < sk_X509_num(chain); i++)
+        PEM_write_bio_X509(bio, sk_X509_value(chain, i));
+    char *data;
+    long len = BIO_get_mem_data(bio, &data);
+    char *pem = lo_strndup(data, (size_t)len);
+    BIO_free(bio);
+    return pem;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -329,23 +416,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     areq->if_none_match = header_copy(req, H2O_TOKEN_IF_NONE_MATCH);
     areq->user_agent = header_copy(req, H2O_TOKEN_USER_AGENT);
     headers_copy(req, areq);
-    char *authorization = header_copy(req, H2O_TOKEN_AUTHORIZATION);
-    size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
-    char *path = lo_strndup(req->input.path.base, plen);
-    int allowed = auth_path_always_allowed(path);
-    free(path);
-    int authenticated = auth_authenticate(srv->auth, authorization, &areq->user) == 0;
-    free(authorization);
-    if (!authenticated && !allowed) {
-        lo_err_t err = {0};
-        lo_err_set(&err, 401, "Unauthorized", "Unauthorized");
-        respond_now(req, areq, job->started_ms, &err);
-        lo_err_clear(&err);
-        job_free(job);
-        return 0;
-    }
-    if (!authenticated)
-        areq->user.name = lo_strdup("system:anonymous");
+    areq->peer_chain_pem = peer_chain_pem(req);
     if (req->entity.base != NULL) {
         areq->body = lo_strndup(req->entity.base, req->entity.len);
         areq->body_len = req->entity.len;
@@ -366,7 +437,8 @@ static int setup_tls(server_t *srv, const server_options_t *opts, lo_err_t *err)
     /* answer http/1.1 explicitly: h2o's own list names h2 only */
     static const h2o_iovec_t alpn[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
     tls_options_t tls = {.cert_file = opts->cert_file, .key_file = opts->key_file,
-                         .min_version = opts->tls_min_version, .cipher_suites = opts->tls_cipher_suites};
+                         .min_version = opts->tls_min_version, .cipher_suites = opts->tls_cipher_suites,
+                         .request_client_cert = auth_wants_client_certs(srv->auth)};
     srv->tls = tls_new(&tls, alpn, err);
     return srv->tls != NULL ? 0 : -1;
 }

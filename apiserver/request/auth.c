@@ -1,24 +1,49 @@
 /*
- * auth.c - static token authentication (kube's --token-auth-file).
+ * auth.c - authentication in kube's order (see langop/request/auth.h):
+ * front proxy, client certificate, bearer token (static file, then
+ * TokenReview), then system:authenticated or anonymous.
  *
- * The file is read once at startup; the table is immutable afterwards and
- * read from any thread.
+ * Files are read once at startup; the authenticator is immutable
+ * afterwards and read from any thread.
  */
 #include "langop/request/auth.h"
 
+#include "langop/request/certauth.h"
+#include "langop/request/requestheader.h"
+#include "langop/request/tokenreview.h"
+
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct auth_token {
     char *token;
     api_user_t user;
 } auth_token_t;
 
+/*
+ * What certificates and front-proxy headers are checked against. Replaced
+ * whole by auth_reload_trust() (the cluster's CAs rotate) while requests
+ * may be using the old one: each request holds a reference, and the last
+ * one to let go frees it.
+ */
+typedef struct trust {
+    int refs;                             /* under auth->lock */
+    certauth_ca_t *client_ca;             /* NULL: client certificates are not accepted */
+    certauth_ca_t *requestheader_ca;      /* NULL: no front proxy */
+    requestheader_config_t *requestheader; /* always set: its headers are stripped from every request */
+} trust_t;
+
 struct auth {
     auth_token_t *tokens;
     size_t count;
+    tokenreview_t *tokenreview;           /* NULL: no TokenReview */
+    int anonymous;
+    pthread_mutex_t lock;                 /* trust: the pointer and the counts */
+    trust_t *trust;                       /* holds one reference */
 };
 
 #define CSV_MAX_FIELDS 4
@@ -105,36 +130,118 @@ exit:
     return ret;
 }
 
-auth_t *auth_new(const char *token_file, lo_err_t *err)
+static int load_tokens(auth_t *auth, const char *token_file, lo_err_t *err)
 {
-    auth_t *auth = lo_calloc(1, sizeof(*auth));
-    if (token_file == NULL)
-        return auth;
     FILE *fp = fopen(token_file, "r");
     if (fp == NULL) {
         lo_err_set(err, 0, "", "cannot open token file %s", token_file);
-        auth_free(auth);
-        return NULL;
+        return -1;
     }
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     ssize_t got;
-    while ((got = getline(&line, &cap, fp)) >= 0) {
+    int rc = 0;
+    while (rc == 0 && (got = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
             line[--got] = '\0';
         if (got == 0 || line[0] == '#')
             continue;
-        if (add_line(auth, line, lineno, err) != 0) {
-            free(line);
-            fclose(fp);
-            auth_free(auth);
-            return NULL;
-        }
+        rc = add_line(auth, line, lineno, err);
     }
     free(line);
     fclose(fp);
+    return rc;
+}
+
+/* A CA from its file, else from PEM text; neither: none (*out NULL, success). */
+static int load_ca(const char *file, const char *pem, const char *what, certauth_ca_t **out, lo_err_t *err)
+{
+    if (file)
+        *out = certauth_ca_load(file, err);
+    else if (pem)
+        *out = certauth_ca_from_pem(pem, what, err);
+    else
+        return 0;
+    return *out ? 0 : -1;
+}
+
+static void trust_free(trust_t *t)
+{
+    if (t == NULL)
+        return;
+    certauth_ca_free(t->client_ca);
+    certauth_ca_free(t->requestheader_ca);
+    requestheader_config_free(t->requestheader);
+    free(t);
+}
+
+static trust_t *trust_new(const auth_options_t *opts, lo_err_t *err)
+{
+    trust_t *t = lo_calloc(1, sizeof(*t));
+    t->refs = 1;
+    t->requestheader = requestheader_config_new(
+        opts->requestheader_username_headers, opts->requestheader_group_headers,
+        opts->requestheader_extra_prefixes, opts->requestheader_uid_headers, opts->requestheader_allowed_names);
+    if (load_ca(opts->client_ca_file, opts->client_ca_pem, "client-ca-file", &t->client_ca, err) != 0 ||
+        load_ca(opts->requestheader_ca_file, opts->requestheader_ca_pem, "requestheader-client-ca-file",
+                &t->requestheader_ca, err) != 0) {
+        trust_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The lock is not part of what auth promises to keep constant: taking a reference is no change. */
+static trust_t *trust_acquire(const auth_t *auth)
+{
+    auth_t *a = (auth_t *)auth;
+    pthread_mutex_lock(&a->lock);
+    trust_t *t = a->trust;
+    t->refs++;
+    pthread_mutex_unlock(&a->lock);
+    return t;
+}
+
+static void trust_release(const auth_t *auth, trust_t *t)
+{
+    auth_t *a = (auth_t *)auth;
+    pthread_mutex_lock(&a->lock);
+    int last = --t->refs == 0;
+    pthread_mutex_unlock(&a->lock);
+    if (last)
+        trust_free(t);
+}
+
+auth_t *auth_new(const auth_options_t *opts, lo_err_t *err)
+{
+    static const auth_options_t none = {0};
+    if (opts == NULL)
+        opts = &none;
+    auth_t *auth = lo_calloc(1, sizeof(*auth));
+    auth->anonymous = opts->anonymous;
+    pthread_mutex_init(&auth->lock, NULL);
+    if (opts->tokenreview_client)
+        auth->tokenreview = tokenreview_new(opts->tokenreview_client, opts->api_audiences, opts->token_cache_ttl_ms);
+    if ((opts->token_file && load_tokens(auth, opts->token_file, err) != 0) ||
+        (auth->trust = trust_new(opts, err)) == NULL) {
+        auth_free(auth);
+        return NULL;
+    }
     return auth;
+}
+
+int auth_reload_trust(auth_t *auth, const auth_options_t *opts, lo_err_t *err)
+{
+    trust_t *t = trust_new(opts, err);
+    if (t == NULL)
+        return -1;
+    trust_t *old = auth->trust;
+    pthread_mutex_lock(&auth->lock);
+    auth->trust = t;
+    pthread_mutex_unlock(&auth->lock);
+    trust_release(auth, old);
+    return 0;
 }
 
 void auth_free(auth_t *auth)
@@ -147,7 +254,15 @@ void auth_free(auth_t *auth)
         api_user_free(&auth->tokens[i].user);
     }
     free(auth->tokens);
+    trust_free(auth->trust);
+    tokenreview_free(auth->tokenreview);
+    pthread_mutex_destroy(&auth->lock);
     free(auth);
+}
+
+int auth_wants_client_certs(const auth_t *auth)
+{
+    return auth && auth->trust && (auth->trust->client_ca || auth->trust->requestheader_ca);
 }
 
 size_t auth_token_count(const auth_t *auth)
@@ -188,4 +303,97 @@ int auth_path_always_allowed(const char *path)
             return 1;
     }
     return 0;
+}
+
+/* kube adds system:authenticated to every authenticated user that lacks it. */
+static void add_authenticated_group(api_user_t *user)
+{
+    size_t g = 0;
+    while (g < API_MAX_GROUPS - 1 && user->groups[g]) {
+        if (strcmp(user->groups[g], "system:authenticated") == 0)
+            return;
+        g++;
+    }
+    if (g < API_MAX_GROUPS - 1)
+        user->groups[g] = lo_strdup("system:authenticated");
+}
+
+/* The three authenticators, each: AUTH_AUTHENTICATED (user filled), 0 (nothing presented), AUTH_UNAUTHORIZED. */
+
+static int by_front_proxy(const auth_t *auth, const trust_t *trust, const api_request_t *req, api_user_t *user)
+{
+    (void)auth;
+    if (trust->requestheader_ca == NULL)
+        return 0;
+    api_user_t subject = {0};
+    int rc = certauth_verify(trust->requestheader_ca, req->peer_chain_pem, &subject);
+    if (rc == CERTAUTH_VERIFIED) {
+        /* a proxy we trust that names no user is not an identity: the next authenticator may have one */
+        rc = !requestheader_name_allowed(trust->requestheader, subject.name) ? AUTH_UNAUTHORIZED
+             : requestheader_user(trust->requestheader, req, user) == 0   ? AUTH_AUTHENTICATED
+                                                                           : 0;
+    }
+    api_user_free(&subject);
+    return rc == CERTAUTH_NONE ? 0 : rc;
+}
+
+static int by_client_cert(const auth_t *auth, const trust_t *trust, const api_request_t *req, api_user_t *user)
+{
+    (void)auth;
+    if (trust->client_ca == NULL)
+        return 0;
+    int rc = certauth_verify(trust->client_ca, req->peer_chain_pem, user);
+    if (rc == CERTAUTH_VERIFIED && user->name == NULL) { /* no CN: no user */
+        api_user_free(user);
+        return AUTH_UNAUTHORIZED;
+    }
+    return rc == CERTAUTH_VERIFIED ? AUTH_AUTHENTICATED : rc == CERTAUTH_NONE ? 0 : AUTH_UNAUTHORIZED;
+}
+
+static int by_token(const auth_t *auth, const trust_t *trust, const api_request_t *req, api_user_t *user)
+{
+    (void)trust;
+    const char *authorization = api_request_header(req, "authorization");
+    /* as kube: another scheme (Basic ...) or an empty token is no bearer credential at all */
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return 0;
+    const char *token = authorization + 7;
+    while (*token == ' ')
+        token++;
+    if (*token == '\0')
+        return 0;
+    if (auth_authenticate(auth, authorization, user) == 0)
+        return AUTH_AUTHENTICATED;
+    if (auth->tokenreview == NULL)
+        return AUTH_UNAUTHORIZED;
+    return tokenreview_check(auth->tokenreview, token, user) == TOKENREVIEW_AUTHENTICATED ? AUTH_AUTHENTICATED
+                                                                                         : AUTH_UNAUTHORIZED;
+}
+
+int auth_request(const auth_t *auth, api_request_t *req)
+{
+    static int (*const chain[])(const auth_t *, const trust_t *, const api_request_t *, api_user_t *) = {
+        by_front_proxy, by_client_cert, by_token};
+    api_user_t user = {0};
+    int outcome = 0, rejected = 0;
+    trust_t *trust = auth ? trust_acquire(auth) : NULL;
+    for (size_t i = 0; trust && i < sizeof(chain) / sizeof(chain[0]) && outcome != AUTH_AUTHENTICATED; i++) {
+        outcome = chain[i](auth, trust, req, &user);
+        rejected |= outcome == AUTH_UNAUTHORIZED;
+    }
+    if (trust) {
+        requestheader_strip(trust->requestheader, req);
+        trust_release(auth, trust);
+    }
+    api_user_free(&req->user);
+    if (outcome == AUTH_AUTHENTICATED) {
+        add_authenticated_group(&user);
+        req->user = user;
+        return AUTH_AUTHENTICATED;
+    }
+    if (rejected || auth == NULL || !auth->anonymous)
+        return AUTH_UNAUTHORIZED;
+    req->user.name = lo_strdup("system:anonymous");
+    req->user.groups[0] = lo_strdup("system:unauthenticated");
+    return AUTH_ANONYMOUS;
 }

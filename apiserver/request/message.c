@@ -40,6 +40,7 @@ void api_request_free(api_request_t *req)
     free(req->if_none_match);
     free(req->user_agent);
     free(req->body);
+    free(req->peer_chain_pem);
     api_user_free(&req->user);
     for (size_t i = 0; i < req->header_count; i++) {
         free(req->headers[i].name);

@@ -204,8 +204,8 @@ class CheckDeployTest(unittest.TestCase):
     def test_unknown_flag(self):
         self.fault("deployment.yaml", "        - --shutdown-grace-period=5s\n",
                    "        - --shutdown-grace-period=5s\n"
-                   "        - --authentication-kubeconfig=/etc/kubeconfig\n",
-                   "flag --authentication-kubeconfig is not one of the server's")
+                   "        - --no-such-flag=/etc/kubeconfig\n",
+                   "flag --no-such-flag is not one of the server's")
 
     def test_boolean_flag_with_value(self):
         self.fault("deployment.yaml", "        - --shutdown-grace-period=5s\n",

@@ -70,7 +70,7 @@ static auth_t *load(fixture_t *fx, const char *text)
 {
     write_file(fx->path, text);
     lo_err_t err = { 0 };
-    auth_t *auth = auth_new(fx->path, &err);
+    auth_t *auth = auth_new(&(auth_options_t){.token_file = fx->path}, &err);
     if (auth == NULL)
         fail_msg("auth_new: %s", err.message);
     lo_err_clear(&err);
@@ -236,7 +236,7 @@ static void test_bad_files(void **state)
         else
             unlink(fx->path);
         lo_err_t err = { 0 };
-        auth_t *auth = auth_new(fx->path, &err);
+        auth_t *auth = auth_new(&(auth_options_t){.token_file = fx->path}, &err);
         char message[LO_ERR_MESSAGE_MAX];
         snprintf(message, sizeof(message), "%s", err.message);
         lo_err_clear(&err);
@@ -315,6 +315,92 @@ static void test_always_allowed_paths(void **state)
     assert_int_equal(mismatches, 0);
 }
 
+/* A request with an Authorization header (may be NULL) and front-proxy claims. */
+static void claiming_request(api_request_t *req, const char *authorization)
+{
+    static const char *const h[][2] = {{"x-remote-user", "root"}, {"x-remote-group", "system:masters"},
+                                       {"accept", "*/*"}, {"x-remote-extra-scopes", "all"}};
+    memset(req, 0, sizeof(*req));
+    req->headers = calloc(5, sizeof(*req->headers));
+    for (size_t i = 0; i < 4; i++) {
+        req->headers[i].name = strdup(h[i][0]);
+        req->headers[i].value = strdup(h[i][1]);
+    }
+    req->header_count = 4;
+    if (authorization) {
+        req->headers[4].name = strdup("authorization");
+        req->headers[4].value = strdup(authorization);
+        req->header_count = 5;
+    }
+}
+
+/* auth_request: the token's user, never the headers' claims, which are gone afterwards. */
+static void test_request_ignores_and_strips_claims(void **state)
+{
+    fixture_t *fx = *state;
+    fx->auth = load(fx, token_file);
+    api_request_t req;
+    claiming_request(&req, "Bearer token-bob");
+    assert_int_equal(auth_request(fx->auth, &req), AUTH_AUTHENTICATED);
+    assert_string_equal(req.user.name, "bob");
+    assert_string_equal(req.user.groups[0], "system:authenticated");
+    assert_null(req.user.groups[1]);
+    assert_null(req.user.extra);
+    assert_null(api_request_header(&req, "x-remote-user"));
+    assert_null(api_request_header(&req, "x-remote-group"));
+    assert_null(api_request_header(&req, "x-remote-extra-scopes"));
+    assert_non_null(api_request_header(&req, "accept"));
+    api_request_free(&req);
+
+    claiming_request(&req, NULL); /* no credentials, anonymous off: 401, claims stripped all the same */
+    assert_int_equal(auth_request(fx->auth, &req), AUTH_UNAUTHORIZED);
+    assert_null(req.user.name);
+    assert_int_equal(req.header_count, 1);
+    api_request_free(&req);
+}
+
+static void test_request_anonymous(void **state)
+{
+    fixture_t *fx = *state;
+    write_file(fx->path, token_file);
+    lo_err_t err = {0};
+    auth_t *auth = auth_new(&(auth_options_t){.token_file = fx->path, .anonymous = 1}, &err);
+    assert_non_null(auth);
+    api_request_t req;
+    claiming_request(&req, NULL);
+    assert_int_equal(auth_request(auth, &req), AUTH_ANONYMOUS);
+    assert_string_equal(req.user.name, "system:anonymous");
+    assert_string_equal(req.user.groups[0], "system:unauthenticated");
+    assert_null(req.user.groups[1]);
+    api_request_free(&req);
+    /* a credential that was presented and rejected is 401 even with anonymous access on */
+    static const struct { const char *authorization; int want; } cases[] = {
+        {"Bearer wrong", AUTH_UNAUTHORIZED},
+        {"bearer token-bob", AUTH_AUTHENTICATED},
+        {"Basic YWxpY2U6eA==", AUTH_ANONYMOUS}, /* not a bearer token: no credential, as kube reads it */
+        {"Bearer ", AUTH_ANONYMOUS},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        claiming_request(&req, cases[i].authorization);
+        int got = auth_request(auth, &req);
+        if (got != cases[i].want)
+            fail_msg("\"%s\": %d, want %d", cases[i].authorization, got, cases[i].want);
+        api_request_free(&req);
+    }
+    auth_free(auth);
+}
+
+static void test_no_client_certs_without_a_ca(void **state)
+{
+    fixture_t *fx = *state;
+    fx->auth = load(fx, token_file);
+    assert_false(auth_wants_client_certs(fx->auth));
+    lo_err_t err = {0};
+    assert_null(auth_new(&(auth_options_t){.client_ca_file = "/nonexistent/ca.crt"}, &err));
+    assert_non_null(strstr(err.message, "/nonexistent/ca.crt"));
+    lo_err_clear(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +413,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_groups, setup, teardown),
         cmocka_unit_test(test_always_allowed_paths),
+        cmocka_unit_test_setup_teardown(test_request_ignores_and_strips_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_anonymous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_client_certs_without_a_ca, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,8 @@ typedef struct tls_options {
     const char *key_file;       /* PEM private key */
     int min_version;            /* TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2 */
     const char *cipher_suites;  /* comma list of IANA names; NULL: the default policy */
+    int request_client_cert;    /* ask for a client certificate (never require one; any chain passes the
+                                 * handshake: authentication verifies it against the CA it needs) */
 } tls_options_t;
 
 typedef struct tls tls_t;

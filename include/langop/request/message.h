@@ -48,7 +48,8 @@ typedef struct api_request {
     size_t body_len;
     api_header_t *headers; /* every header, in order (owned): what authentication and impersonation read */
     size_t header_count;
-    api_user_t user;
+    char *peer_chain_pem;  /* the TLS client's certificate chain, leaf first, PEM (owned), unverified; NULL: none */
+    api_user_t user;       /* set by authentication (auth.h) */
 } api_request_t;
 
 /** The value of the first header named name (lower case), or NULL. Borrowed. */
