@@ -7,6 +7,8 @@
 #ifndef LANGOP_TEST_FIXTURES_H
 #define LANGOP_TEST_FIXTURES_H
 
+#include "sanitizer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -24,17 +24,6 @@
 
 #include "langop/derive/derive.h"
 
-/* Built with AddressSanitizer (gcc or clang): timings mean nothing there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 #include "langop/schema/schema.h"
 #include "langop/storage/store.h"
 
