@@ -324,7 +324,7 @@ typedef struct model_verdict {
     const char *phase;
 } model_verdict_t;
 
-/* The entries of unresolved with reason whose `field` is name: their `name`s joined by ", " (malloc'd), or NULL. */
+/* The entries of unresolved with reason (and, when field is set, whose field is name): their `name`s joined by ", " (malloc'd), or NULL. */
 static char *unresolved_names(const json_t *unresolved, const char *reason, const char *field, const char *name)
 {
     char *text = NULL;
@@ -332,9 +332,9 @@ static char *unresolved_names(const json_t *unresolved, const char *reason, cons
     const json_t *u;
     json_array_foreach(unresolved, i, u) {
         const char *r = json_string_value(json_object_get(u, "reason"));
-        const char *f = json_string_value(json_object_get(u, field));
+        const char *f = field ? json_string_value(json_object_get(u, field)) : NULL;
         const char *n = json_string_value(json_object_get(u, "name"));
-        if (!r || !f || !n || strcmp(r, reason) != 0 || strcmp(f, name) != 0)
+        if (!r || !n || strcmp(r, reason) != 0 || (field && (!f || strcmp(f, name) != 0)))
             continue;
         char *next = text ? lo_sprintf("%s, %s", text, n) : lo_strdup(n);
         free(text);
@@ -577,18 +577,9 @@ static json_t *resolved_models(const json_t *agent, const json_t *unresolved)
 /* "LanguageModel a, b": the unresolved entries of one kind, or NULL if none. malloc'd. */
 static char *missing_of_kind(const json_t *unresolved, const struct missing_kind *mk)
 {
-    char *text = NULL;
-    size_t i;
-    const json_t *u;
-    json_array_foreach(unresolved, i, u) {
-        const char *r = json_string_value(json_object_get(u, "reason"));
-        const char *n = json_string_value(json_object_get(u, "name"));
-        if (r == NULL || n == NULL || strcmp(r, mk->reason) != 0)
-            continue;
-        char *next = text ? lo_sprintf("%s, %s", text, n) : lo_sprintf("%s %s", mk->kind, n);
-        free(text);
-        text = next;
-    }
+    char *names = unresolved_names(unresolved, mk->reason, NULL, NULL);
+    char *text = names ? lo_sprintf("%s %s", mk->kind, names) : NULL;
+    free(names);
     return text;
 }
 
