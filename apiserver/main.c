@@ -483,10 +483,16 @@ static void *refresher_main(void *arg)
     return NULL;
 }
 
+/* Whether the CAs come from the cluster's ConfigMap and are re-read. */
+static int trust_follows_cluster(const kube_client_t *kube, const flags_t *f)
+{
+    return kube != NULL && !f->client_ca_file && !f->requestheader_ca_file && f->authn_refresh_s != 0;
+}
+
 /* Starts the refresher when the trust comes from the ConfigMap; NULL when it does not. */
 static trust_refresher_t *refresher_start(kube_client_t *kube, const flags_t *f, auth_t *auth)
 {
-    if (kube == NULL || f->client_ca_file || f->requestheader_ca_file || f->authn_refresh_s == 0)
+    if (!trust_follows_cluster(kube, f))
         return NULL;
     trust_refresher_t *r = lo_calloc(1, sizeof(*r));
     pthread_mutex_init(&r->lock, NULL);
@@ -554,7 +560,7 @@ int main(int argc, char **argv)
     cluster_authconfig(reviews, &f, &cm);
     auth_options_t auo = {.token_file = f.token_auth_file, .tokenreview_client = reviews,
                           .api_audiences = f.api_audiences, .token_cache_ttl_ms = f.token_cache_ttl_s * 1000,
-                          .anonymous = f.anonymous_auth};
+                          .anonymous = f.anonymous_auth, .trust_reloads = trust_follows_cluster(reviews, &f)};
     trust_options(&f, &cm, &auo);
     auth = auth_new(&auo, &err);
     authconfig_free(&cm);

@@ -42,6 +42,7 @@ struct auth {
     size_t count;
     tokenreview_t *tokenreview;           /* NULL: no TokenReview */
     int anonymous;
+    int trust_reloads;
     pthread_mutex_t lock;                 /* trust: the pointer and the counts */
     trust_t *trust;                       /* holds one reference */
 };
@@ -220,6 +221,7 @@ auth_t *auth_new(const auth_options_t *opts, lo_err_t *err)
         opts = &none;
     auth_t *auth = lo_calloc(1, sizeof(*auth));
     auth->anonymous = opts->anonymous;
+    auth->trust_reloads = opts->trust_reloads;
     pthread_mutex_init(&auth->lock, NULL);
     if (opts->tokenreview_client)
         auth->tokenreview = tokenreview_new(opts->tokenreview_client, opts->api_audiences, opts->token_cache_ttl_ms);
@@ -262,7 +264,12 @@ void auth_free(auth_t *auth)
 
 int auth_wants_client_certs(const auth_t *auth)
 {
-    return auth && auth->trust && (auth->trust->client_ca || auth->trust->requestheader_ca);
+    if (auth == NULL)
+        return 0;
+    trust_t *t = trust_acquire(auth);
+    int known = t->client_ca || t->requestheader_ca;
+    trust_release(auth, t);
+    return auth->trust_reloads || known;
 }
 
 size_t auth_token_count(const auth_t *auth)

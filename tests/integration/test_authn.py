@@ -345,6 +345,37 @@ class ClusterConfigMapTest(AuthnCase):
         self.assertEqual((status, user, groups), (404, "carol", ["devs", "system:authenticated"]))
 
 
+class CAsArriveLaterTest(AuthnCase):
+    """The ConfigMap names no CA when the server starts (a cluster still
+    being set up, or one that gains a front proxy later): the listener must
+    ask for client certificates anyway, so that the CAs read later apply
+    without a restart."""
+
+    REFRESH = 1
+
+    @classmethod
+    def prepare(cls):
+        make_ca(cls.pki, "rh-ca")
+        cls.proxy = make_client_cert(cls.pki, "rh-ca", "proxy", "front-proxy-client")
+        cls.standin, paths = start_standin(cls.tmp / "standin")
+        cls.standin.auth_configmap()  # header names only, no CA
+        return [f"--authentication-kubeconfig={paths['kubeconfig']}",
+                f"--authentication-config-refresh-interval={cls.REFRESH}s"]
+
+    def test_front_proxy_ca_added_later_applies(self):
+        zed = [("X-Remote-User", "zed")]
+        self.assertEqual(self.who(cert=self.proxy, headers=zed)[0], 401)
+        self.standin.auth_config["requestheader-client-ca-file"] = (self.pki / "rh-ca.crt").read_text()
+        self.standin.auth_configmap()
+        deadline = time.monotonic() + self.REFRESH * 4 + 2
+        while time.monotonic() < deadline:
+            status, user, _, _ = self.who(cert=self.proxy, headers=zed)
+            if status != 401:
+                break
+            time.sleep(0.3)
+        self.assertEqual((status, user), (404, "zed"))
+
+
 class AnonymousTest(AuthnCase):
     """--anonymous-auth: no credentials is system:anonymous; bad ones stay 401."""
 

@@ -41,8 +41,9 @@
  * cluster's kube-system/extension-apiserver-authentication ConfigMap, read
  * at start-up and again every --authentication-config-refresh-interval
  * (authconfig.h, main.c; auth_reload_trust), so rotated CAs are followed.
- * The listener asks for client certificates only if a CA was known at
- * start-up.
+ * The listener asks for client certificates whenever a CA is known or the
+ * trust set follows the cluster (auth_options_t.trust_reloads): a CA that
+ * appears later must find connections that carry certificates.
  */
 #ifndef LANGOP_AUTH_H
 #define LANGOP_AUTH_H
@@ -69,6 +70,7 @@ typedef struct auth_options {
     const char *api_audiences;              /* comma-separated, sent in TokenReviews; NULL: none */
     int64_t token_cache_ttl_ms;             /* how long a review's answer is cached */
     int anonymous;                          /* no credentials: system:anonymous rather than 401 */
+    int trust_reloads;                      /* auth_reload_trust() will be called: CAs may come later */
 } auth_options_t;
 
 /** An authenticator from opts (NULL: no credentials accepted). NULL + err on a bad file. */
@@ -87,7 +89,11 @@ int auth_reload_trust(auth_t *auth, const auth_options_t *opts, lo_err_t *err);
 /** Number of static tokens loaded. */
 size_t auth_token_count(const auth_t *auth);
 
-/** 1 when a client certificate CA is configured (the listener then asks for certificates). */
+/**
+ * 1 when client certificates can be verified now (a CA is configured) or
+ * later (trust_reloads): the listener then asks for certificates. Decided
+ * once, when the listener starts.
+ */
 int auth_wants_client_certs(const auth_t *auth);
 
 #define AUTH_AUTHENTICATED 1
