@@ -480,6 +480,8 @@ static int authorize(api_call_t *call, const api_request_t **req, api_response_t
         call->as_req = **req;
         call->as_req.user = call->as_user; /* borrowed: as_user is freed with the call */
         *req = &call->as_req;
+        free(resp->impersonated_user);
+        resp->impersonated_user = lo_strdup(call->as_user.name ? call->as_user.name : "");
     }
     authz_attrs_t at = authz_attrs_of(&call->info, &(*req)->user);
     char *reason = NULL;

@@ -274,10 +274,14 @@ static void log_request(const h2o_req_t *req, const api_request_t *areq, const a
     char *groups = groups_quoted(&areq->user);
     char *extra_json = areq->user.extra ? json_dumps(areq->user.extra, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *extra = extra_json ? text_header_quoted(extra_json) : NULL;
+    char *as = resp->impersonated_user ? text_header_quoted(resp->impersonated_user) : NULL;
     lo_log(LO_INFO,
-           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s",
+           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s"
+           "%s%s%s",
            resp->verb[0] ? resp->verb : areq->method, areq->target, user, resp->status, (long long)ms, proto, groups,
-           extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "");
+           extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "", as ? " impersonatedUser=\"" : "",
+           as ? as : "", as ? "\"" : "");
+    free(as);
     free(user);
     free(groups);
     free(extra_json);

@@ -66,6 +66,7 @@ void api_response_free(api_response_t *resp)
         resp->watch_free(resp->watch);
     free(resp->content_type);
     free(resp->body);
+    free(resp->impersonated_user);
     for (size_t i = 0; i < resp->header_count; i++) {
         free(resp->header_names[i]);
         free(resp->header_values[i]);

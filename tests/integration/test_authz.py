@@ -178,6 +178,12 @@ class WebhookTest(AuthzCase):
         self.standin.add_rule(True, user="bob", group="g", verb="list", resource="languagemodels")
         r = self.kubectl_as("alice", "--as=bob", "--as-group=g", "get", "lmodel", "-n", ns)
         self.assertIn("m1", r.out)
+        # the request log names both: who asked, and who the request ran as
+        lines = [l for l in self.server.log_text().splitlines()
+                 if f'URI="/apis/langop.io/v1alpha1/namespaces/{ns}/languagemodels' in l and "code=200" in l]
+        self.assertTrue(lines, self.server.log_tail())
+        self.assertIn('user="alice"', lines[-1])
+        self.assertIn('impersonatedUser="bob"', lines[-1])
         r = self.kubectl_as("alice", "--as=bob", "--as-group=g", "auth", "whoami", "-o", "json")
         info = json.loads(r.out)["status"]["userInfo"]
         self.assertEqual(info["username"], "bob")

@@ -81,6 +81,7 @@ struct api_response {
     char **header_names;               /* owned, lower-case */
     char **header_values;              /* owned, safe to send (langop/text.h) */
     char verb[20];                     /* for the request log */
+    char *impersonated_user;           /* owned; for the request log: who the request ran as, when impersonating */
     struct watch_spec *watch;          /* owned; set: answer with a watch stream of this spec (status 200) */
     void (*watch_free)(struct watch_spec *spec);  /* set with watch: how api_response_free frees it */
     api_deferred_t deferred;           /* set by a handler: queue these, then resume */
