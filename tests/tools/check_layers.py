@@ -40,7 +40,7 @@ from collections import deque
 # kube (the client of kube-apiserver) needs only core; it sits just above
 # core so that nothing below the reconcile side can reach the network.
 LAYERS = ["core", "kube", "storage", "schema", "derive", "request", "registry",
-          "api", "http", "main"]
+          "api", "http", "reconcile", "main"]
 
 RANK = {name: i for i, name in enumerate(LAYERS)}
 SOURCE_DIRS = ["apiserver", "storage", "openapi", os.path.join("include", "langop")]
