@@ -39,8 +39,11 @@ from collections import deque
 # layer to its left, never to its right.
 # kube (the client of kube-apiserver) needs only core; it sits just above
 # core so that nothing below the reconcile side can reach the network.
-LAYERS = ["core", "kube", "storage", "schema", "derive", "request", "registry",
-          "api", "http", "main"]
+# reconcile (the reconcile thread) sits just above what it will use (kube,
+# the store's change feed, derive's renderers) and below the request side,
+# which it never needs: it serves no request, so it cannot reach HTTP.
+LAYERS = ["core", "kube", "storage", "schema", "derive", "reconcile", "request",
+          "registry", "api", "http", "main"]
 
 RANK = {name: i for i, name in enumerate(LAYERS)}
 SOURCE_DIRS = ["apiserver", "storage", "openapi", os.path.join("include", "langop")]
