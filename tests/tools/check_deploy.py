@@ -62,9 +62,11 @@ renders it with `kubectl kustomize` and checks the objects:
   itself; KUBERNETES_SERVICE_HOST/PORT are set to the stand-in too, as in
   a pod. kubeconfig_load_file gives the client the same fields as
   kubeconfig_in_cluster, which tests/unit/test_kubeconfig.c checks against
-  a mapped serviceaccount/ folder. The stand-in accepts only the service
-  account's token from the server; it applies no RBAC of its own, hence the
-  check of every call against the rendered RBAC.
+  a mapped serviceaccount/ folder. What the run leaves out is main.c's
+  choice of the in-cluster configuration when neither flag is given. The
+  stand-in accepts only the service account's token from the server; it
+  applies no RBAC of its own, hence the check of every call against the
+  rendered RBAC.
 - deploy/Dockerfile, statically: a Debian 12 build stage with a release
   build, a Debian 12 slim runtime stage with no -dev package, a numeric
   non-root USER equal to the pod's runAsUser; with LANGOP_BINARY, every
