@@ -7,8 +7,9 @@
 # "standin" (tests/standin/test_kube_standin.py: the kube-apiserver stand-in
 # that the delegated-auth and reconcile tests talk to, checked on its own),
 # "deploy" (tests/tools/check_deploy.py: deploy/ rendered by kubectl kustomize
-# after deploy/install-certs.sh, the built server run with its args, and the
-# Dockerfile, its build stage built outside docker; and its own tests),
+# after deploy/install-certs.sh, the built server run with its args in a
+# cluster played by the kube-apiserver stand-in, and the Dockerfile, its build
+# stage built outside docker; and its own tests),
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl

@@ -8,26 +8,65 @@ renders it with `kubectl kustomize` and checks the objects:
 
 - every expected object once (kind, namespace, name), nothing else;
 - the ServiceAccount bound to system:auth-delegator (ClusterRoleBinding) and
-  to extension-apiserver-authentication-reader (RoleBinding in kube-system);
+  to extension-apiserver-authentication-reader (RoleBinding in kube-system),
+  and, with those bootstrapped roles' rules as kube-apiserver makes them,
+  granted what delegated authentication and authorization ask for: create
+  tokenreviews and subjectaccessreviews, get the ConfigMap
+  kube-system/extension-apiserver-authentication;
 - the reconcile ClusterRole: the resources the reconcile thread pushes, and
   secrets only get/list/watch; the leader-election Role for leases;
 - the ClusterRoles aggregated to view (read only, status and the derived
   subresources included), edit and admin (writes);
 - the Deployment: one replica, Recreate, non-root, read-only root file
-  system, probes /livez and /readyz over HTTPS on the serving port, requests
-  and limits, args that are all flags of the server (from LANGOP_BINARY's
-  --help if set, else from apiserver/main.c) with the certificate files on
-  the Secret's mount and the database on the PVC's;
+  system, the ServiceAccount's token mounted, probes /livez and /readyz over
+  HTTPS on the serving port, requests and limits, args that are all flags of
+  the server (from LANGOP_BINARY's --help if set, else from
+  apiserver/main.c) with the certificate files on the Secret's mount and the
+  database on the PVC's, --authorization-mode=Webhook, and no
+  --authentication-kubeconfig or --authorization-kubeconfig (in a pod the
+  server finds kube-apiserver through its service account);
 - the Service 443 -> the container's port, selecting the pods;
 - the APIService v1alpha1.langop.io -> that Service, its caBundle the CA that
   verifies the serving certificate (openssl verify), which names
   langop-apiserver.langop-system.svc;
 - with LANGOP_BINARY: the binary started with the Deployment's own args (the
   mount paths mapped to temporary folders holding the Secret's files and an
-  empty volume, the port a free one, bound to 127.0.0.1) answers the probe
-  paths 200 over TLS verified with the caBundle for
-  langop-apiserver.langop-system.svc, creates its database on the PVC's
-  mount, writes nothing in its working folder, and stops on SIGTERM;
+  empty volume, the port a free one, bound to 127.0.0.1) in a cluster played
+  by the kube-apiserver stand-in (tests/standin/kube_standin.py) answers the
+  probe paths 200 over TLS verified with the caBundle for
+  langop-apiserver.langop-system.svc, with no credentials and no
+  SubjectAccessReview; it read the front-proxy CA from the stand-in's
+  extension-apiserver-authentication ConfigMap; on
+  /apis/langop.io/v1alpha1/namespaces/default/languagemodels, a bearer token
+  the stand-in's TokenReview knows gets 200 when its SubjectAccessReview
+  allows the user and 403 (a kube Status) when it denies, an unknown token
+  401, X-Remote-User without a certificate 401, and a front-proxy client
+  certificate of the ConfigMap's requestheader CA with X-Remote-User and
+  X-Remote-Group is reviewed, and allowed, as that user in that group; every
+  call the server made to the stand-in carried the service account's token
+  and is granted to the ServiceAccount by the RBAC above; the server creates
+  its database on the PVC's mount, writes nothing in its working folder, and
+  stops on SIGTERM.
+
+  How the server reaches the stand-in: in a pod it builds its kube-apiserver
+  client from KUBERNETES_SERVICE_HOST/PORT and the files the kubelet mounts
+  at /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}
+  (kubeconfig_in_cluster in apiserver/kube/kubeconfig.c: server
+  https://HOST:PORT, that CA file, that token file, re-read when rotated).
+  That folder cannot be mapped like the volumes: its path is fixed in the
+  server and writing there needs root or a mount namespace. So the check
+  writes the same three facts into a kubeconfig (server, certificate-
+  authority and tokenFile in a temporary serviceaccount/ folder) and adds
+  --authentication-kubeconfig and --authorization-kubeconfig naming it to
+  the Deployment's args, which is why the Deployment may not set them
+  itself; KUBERNETES_SERVICE_HOST/PORT are set to the stand-in too, as in
+  a pod. kubeconfig_load_file gives the client the same fields as
+  kubeconfig_in_cluster, which tests/unit/test_kubeconfig.c checks against
+  a mapped serviceaccount/ folder. What the run leaves out is main.c's
+  choice of the in-cluster configuration when neither flag is given. The
+  stand-in accepts only the service account's token from the server; it
+  applies no RBAC of its own, hence the check of every call against the
+  rendered RBAC.
 - deploy/Dockerfile, statically: a Debian 12 build stage with a release
   build, a Debian 12 slim runtime stage with no -dev package, a numeric
   non-root USER equal to the pod's runAsUser; with LANGOP_BINARY, every
@@ -41,8 +80,11 @@ Exit status 0 when there is no problem, 1 otherwise.
 
 import argparse
 import base64
+import functools
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -51,14 +93,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "standin"))
+import kube_standin  # noqa: E402
 NS = "langop-system"
 SA = "langop-apiserver"
 SVC_DNS = "langop-apiserver.langop-system.svc"
 SECRET_PREFIX = "langop-apiserver-serving"
+# Where a pod finds kube-apiserver: the kubelet mounts the service account's
+# token and the cluster's CA here and sets KUBERNETES_SERVICE_HOST/PORT.
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The flags that point the server at a kube-apiserver instead (see check_runs).
+KUBECONFIG_FLAGS = ("authentication-kubeconfig", "authorization-kubeconfig")
 
 # (kind, namespace, name) of every object the kustomization must render. The
 # Secret's name carries kustomize's content hash after the prefix.
@@ -324,6 +374,136 @@ def check_rbac(c, found):
             c.expect(not missing, "ClusterRole %s: %s lacks %s" % (name, res, sorted(missing)))
 
 
+# What the ServiceAccount may do: its bindings in deploy/, resolved to the
+# roles deploy/ defines or to those kube-apiserver bootstraps.
+
+# The bootstrapped roles deploy/ binds without defining them, as kube-apiserver
+# creates them (plugin/pkg/auth/authorizer/rbac/bootstrappolicy: policy.go,
+# namespace_policy.go).
+BUILTIN_ROLES = {
+    ("ClusterRole", None, "system:auth-delegator"): [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ],
+    ("Role", "kube-system", "extension-apiserver-authentication-reader"): [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+         "resourceNames": ["extension-apiserver-authentication"]},
+    ],
+}
+
+# What the server asks of kube-apiserver for delegated authentication and
+# Webhook authorization, as request attributes, and why.
+DELEGATION_NEEDS = [
+    ({"verb": "create", "group": "authentication.k8s.io", "resource": "tokenreviews"},
+     "bearer tokens, TokenReview"),
+    ({"verb": "create", "group": "authorization.k8s.io", "resource": "subjectaccessreviews"},
+     "--authorization-mode=Webhook, SubjectAccessReview"),
+    ({"verb": "get", "group": "", "resource": "configmaps", "namespace": "kube-system",
+      "name": "extension-apiserver-authentication"}, "the front-proxy and client CAs"),
+]
+
+
+def sa_grants(objs):
+    """[(namespace or None for cluster-wide, rule)] that objs bind to the ServiceAccount."""
+    roles = {k: v for k, v in BUILTIN_ROLES.items()}
+    for o in objs:
+        if o.get("kind") in ("ClusterRole", "Role"):
+            md = o.get("metadata") or {}
+            ns = md.get("namespace") if o["kind"] == "Role" else None
+            roles[(o["kind"], ns, md.get("name"))] = o.get("rules") or []
+    me = {"kind": "ServiceAccount", "name": SA, "namespace": NS}
+    out = []
+    for o in objs:
+        kind = o.get("kind")
+        if kind not in ("ClusterRoleBinding", "RoleBinding"):
+            continue
+        if not any(all(s.get(k) == v for k, v in me.items()) for s in o.get("subjects") or []):
+            continue
+        ref = o.get("roleRef") or {}
+        ns = (o.get("metadata") or {}).get("namespace") if kind == "RoleBinding" else None
+        if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+            continue
+        if ref.get("kind") == "ClusterRole":
+            rules = roles.get(("ClusterRole", None, ref.get("name")), [])
+        elif ref.get("kind") == "Role" and kind == "RoleBinding":
+            rules = roles.get(("Role", ns, ref.get("name")), [])
+        else:
+            continue
+        out.extend((ns, r) for r in rules)
+    return out
+
+
+def _covers(values, value):
+    return "*" in (values or []) or value in (values or [])
+
+
+def granted(grants, attrs):
+    """Whether one of grants allows attrs (kube's RBAC rule matching)."""
+    for ns, rule in grants:
+        if "path" in attrs:
+            if ns is None and _covers(rule.get("verbs"), attrs["verb"]) and any(
+                    u == attrs["path"] or (u.endswith("*") and attrs["path"].startswith(u[:-1]))
+                    for u in rule.get("nonResourceURLs") or []):
+                return True
+            continue
+        if ns is not None and attrs.get("namespace") != ns:
+            continue
+        res = attrs["resource"] + ("/" + attrs["subresource"] if attrs.get("subresource") else "")
+        names = rule.get("resourceNames") or []
+        if (_covers(rule.get("verbs"), attrs["verb"]) and _covers(rule.get("apiGroups"), attrs["group"])
+                and _covers(rule.get("resources"), res)
+                and (not names or (attrs.get("name") and attrs["name"] in names))):
+            return True
+    return False
+
+
+def describe(attrs):
+    if "path" in attrs:
+        return "%s %s" % (attrs["verb"], attrs["path"])
+    what = "%s %s%s" % (attrs["verb"], attrs["resource"],
+                        "." + attrs["group"] if attrs["group"] else "")
+    if attrs.get("subresource"):
+        what += "/" + attrs["subresource"]
+    if attrs.get("name"):
+        what += " " + attrs["name"]
+    if attrs.get("namespace"):
+        what += " in namespace " + attrs["namespace"]
+    return what
+
+
+def kube_request_attrs(method, path, query=""):
+    """The authorization attributes kube-apiserver gives a request (requestinfo.go, simplified)."""
+    parts = [p for p in path.split("/") if p]
+    verb = method.lower()
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return {"verb": verb, "path": path}
+    ns = ""
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        ns, rest = rest[1], rest[2:]
+    elif rest[0] == "namespaces" and len(rest) == 2:
+        ns = rest[1]
+    name = rest[1] if len(rest) > 1 else ""
+    q = urllib.parse.parse_qs(query or "")
+    if method == "GET":
+        verb = "get" if name else ("watch" if q.get("watch", [""])[0] in ("true", "1") else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method, verb)
+    return {"verb": verb, "group": group, "resource": rest[0], "subresource": rest[2] if len(rest) > 2 else "",
+            "namespace": ns, "name": name}
+
+
+def check_delegation_rbac(c, objs):
+    grants = sa_grants(objs)
+    for attrs, why in DELEGATION_NEEDS:
+        c.expect(granted(grants, attrs), "ServiceAccount %s/%s may not %s (%s): RBAC in deploy/ does not "
+                 "grant it" % (NS, SA, describe(attrs), why))
+
+
 # ---------------------------------------------------------------------------
 # Deployment, Service, APIService
 
@@ -359,8 +539,11 @@ def check_deployment(c, found, flags, flags_src):
     pod = tmpl.get("spec") or {}
     c.expect(pod.get("serviceAccountName") == SA, "%s: serviceAccountName %r, want %s"
              % (D, pod.get("serviceAccountName"), SA))
-    c.expect(pod.get("automountServiceAccountToken", True) is True,
-             "%s: the ServiceAccount token must be mounted (TokenReview, reconcile)" % D)
+    # the pod's field wins over the ServiceAccount's; both default to true
+    account = get(found, "ServiceAccount", SA) or {}
+    mounted = pod.get("automountServiceAccountToken", account.get("automountServiceAccountToken", True))
+    c.expect(mounted is True, "%s: the ServiceAccount token must be mounted (TokenReview, "
+             "SubjectAccessReview, the authentication ConfigMap, reconcile)" % D)
     psc = pod.get("securityContext") or {}
     containers = pod.get("containers") or []
     if not c.expect(len(containers) == 1, "%s: %d containers, want 1" % (D, len(containers))):
@@ -399,6 +582,15 @@ def check_deployment(c, found, flags, flags_src):
         if not flags[name] and value is not None:
             c.fail("%s: flag --%s takes no value" % (D, name))
         values[name] = value
+
+    # delegated authorization, through the pod's service account like authentication
+    mode = values.get("authorization-mode")
+    c.expect(mode == "Webhook", "%s: --authorization-mode is %s, want Webhook (every request but the "
+             "health endpoints authorized by kube-apiserver with a SubjectAccessReview)"
+             % (D, mode if mode is not None else "not set (AlwaysAllow)"))
+    for flag in KUBECONFIG_FLAGS:
+        c.expect(flag not in values, "%s: --%s is set: in a pod the server reaches kube-apiserver "
+                 "through its service account (KUBERNETES_SERVICE_HOST, %s)" % (D, flag, SA_DIR))
 
     port = values.get("secure-port")
     cport = None
@@ -521,26 +713,191 @@ def free_port():
         return s.getsockname()[1]
 
 
-def https_get(port, path, cafile, timeout=2.0):
-    """Status code of GET path over TLS, the certificate verified for SVC_DNS."""
+def https_request(port, path, cafile, headers=(), cert=None, timeout=3.0):
+    """(status, body) of GET path over TLS, the certificate verified for
+    SVC_DNS; cert: (certificate file, key file) presented as the client's."""
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["http/1.1"])
+    if cert:
+        ctx.load_cert_chain(*cert)
+    lines = ["GET %s HTTP/1.1" % path, "Host: " + SVC_DNS, "Connection: close"]
+    lines += ["%s: %s" % h for h in headers]
+    data = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
         with ctx.wrap_socket(raw, server_hostname=SVC_DNS) as tls:
-            tls.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
-                         % (path, SVC_DNS)).encode())
-            head = b""
-            while b"\r\n" not in head:
-                chunk = tls.recv(4096)
+            tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            while True:
+                try:
+                    chunk = tls.recv(65536)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    break
                 if not chunk:
                     break
-                head += chunk
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+        out, rest = b"", body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            out, rest = out + rest[:n], rest[n + 2:]
+        body = out
     parts = head.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None), body
+
+
+def https_get(port, path, cafile, timeout=2.0):
+    """Status code of GET path over TLS, the certificate verified for SVC_DNS."""
+    return https_request(port, path, cafile, timeout=timeout)[0]
+
+
+class Cluster(kube_standin.KubeStandin):
+    """The kube-apiserver stand-in as the pod's cluster; it also keeps the
+    spec of every SubjectAccessReview it answers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sar_specs = []
+
+    def review_access(self, body):
+        with self.mu:
+            self.sar_specs.append(json.loads(json.dumps(body.get("spec") or {})))
+        return super().review_access(body)
+
+
+def start_cluster(directory):
+    """The stand-in playing the cluster the pod runs in, and what the pod gets
+    from it: a dict with standin, sa_dir (token, ca.crt: what the kubelet
+    mounts at SA_DIR), kubeconfig (the same server, CA file and token file),
+    sa_token, tokens {user: bearer token its TokenReview knows} and
+    front_proxy (certificate, key) signed by the requestheader CA that its
+    extension-apiserver-authentication ConfigMap publishes."""
+    certs = kube_standin.make_serving_certs(os.path.join(directory, "kube-apiserver"))
+    pki = os.path.join(directory, "pki")
+    rh_ca, _ = kube_standin.make_ca(pki, "front-proxy-ca")
+    client_ca, _ = kube_standin.make_ca(pki, "client-ca")
+    proxy = kube_standin.make_client_cert(pki, "front-proxy-ca", "front-proxy-client", "front-proxy-client")
+    st = Cluster(certs["cert"], certs["key"])
+    sa_token = secrets.token_urlsafe(32)
+    st.caller_tokens = {sa_token}            # the server must call as its service account
+    tokens = {u: secrets.token_urlsafe(16) for u in ("alice", "bob")}
+    for user, token in tokens.items():
+        st.set_token(token, user, uid=user + "-uid", groups=["langop-users"])
+    st.add_rule(True, user=["alice", "carol"], verb="list", apiGroup="langop.io",
+                resource="languagemodels", namespace="default")
+    st.add_rule(False, user="bob", denied=True, reason="bob may not use langop.io")
+    for key, path in (("requestheader-client-ca-file", rh_ca), ("client-ca-file", client_ca)):
+        with open(path) as f:
+            st.auth_config[key] = f.read()
+    st.auth_configmap()
+    st.start()
+    sa_dir = os.path.join(directory, "serviceaccount")
+    os.makedirs(sa_dir)
+    with open(os.path.join(sa_dir, "token"), "w") as f:
+        f.write(sa_token)
+    shutil.copy(certs["ca"], os.path.join(sa_dir, "ca.crt"))
+    kubeconfig = os.path.join(directory, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "in-cluster", "cluster": {
+                "server": "https://127.0.0.1:%d" % st.port,
+                "certificate-authority": os.path.join(sa_dir, "ca.crt")}}],
+            "users": [{"name": SA, "user": {"tokenFile": os.path.join(sa_dir, "token")}}],
+            "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": SA}}],
+            "current-context": "in-cluster"}, f)
+    return {"standin": st, "sa_dir": sa_dir, "kubeconfig": kubeconfig, "sa_token": sa_token,
+            "tokens": tokens, "front_proxy": proxy}
+
+
+MODELS = "/apis/langop.io/v1alpha1/namespaces/default/languagemodels"
+AUTHCONFIG_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+
+
+def check_delegation(c, R, port, cafile, cluster, objs):
+    """With the server running: delegated authentication and authorization
+    against the stand-in, and every call it made there granted by deploy/'s RBAC."""
+    st = cluster["standin"]
+    with st.mu:
+        c.expect(not st.sar_specs, "%s: the probes sent %d SubjectAccessReview(s) to kube-apiserver; the "
+                 "health endpoints must need no authorization" % (R, len(st.sar_specs)))
+    c.expect(st.calls_to(AUTHCONFIG_PATH, "GET") > 0,
+             "%s: the server did not read kube-system/extension-apiserver-authentication from "
+             "kube-apiserver at start-up" % R)
+    cases = [
+        ("alice's bearer token (TokenReview), allowed by SubjectAccessReview",
+         [("Authorization", "Bearer " + cluster["tokens"]["alice"])], None, 200, "alice", None),
+        ("bob's bearer token (TokenReview), denied by SubjectAccessReview",
+         [("Authorization", "Bearer " + cluster["tokens"]["bob"])], None, 403, "bob", "Forbidden"),
+        ("an unknown bearer token", [("Authorization", "Bearer not-" + cluster["tokens"]["alice"])],
+         None, 401, None, "Unauthorized"),
+        ("X-Remote-User: carol without a front-proxy certificate", [("X-Remote-User", "carol")],
+         None, 401, None, "Unauthorized"),
+        ("a front-proxy certificate of the ConfigMap's requestheader CA, X-Remote-User: carol",
+         [("X-Remote-User", "carol"), ("X-Remote-Group", "langop-readers")], cluster["front_proxy"],
+         200, "carol", None),
+    ]
+    for what, headers, cert, want, user, reason in cases:
+        with st.mu:
+            seen = len(st.sar_specs)
+        try:
+            code, body = https_request(port, MODELS, cafile, headers, cert)
+        except (OSError, ssl.SSLError) as e:
+            c.fail("%s: %s: GET %s failed: %s" % (R, what, MODELS, e))
+            continue
+        with st.mu:
+            specs = st.sar_specs[seen:]
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not c.expect(code == want, "%s: %s: GET %s answered %s, want %s (%s)"
+                        % (R, what, MODELS, code, want, body[:200].decode(errors="replace"))):
+            continue
+        if reason:
+            c.expect(isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("code") == want
+                     and doc.get("reason") == reason,
+                     "%s: %s: the %s is not a kube Status with reason %s: %s"
+                     % (R, what, want, reason, body[:200].decode(errors="replace")))
+        else:
+            c.expect(isinstance(doc, dict) and doc.get("kind") == "LanguageModelList",
+                     "%s: %s: the 200 is not a LanguageModelList" % (R, what))
+        if user is None:
+            c.expect(not specs, "%s: %s: a SubjectAccessReview was sent for a request that was not "
+                     "authenticated" % (R, what))
+            continue
+        ra = {"verb": "list", "group": "langop.io", "resource": "languagemodels", "namespace": "default"}
+        asked = [sp for sp in specs if sp.get("user") == user and all(
+            (sp.get("resourceAttributes") or {}).get(k) == v for k, v in ra.items())]
+        c.expect(asked, "%s: %s: no SubjectAccessReview for user %r to list languagemodels.langop.io in "
+                 "namespace default reached kube-apiserver (%s)" % (R, what, user, specs))
+        if cert and asked:
+            groups = asked[0].get("groups") or []
+            c.expect("langop-readers" in groups, "%s: %s: the review's groups %s lack X-Remote-Group "
+                     "langop-readers" % (R, what, groups))
+    with st.mu:
+        log = list(st.log)
+    grants = sa_grants(objs)
+    told = set()
+    for e in log:
+        key = (e["method"], e["path"])
+        if key in told:
+            continue
+        told.add(key)
+        c.expect(e.get("authorization") == "Bearer " + cluster["sa_token"],
+                 "%s: the server's %s %s to kube-apiserver was not made with the service account's token"
+                 % (R, e["method"], e["path"]))
+        attrs = kube_request_attrs(e["method"], e["path"], e.get("query"))
+        c.expect(granted(grants, attrs), "%s: the server's %s %s to kube-apiserver (%s) is not granted to "
+                 "ServiceAccount %s/%s by the RBAC in deploy/" % (R, e["method"], e["path"],
+                                                                  describe(attrs), NS, SA))
 
 
 def check_runs(c, found, binary):
-    """Start binary with the Deployment's args on mapped volumes; probe it."""
+    """Start binary with the Deployment's args on mapped volumes, in the
+    stand-in's cluster; probe it and ask it as users of that cluster."""
     dep = get(found, "Deployment", "langop-apiserver")
     api = get(found, "APIService", "v1alpha1.langop.io")
     secret = get(found, "Secret", SECRET_PREFIX + "-*")
@@ -554,8 +911,13 @@ def check_runs(c, found, binary):
     if not ca:
         return
     tmp = tempfile.mkdtemp(prefix="check-deploy-run-")
-    proc = log = None
+    proc = log = cluster = None
     try:
+        try:
+            cluster = start_cluster(os.path.join(tmp, "cluster"))
+        except (OSError, subprocess.CalledProcessError) as e:
+            c.fail("%s: the kube-apiserver stand-in did not start: %s" % (R, e))
+            return
         mounts = []
         for m in ct.get("volumeMounts") or []:
             local = os.path.join(tmp, "volumes", m.get("name", "x"))
@@ -587,10 +949,14 @@ def check_runs(c, found, binary):
             if name == "--storage-path":
                 storage = value
             args.append(name + "=" + value if _ else a)
+        # the pod's way to kube-apiserver, SA_DIR mapped like the volumes (see the module docstring)
+        args += ["--%s=%s" % (flag, cluster["kubeconfig"]) for flag in KUBECONFIG_FLAGS]
+        env = dict(os.environ, KUBERNETES_SERVICE_HOST="127.0.0.1",
+                   KUBERNETES_SERVICE_PORT=str(cluster["standin"].port))
         cwd = os.path.join(tmp, "cwd")
         os.makedirs(cwd)
         log = open(os.path.join(tmp, "server.log"), "w+")
-        proc = subprocess.Popen([os.path.abspath(binary)] + args, cwd=cwd, stdout=log,
+        proc = subprocess.Popen([os.path.abspath(binary)] + args, cwd=cwd, stdout=log, env=env,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         probes = [(ct.get(p) or {}).get("httpGet") or {} for p in ("readinessProbe", "livenessProbe")]
         codes = {}
@@ -611,8 +977,9 @@ def check_runs(c, found, binary):
             tail = log.read().strip().splitlines()[-3:]
             c.fail("%s: the server exited (%s) with the Deployment's args: %s" % (R, proc.returncode, tail))
             return
-        c.expect(codes and all(code == 200 for code in codes.values()),
-                 "%s: probes answered %s, want 200 over TLS verified with the caBundle" % (R, codes))
+        if c.expect(codes and all(code == 200 for code in codes.values()),
+                    "%s: probes answered %s, want 200 over TLS verified with the caBundle" % (R, codes)):
+            check_delegation(c, R, port, cafile, cluster, list(found.values()))
         c.expect(storage is not None and os.path.exists(storage),
                  "%s: no database at --storage-path (%s)" % (R, storage))
         c.expect(not os.listdir(cwd), "%s: the server wrote %s in its working folder (a read-only "
@@ -628,6 +995,8 @@ def check_runs(c, found, binary):
             proc.wait()
         if log is not None:
             log.close()
+        if cluster is not None:
+            cluster["standin"].stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -660,6 +1029,13 @@ def apt_installs(lines):
 
 def linked_packages(binary):
     """Debian packages owning the libraries the binary links (libc6 left out)."""
+    st = os.stat(binary)
+    return set(_linked_packages(os.path.realpath(binary), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _linked_packages(binary, mtime_ns, size):
+    """linked_packages of one version of a binary: ldd and dpkg -S take seconds, once."""
     out = run(["ldd", binary])
     pkgs = set()
     for lib in re.findall(r"=> (/\S+)", out.stdout):
@@ -669,7 +1045,7 @@ def linked_packages(binary):
                 pkgs.add(q.stdout.split(":", 1)[0])
                 break
     pkgs.discard("libc6")
-    return pkgs
+    return frozenset(pkgs)
 
 
 def check_dockerfile(c, path, uid, binary):
@@ -765,6 +1141,7 @@ def check(deploy_dir, kubectl, binary, main_c, out, build=False):
     if objs is not None:
         found = index(objs, c)
         check_rbac(c, found)
+        check_delegation_rbac(c, objs)
         got = check_deployment(c, found, flags, flags_src)
         cport, labels, uid = got if got else (None, {}, None)
         check_service(c, found, cport, labels)

@@ -131,8 +131,49 @@ class CheckDeployTest(unittest.TestCase):
     # -- RBAC -----------------------------------------------------------------
 
     def test_auth_delegator_role_ref(self):
-        self.fault("rbac-delegation.yaml", "name: system:auth-delegator", "name: system:auth-delegate",
-                   "roleRef is ClusterRole system:auth-delegate")
+        lines = self.fault("rbac-delegation.yaml", "name: system:auth-delegator", "name: system:auth-delegate",
+                           "roleRef is ClusterRole system:auth-delegate")
+        for what in ("create tokenreviews.authentication.k8s.io (bearer tokens",
+                     "create subjectaccessreviews.authorization.k8s.io (--authorization-mode=Webhook"):
+            self.assertIn("ServiceAccount langop-system/langop-apiserver may not %s" % what, "\n".join(lines))
+
+    def test_rbac_rule_matching(self):
+        objs = [
+            {"kind": "ClusterRole", "metadata": {"name": "read-cm"},
+             "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+                       {"nonResourceURLs": ["/metrics*"], "verbs": ["get"]}]},
+            {"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "kube-system"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "read-cm"},
+             "subjects": [{"kind": "ServiceAccount", "name": "langop-apiserver", "namespace": "langop-system"}]},
+            {"kind": "ClusterRoleBinding", "metadata": {"name": "d"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": "system:auth-delegator"},
+             "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "langop-system"}]},
+        ]
+        grants = check_deploy.sa_grants(objs)
+        attrs = check_deploy.kube_request_attrs
+        cm = "/api/v1/namespaces/%s/configmaps/x"
+        self.assertTrue(check_deploy.granted(grants, attrs("GET", cm % "kube-system")))
+        # a RoleBinding grants a ClusterRole's rules in its own namespace only
+        self.assertFalse(check_deploy.granted(grants, attrs("GET", cm % "default")))
+        self.assertFalse(check_deploy.granted(grants, attrs("GET", "/api/v1/namespaces/kube-system/configmaps")))
+        # nonResourceURLs only through a ClusterRoleBinding; the delegator is bound to another account
+        self.assertFalse(check_deploy.granted(grants, attrs("GET", "/metrics")))
+        self.assertFalse(check_deploy.granted(grants, attrs(
+            "POST", "/apis/authentication.k8s.io/v1/tokenreviews")))
+        # resourceNames: a get of that name, never a list or a create
+        reader = [("kube-system", r) for r in check_deploy.BUILTIN_ROLES[
+            ("Role", "kube-system", "extension-apiserver-authentication-reader")]]
+        path = check_deploy.AUTHCONFIG_PATH
+        self.assertTrue(check_deploy.granted(reader, attrs("GET", path)))
+        self.assertFalse(check_deploy.granted(reader, attrs("GET", path.rsplit("/", 1)[0])))
+        self.assertFalse(check_deploy.granted(reader, attrs("POST", path.rsplit("/", 1)[0])))
+        self.assertEqual(attrs("GET", "/apis/apps/v1/namespaces/a/deployments", "watch=true")["verb"], "watch")
+        self.assertEqual(attrs("DELETE", "/apis/apps/v1/namespaces/a/deployments")["verb"], "deletecollection")
+        self.assertEqual(attrs("PUT", "/apis/apps/v1/namespaces/a/deployments/d/status"),
+                         {"verb": "update", "group": "apps", "resource": "deployments", "subresource": "status",
+                          "namespace": "a", "name": "d"})
+        self.assertEqual(attrs("GET", "/apis/langop.io/v1alpha1"), {"verb": "get", "path": "/apis/langop.io/v1alpha1"})
 
     def test_auth_reader_bound_to_another_account(self):
         self.fault("rbac-delegation.yaml", "name: langop-apiserver\n  namespace: langop-system\n",
@@ -232,6 +273,26 @@ class CheckDeployTest(unittest.TestCase):
         self.fault("deployment.yaml", "secretName: langop-apiserver-serving",
                    "secretName: some-other-secret", "no mount of the serving Secret")
 
+    def test_no_webhook_authorization(self):
+        self.fault("deployment.yaml", "        - --authorization-mode=Webhook\n", "",
+                   "--authorization-mode is not set (AlwaysAllow), want Webhook")
+
+    def test_always_allow_authorization(self):
+        self.fault("deployment.yaml", "--authorization-mode=Webhook", "--authorization-mode=AlwaysAllow",
+                   "--authorization-mode is AlwaysAllow, want Webhook")
+
+    def test_authorization_kubeconfig_in_the_deployment(self):
+        self.fault("deployment.yaml", "        - --authorization-mode=Webhook\n",
+                   "        - --authorization-mode=Webhook\n"
+                   "        - --authorization-kubeconfig=/etc/langop/tls/tls.crt\n",
+                   "--authorization-kubeconfig is set: in a pod the server reaches kube-apiserver "
+                   "through its service account")
+
+    def test_service_account_does_not_mount_its_token(self):
+        self.fault("serviceaccount.yaml", "  namespace: langop-system\n",
+                   "  namespace: langop-system\nautomountServiceAccountToken: false\n",
+                   "the ServiceAccount token must be mounted")
+
     def test_command_override(self):
         self.fault("deployment.yaml", "        args:\n", "        command: [/bin/sh]\n        args:\n",
                    "command overrides the image's entrypoint")
@@ -255,6 +316,38 @@ class CheckDeployTest(unittest.TestCase):
         self.fault("deployment.yaml", "--storage-path=/var/lib/langop/langop.db",
                    "--storage-path=/var/lib/langop/db/langop.db",
                    "Deployment langop-apiserver, run: the server exited (1)", binary=self.need_binary())
+
+    RUN = "Deployment langop-apiserver, run: "
+    MODELS = " GET /apis/langop.io/v1alpha1/namespaces/default/languagemodels answered "
+
+    def test_run_without_webhook_allows_a_denied_user(self):
+        lines = self.fault("deployment.yaml", "        - --authorization-mode=Webhook\n", "",
+                           self.RUN + "bob's bearer token (TokenReview), denied by SubjectAccessReview:"
+                           + self.MODELS + "200, want 403", binary=self.need_binary())
+        self.assertTrue(any(line.startswith(self.RUN + "alice's bearer token") and
+                            "no SubjectAccessReview for user 'alice'" in line for line in lines), lines)
+
+    def test_run_front_proxy_ca_not_from_the_configmap(self):
+        # a CA flag wins over the ConfigMap: the cluster's front-proxy CA is not used
+        lines = self.fault("deployment.yaml", "        - --authorization-mode=Webhook\n",
+                           "        - --authorization-mode=Webhook\n"
+                           "        - --requestheader-client-ca-file=/etc/langop/tls/ca.crt\n",
+                           self.RUN + "a front-proxy certificate of the ConfigMap's requestheader CA, "
+                           "X-Remote-User: carol:" + self.MODELS + "401, want 200", binary=self.need_binary())
+        self.assertIn(self.RUN + "the server did not read kube-system/extension-apiserver-authentication from "
+                      "kube-apiserver at start-up", lines)
+
+    def test_run_anonymous_requests(self):
+        self.fault("deployment.yaml", "        - --authorization-mode=Webhook\n",
+                   "        - --authorization-mode=Webhook\n        - --anonymous-auth\n",
+                   self.RUN + "X-Remote-User: carol without a front-proxy certificate:" + self.MODELS
+                   + "403, want 401", binary=self.need_binary())
+
+    def test_run_calls_kube_apiserver_beyond_the_rbac(self):
+        self.fault("rbac-delegation.yaml", "name: system:auth-delegator", "name: system:auth-delegate",
+                   self.RUN + "the server's POST /apis/authentication.k8s.io/v1/tokenreviews to kube-apiserver "
+                   "(create tokenreviews.authentication.k8s.io) is not granted to ServiceAccount "
+                   "langop-system/langop-apiserver by the RBAC in deploy/", binary=self.need_binary())
 
     def test_run_with_a_key_of_another_certificate(self):
         # the key of another certificate: static checks see it, and the server cannot serve

@@ -385,6 +385,48 @@ static void test_token_file_reread_when_it_changes(void **state)
     free(fresh), free(tok), free(ca);
 }
 
+/*
+ * A kubeconfig naming the service account's files (server, certificate-
+ * authority, tokenFile) is the in-cluster configuration, field for field:
+ * tests/tools/check_deploy.py reaches its stand-in cluster that way.
+ */
+static void test_kubeconfig_of_the_service_account_files_is_in_cluster(void **state)
+{
+    tmp_t *t = *state;
+    write_at(t->dir, "sa/token", "sa-token-2\n");
+    write_at(t->dir, "sa/ca.crt", "ca\n");
+    char *tok = path_in(t, "sa/token"), *ca = path_in(t, "sa/ca.crt");
+    char *text = lo_sprintf("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                            "clusters: [{name: k, cluster: {server: 'https://10.0.0.1:443', "
+                            "certificate-authority: '%s'}}]\n"
+                            "users: [{name: sa, user: {tokenFile: '%s'}}]\n"
+                            "contexts: [{name: c, context: {cluster: k, user: sa}}]\n",
+                            ca, tok);
+    kube_config_t *f = load_ok(t, text, NULL);
+    lo_err_t err = {0};
+    kube_incluster_t p = {.token_file = tok, .ca_file = ca, .host = "10.0.0.1", .port = "443"};
+    kube_config_t *c = kubeconfig_in_cluster(&p, &err);
+    if (c == NULL)
+        fail_msg("%s", err.message);
+    kube_config_t *both[] = {f, c};
+    for (int i = 0; i < 2; i++) {
+        kube_config_t *k = both[i];
+        assert_string_equal(k->server, "https://10.0.0.1:443");
+        assert_string_equal(k->ca_file, ca);
+        assert_string_equal(k->token_file, tok);
+        assert_null(k->ca.data);
+        assert_null(k->cert.data);
+        assert_null(k->cert_file);
+        assert_null(k->key.data);
+        assert_null(k->key_file);
+        assert_null(k->token);
+        assert_token(k, "sa-token-2");
+    }
+    kubeconfig_free(f);
+    kubeconfig_free(c);
+    free(text), free(tok), free(ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_and_bad_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_reread_when_it_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_of_the_service_account_files_is_in_cluster, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
