@@ -62,6 +62,7 @@ typedef struct flags {
     int64_t token_cache_ttl_s;
     char *api_audiences;
     int anonymous_auth;
+    int tolerate_lookup_failure;
     int64_t authn_refresh_s;
 } flags_t;
 
@@ -126,6 +127,10 @@ static void usage(FILE *out)
             "                                   (rotated CAs); 0 never (default 1m)\n"
             "      --anonymous-auth             Requests with no credentials are system:anonymous instead of\n"
             "                                   401 (default false)\n"
+            "      --authentication-tolerate-lookup-failure  Start even when the cluster's\n"
+            "                                   extension-apiserver-authentication ConfigMap cannot be read\n"
+            "                                   (default false: exit, as kube's servers do; a missing one is\n"
+            "                                   never an error)\n"
             "\n"
             "Authorization flags:\n"
             "      --authorization-mode string  AlwaysAllow (every authenticated request; default) or Webhook\n"
@@ -218,7 +223,7 @@ enum {
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
     OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS, OPT_AUTHZ_MODE, OPT_AUTHZ_KUBECONFIG,
     OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER,
-    OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS,
+    OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS, OPT_TOLERATE_LOOKUP,
     OPT_AUTHN_REFRESH,
 };
 
@@ -266,6 +271,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"authentication-token-webhook-cache-ttl", required_argument, NULL, OPT_AUTHN_TTL},
         {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
         {"anonymous-auth", no_argument, NULL, OPT_ANONYMOUS},
+        {"authentication-tolerate-lookup-failure", no_argument, NULL, OPT_TOLERATE_LOOKUP},
         {"authentication-config-refresh-interval", required_argument, NULL, OPT_AUTHN_REFRESH},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -316,6 +322,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
             break;
         case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
         case OPT_ANONYMOUS: f->anonymous_auth = 1; break;
+        case OPT_TOLERATE_LOOKUP: f->tolerate_lookup_failure = 1; break;
         case OPT_AUTHN_REFRESH:
             rc = parse_duration("authentication-config-refresh-interval", optarg, &f->authn_refresh_s);
             break;
@@ -401,18 +408,31 @@ static kube_client_t *tokenreview_client(const flags_t *f, lo_err_t *err)
 /*
  * What the flags leave unsaid, from the cluster's ConfigMap (authconfig.h),
  * when a kube-apiserver is configured and neither CA was given as a flag.
- * A ConfigMap that cannot be read only warns: the flags still apply.
+ * As kube's delegating servers: a ConfigMap that does not exist means
+ * nothing to add (a warning); one that cannot be read (RBAC, network) stops
+ * the start with -1 and err, since the server would then answer every
+ * aggregated request 401 while looking ready, unless
+ * --authentication-tolerate-lookup-failure.
  */
-static void cluster_authconfig(kube_client_t *kube, const flags_t *f, authconfig_t *cm)
+static int cluster_authconfig(kube_client_t *kube, const flags_t *f, authconfig_t *cm, lo_err_t *err)
 {
     memset(cm, 0, sizeof(*cm));
     if (kube == NULL || f->client_ca_file || f->requestheader_ca_file)
-        return;
-    lo_err_t err = {0};
-    if (authconfig_read(kube, cm, &err) != 0)
-        lo_log(LO_INFO, "Warning: cannot read %s: %s; no front proxy or client certificates", AUTHCONFIG_PATH,
-               err.message);
-    lo_err_clear(&err);
+        return 0;
+    lo_err_t why = {0};
+    int rc = 0;
+    if (authconfig_read(kube, cm, &why) != 0) {
+        if (why.code == 404 || f->tolerate_lookup_failure) {
+            lo_log(LO_INFO, "Warning: cannot read %s: %s; no front proxy or client certificates", AUTHCONFIG_PATH,
+                   why.message);
+        } else {
+            lo_err_set(err, why.code, why.reason, "cannot read %s: %s (--authentication-tolerate-lookup-failure "
+                       "starts anyway)", AUTHCONFIG_PATH, why.message);
+            rc = -1;
+        }
+    }
+    lo_err_clear(&why);
+    return rc;
 }
 
 /* The CA and front-proxy fields of o: a flag wins over the ConfigMap (cm, borrowed by o). */
@@ -557,7 +577,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: --authentication-kubeconfig: %s\n", err.message);
         goto exit;
     }
-    cluster_authconfig(reviews, &f, &cm);
+    if (cluster_authconfig(reviews, &f, &cm, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.message);
+        kube_client_free(reviews);
+        goto exit;
+    }
     auth_options_t auo = {.token_file = f.token_auth_file, .tokenreview_client = reviews,
                           .api_audiences = f.api_audiences, .token_cache_ttl_ms = f.token_cache_ttl_s * 1000,
                           .anonymous = f.anonymous_auth, .trust_reloads = trust_follows_cluster(reviews, &f)};

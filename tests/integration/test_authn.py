@@ -376,6 +376,60 @@ class CAsArriveLaterTest(AuthnCase):
         self.assertEqual((status, user), (404, "zed"))
 
 
+class ConfigMapLookupTest(unittest.TestCase):
+    """Start-up when the cluster's authentication ConfigMap cannot be read:
+    kube's delegating servers stop (they would answer every aggregated
+    request 401 while looking ready) unless told to tolerate it; a ConfigMap
+    that does not exist is no error."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-authcm-"))
+        cls.standin, cls.paths = start_standin(cls.tmp / "standin")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.standin.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def run_server(self, *flags):
+        import subprocess
+        port = harness.free_port()
+        args = [harness.BINARY, f"--secure-port={port}", "--bind-address=127.0.0.1",
+                f"--storage-path={self.tmp / f'db-{port}'}", f"--cert-dir={self.tmp / 'certs'}",
+                f"--authentication-kubeconfig={self.paths['kubeconfig']}", *flags]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+        try:
+            out, _ = p.communicate(timeout=4)
+            return p.returncode, out
+        except subprocess.TimeoutExpired:  # still serving: it started
+            p.terminate()
+            out, _ = p.communicate(timeout=10)
+            return None, out
+
+    def test_unreadable_configmap_stops_the_start(self):
+        self.standin.clear_faults()
+        self.standin.add_fault("500", path="/api/v1/namespaces/kube-system/configmaps/*", count=1000)
+        try:
+            rc, out = self.run_server()
+            self.assertNotIn(rc, (None, 0), out)
+            self.assertIn("cannot read /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication", out)
+            self.assertIn("--authentication-tolerate-lookup-failure", out)
+            rc, out = self.run_server("--authentication-tolerate-lookup-failure")
+            self.assertIsNone(rc, out)  # tolerated: it serves
+            self.assertIn("Warning: cannot read", out)
+        finally:
+            self.standin.clear_faults()
+
+    def test_missing_configmap_is_no_error(self):
+        with self.standin.store.lock:
+            self.standin.store.objects = {k: v for k, v in self.standin.store.objects.items()
+                                          if k[2] != "extension-apiserver-authentication"}
+        rc, out = self.run_server()
+        self.assertIsNone(rc, out)
+
+
 class AnonymousTest(AuthnCase):
     """--anonymous-auth: no credentials is system:anonymous; bad ones stay 401."""
 
