@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "langop/api/discovery.h"
@@ -553,4 +554,38 @@ int api_resume(api_t *api, api_response_t *resp)
     resp->call = NULL;
     call->resume(call->ctx, resp);
     return settle_response(call, resp);
+}
+
+/* api_call's wait for the writer: wake runs on the writer thread and only signals. */
+typedef struct call_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int woken;
+} call_wait_t;
+
+static void call_wake(void *ctx)
+{
+    call_wait_t *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->woken = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void api_call(api_t *api, const api_request_t *req, api_response_t *resp)
+{
+    call_wait_t w = {.woken = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    int pending = api_handle(api, req, resp, call_wake, &w);
+    while (pending) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.woken)
+            pthread_cond_wait(&w.cond, &w.lock);
+        w.woken = 0;
+        pthread_mutex_unlock(&w.lock);
+        pending = api_resume(api, resp);
+    }
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
 }

@@ -40,10 +40,11 @@ from collections import deque
 # kube (the client of kube-apiserver) needs only core; it sits just above
 # core so that nothing below the reconcile side can reach the network.
 # reconcile (the reconcile thread) sits above what it uses (kube, the
-# store's change feed, derive's renderers, and the registry's write path for
-# status writes) and below api and http: it serves no request.
+# store's change feed, derive's renderers, and the API itself, through which
+# it reads and writes status as any client would) and below http: it serves
+# no request.
 LAYERS = ["core", "kube", "storage", "schema", "derive", "request", "registry",
-          "reconcile", "api", "http", "main"]
+          "api", "reconcile", "http", "main"]
 
 RANK = {name: i for i, name in enumerate(LAYERS)}
 SOURCE_DIRS = ["apiserver", "storage", "openapi", os.path.join("include", "langop")]

@@ -70,4 +70,13 @@ int api_handle(api_t *api, const api_request_t *req, api_response_t *resp, api_w
 /** Goes on with a pending answer after its wake; returns 0 (complete) or 1 (pending again). */
 int api_resume(api_t *api, api_response_t *resp);
 
+/**
+ * One request from inside the process (the reconcile thread's reads and
+ * status writes), answered completely before it returns: the same path as
+ * a client's request, authorization included, waiting on the writer where
+ * a client's request would be pending. resp must be zeroed; the caller
+ * frees it. Never call it on the store's writer thread.
+ */
+void api_call(api_t *api, const api_request_t *req, api_response_t *resp);
+
 #endif
