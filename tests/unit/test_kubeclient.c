@@ -697,6 +697,37 @@ static void test_post_not_retried_once_sent(void **state)
     kube_client_free(c);
 }
 
+static void test_dropped_connection_retried_for_get_only(void **state)
+{
+    (void)state;
+    /* the stand-in read the request, then closed the connection: no answer */
+    add_fault("{'action': 'drop', 'path': '" CMS "'}");
+    kube_client_t *c = token_client();
+    kube_response_t r;
+    lo_err_t err = {0};
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_OK);
+    assert_int_equal(r.attempts, 2);
+    json_decref(r.body);
+    add_fault("{'action': 'drop', 'path': '" CMS "'}");
+    json_t *body = configmap("dropped");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, body, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1); /* done or not, nobody knows: not again */
+    assert_int_equal(r.status, 0);
+    assert_string_equal(err.reason, "ServiceUnavailable");
+    assert_int_equal(calls_of("POST", CMS), 1);
+    assert_null(held("dropped"));
+    json_decref(body);
+    /* nor a PUT: only GET is retried after the request was sent */
+    json_t *seed = held("kc-seed");
+    add_fault("{'action': 'drop', 'path': '" CMS "/kc-seed'}");
+    assert_int_equal(kube_request(c, "PUT", CMS "/kc-seed", NULL, seed, &r, &err),
+                     KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(calls_of("PUT", CMS "/kc-seed"), 1);
+    json_decref(seed);
+    kube_client_free(c);
+}
+
 static void test_timeout(void **state)
 {
     (void)state;
@@ -1043,6 +1074,7 @@ int main(void)
         TEST(test_get_retried_on_429_with_retry_after),
         TEST(test_get_retried_on_500_and_bounded),
         TEST(test_post_not_retried_once_sent),
+        TEST(test_dropped_connection_retried_for_get_only),
         TEST(test_timeout),
         TEST(test_connection_refused_retried_for_any_method),
         TEST(test_answer_not_json),
