@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,13 +72,14 @@ static int run_python(char *const *args, int *out, pid_t *pid)
 {
     const char *py = getenv("LO_TEST_PYTHON");
     char *argv[16] = {(char *)py};
-    for (int i = 0; args[i] && i < 14; i++)
+    for (int i = 0; i < 14 && args[i]; i++)
         argv[i + 1] = args[i];
     int fds[2] = {-1, -1};
     if (out && pipe(fds) < 0)
         return -1;
     pid_t p = fork();
     if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that crashes leaves no stand-in behind */
         if (out) {
             dup2(fds[1], 1);
             close(fds[0]);
@@ -143,7 +145,23 @@ static const kube_client_options_t control_opts = {
     .timeout_ms = 10000, .max_retries = -1, .user_agent = CONTROL_AGENT,
 };
 
-static int stop_all(void **state);
+static int stop_all(void **state)
+{
+    (void)state;
+    kube_client_free(sx.ctl);
+    sx.ctl = NULL;
+    /* both at once: each takes up to half a second to shut down */
+    standin_t *all[] = {&sx.main, &sx.wrong_name};
+    for (int i = 0; i < 2; i++)
+        if (all[i]->pid > 0)
+            kill(all[i]->pid, SIGTERM);
+    for (int i = 0; i < 2; i++)
+        standin_reap(all[i]);
+    char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == 0 ? 0 : -1;
+}
 
 static int start_all(void **state)
 {
@@ -168,24 +186,6 @@ static int start_all(void **state)
                        "  'metadata': {'name': 'kc-seed', 'namespace': 'default'},"
                        "  'data': {'a': 'b'}}]}")));
     return 0;
-}
-
-static int stop_all(void **state)
-{
-    (void)state;
-    kube_client_free(sx.ctl);
-    sx.ctl = NULL;
-    /* both at once: each takes up to half a second to shut down */
-    standin_t *all[] = {&sx.main, &sx.wrong_name};
-    for (int i = 0; i < 2; i++)
-        if (all[i]->pid > 0)
-            kill(all[i]->pid, SIGTERM);
-    for (int i = 0; i < 2; i++)
-        standin_reap(all[i]);
-    char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == 0 ? 0 : -1;
 }
 
 /* Before each test: no faults left, counters and log empty. */
