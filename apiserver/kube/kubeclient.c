@@ -252,8 +252,14 @@ static int attempt_once(kube_client_t *c, const char *method, const char *url,
         return -1;
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "GET") == 0)
+    if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        /* libcurl sends a request again, unasked, when the kept-alive
+         * connection it reused dies after the request was written; only a
+         * GET may go twice (may_retry), so the others take a new one */
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    }
     if (payload) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_len);

@@ -43,7 +43,10 @@ What is simplified against the real kube-apiserver (on purpose):
     (deletionTimestamp set, gone when the last finalizer is removed);
   * events of core/v1 and events.k8s.io/v1 are stored apart; generation is
     kept only for kinds whose spec the real API versions (deployments, jobs,
-    cronjobs); watch history is kept whole until compact(); no bookmarks;
+    cronjobs); watch history is kept whole until compact(); bookmarks (with
+    allowWatchBookmarks=true) as kube's watch cache sends them: one 2 s
+    before timeoutSeconds ends and one a minute, none when the timeout is
+    shorter than 2 s, with the store's resourceVersion;
   * a DELETE that removes the object answers a Status Success for every
     kind but namespaces (as kube's stores for these kinds do);
   * lists are one page (limit is ignored, no continue token);
@@ -515,14 +518,19 @@ class KubeStandin:
         rule["allowed"] = allowed
         self.sar_rules.append(rule)
 
-    def add_fault(self, action, path="*", method="*", count=1, delay=0.0, retry_after=1):
+    def add_fault(self, action, path="*", method="*", count=1, delay=0.0, retry_after=1,
+                  after=0, size=7):
         """The next count requests matching method and path (an fnmatch pattern on
         the path without query; its * also matches /) answer: "500", "429" (with Retry-After), "409",
-        "drop" (connection closed, no answer) or "delay" (served after delay s)."""
+        "drop" (connection closed, no answer; a watch with after=N: closed after
+        N events, without the stream's last chunk), "delay" (served after delay s)
+        or "split" (a watch: its stream re-cut into HTTP chunks of size bytes,
+        whatever the event boundaries, as proxies do; other requests as usual)."""
         with self.mu:
             self.faults.append({"action": str(action), "path": path, "method": method.upper(),
                                 "count": int(count), "delay": float(delay),
-                                "retryAfter": int(retry_after)})
+                                "retryAfter": int(retry_after), "after": int(after),
+                                "size": max(1, int(size))})
 
     def clear_faults(self):
         with self.mu:
@@ -1036,9 +1044,15 @@ CONTROL = """Control endpoints (no faults, no caller auth):
   GET  /standin/calls        {"calls": {"METHOD path": n}, "paths": {path: n},
                               "reviews": {"tokenreviews": n, "subjectaccessreviews": n}}
   DELETE /standin/calls      reset the counters and the request log
-  GET  /standin/log          recent requests (method, path, query, authorization, clientCN)
-  POST /standin/faults       {"action": "500|429|409|drop|delay", "path": "glob",
-                              "method": "GET|*", "count": N, "delay": s, "retryAfter": s}
+  GET  /standin/log          recent requests (method, path, query, contentType,
+                              authorization, clientCN)
+  POST /standin/faults       {"action": "500|429|409|drop|delay|split", "path": "glob",
+                              "method": "GET|*", "count": N, "delay": s, "retryAfter": s,
+                              "after": N, "size": N}
+                             drop: connection closed, no answer; on a watch with
+                               "after": N, closed after N events (no last chunk)
+                             split: a watch's stream re-cut into HTTP chunks of
+                               "size" bytes (default 7), across event boundaries
   DELETE /standin/faults     remove every fault
   PUT  /standin/state        {"tokens": {...}, "sarRules": [...], "authConfig": {...},
                               "callerTokens": [...], "objects": [...]}
@@ -1051,6 +1065,7 @@ CONTROL = """Control endpoints (no faults, no caller auth):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     standin = None  # set by KubeStandin.start
+    stream_fault = None  # set by dispatch() for watch()
 
     def log_message(self, fmt, *args):
         if os.environ.get("KUBE_STANDIN_VERBOSE"):
@@ -1145,6 +1160,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             st.calls[key] = st.calls.get(key, 0) + 1
             st.paths[path] = st.paths.get(path, 0) + 1
             st.log.append({"method": self.command, "path": path, "query": url.query,
+                           "contentType": self.headers.get("Content-Type"),
                            "authorization": self.headers.get("Authorization"),
                            "userAgent": self.headers.get("User-Agent"),
                            "clientCN": self.client_cn()})
@@ -1156,16 +1172,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     fault = dict(f)
                     break
             st.faults = [f for f in st.faults if f["count"] > 0]
+        self.stream_fault = None  # split, or drop after N events: watch() acts on it
         if fault:
             a = fault["action"]
-            if a == "drop":
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            if a == "delay":
+            if a == "split" or (a == "drop" and fault["after"] > 0 and self.is_watch(query)):
+                self.stream_fault = fault
+            elif a == "drop":
+                return self.drop()
+            elif a == "delay":
                 time.sleep(fault["delay"])
             elif a == "500":
                 return self.send_error_status(ApiError(500, "InternalError", "Internal error occurred: injected by the stand-in",
@@ -1177,16 +1191,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif a == "409":
                 return self.send_error_status(ApiError(409, "Conflict", "Operation cannot be fulfilled: injected conflict by the stand-in"))
         try:
-            if st.caller_tokens:
-                auth = self.headers.get("Authorization", "")
-                tok = auth[7:] if auth.startswith("Bearer ") else None
-                if tok not in st.caller_tokens and not self.client_cn():
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
-            self.route(path, query, raw)
-        except ApiError as e:
-            self.send_error_status(e)
-        except (BrokenPipeError, ConnectionResetError):
+            try:
+                if st.caller_tokens:
+                    auth = self.headers.get("Authorization", "")
+                    tok = auth[7:] if auth.startswith("Bearer ") else None
+                    if tok not in st.caller_tokens and not self.client_cn():
+                        raise ApiError(401, "Unauthorized", "Unauthorized")
+                self.route(path, query, raw)
+            except ApiError as e:
+                self.send_error_status(e)
+        except OSError:  # the client left (its timeout, after a delay fault): nobody to answer
             self.close_connection = True
+
+    @staticmethod
+    def is_watch(query):
+        return (query.get("watch") or [""])[0] in ("1", "true", "True")
+
+    def drop(self):
+        """Close the connection as a crashed server or a cut network would:
+        no answer, or no more of one (no TLS close_notify either)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def control(self, path, raw):
         st = self.standin
@@ -1203,7 +1231,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(200, {"requests": list(st.log)})
         if path == "/standin/faults" and self.command == "POST":
             st.add_fault(data.get("action", "500"), data.get("path", "*"), data.get("method", "*"),
-                         data.get("count", 1), data.get("delay", 0), data.get("retryAfter", 1))
+                         data.get("count", 1), data.get("delay", 0), data.get("retryAfter", 1),
+                         data.get("after", 0), data.get("size", 7))
             return self.send_json(201, {"faults": st.faults})
         if path == "/standin/faults" and self.command == "DELETE":
             st.clear_faults()
@@ -1286,7 +1315,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(201, out)
         if res.namespaced and ns is None and not (m == "GET" and name is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        watch = (query.get("watch") or [""])[0] in ("1", "true", "True")
+        watch = self.is_watch(query)
         if m == "GET" and name is None:
             if watch:
                 return self.watch(res, ns, query)
@@ -1424,6 +1453,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rv_text = (query.get("resourceVersion") or [""])[0]
         timeout = float((query.get("timeoutSeconds") or ["1800"])[0] or 1800)
         deadline = time.monotonic() + timeout
+        bookmarks = (query.get("allowWatchBookmarks") or [""])[0] in ("1", "true", "True")
+
+        def next_bookmark(now):
+            # kube's cacheWatcher.nextBookmarkTime: a minute from now or 2 s
+            # before the deadline, whichever is first; none once that is past
+            t = min(now + 60, deadline - 2)
+            return t if bookmarks and t >= now else None
+        bookmark_at = next_bookmark(time.monotonic())
 
         def wanted(r, o):
             return r is res and (ns is None or o["metadata"].get("namespace") == ns) \
@@ -1451,34 +1488,90 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.close_connection = True
+        out = _WatchWriter(self.wfile, self.stream_fault)
 
         def emit(etype, o):
-            if as_table and etype != "ERROR":  # column definitions in the first event only, as kube does
+            """True when a drop fault cuts the stream here."""
+            if as_table and etype not in ("ERROR", "BOOKMARK"):  # column definitions in the first event only, as kube does
                 o = self.table([o], o["metadata"]["resourceVersion"], columns=first[0])
                 first[0] = False
-            data = json.dumps({"type": etype, "object": o}).encode() + b"\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
+            return out.event(etype, o)
         try:
             for etype, o in initial:
-                emit(etype, o)
+                if emit(etype, o):
+                    return self.cut_stream(out)
+            out.flush()
             while not (initial and initial[0][0] == "ERROR"):
                 with store.lock:
                     batch = [(t, o) for (rv, t, r, o) in store.history if rv > since and wanted(r, o)]
                     if store.history:
                         since = max(since, store.history[-1][0])
-                    if not batch:
-                        left = deadline - time.monotonic()
+                    now = time.monotonic()
+                    if not batch and bookmark_at is not None and now >= bookmark_at:
+                        batch = [("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                               "metadata": {"resourceVersion": str(store.rv),
+                                                            "creationTimestamp": None}})]
+                        bookmark_at = next_bookmark(now)
+                    elif not batch:
+                        left = deadline - now
                         if left <= 0 or store.closed:
                             break
-                        store.lock.wait(min(left, 0.5))
+                        store.lock.wait(min(left, 0.5, bookmark_at - now if bookmark_at else left))
                         continue
                 for t, o in batch:
-                    emit(t, o)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+                    if emit(t, o):
+                        return self.cut_stream(out)
+                out.flush()
+            out.end()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             pass
+
+    def cut_stream(self, out):
+        out.flush()
+        self.drop()
+
+
+class _WatchWriter:
+    """A watch stream's events as HTTP chunks: one chunk an event, or under a
+    "split" fault the bytes re-cut into chunks of its size, across event
+    boundaries (what a proxy between client and server may do); under a
+    "drop" fault with after=N, event() says when N events are out."""
+
+    def __init__(self, wfile, fault):
+        fault = fault or {}
+        self.wfile = wfile
+        self.cut = fault["size"] if fault.get("action") == "split" else 0
+        self.drop_after = fault["after"] if fault.get("action") == "drop" else 0
+        self.pending = bytearray()
+        self.events = 0
+
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def event(self, etype, obj):
+        """Writes one event; True when a drop fault cuts the stream after it."""
+        data = json.dumps({"type": etype, "object": obj}).encode() + b"\n"
+        if not self.cut:
+            self.chunk(data)
+        else:
+            self.pending += data
+            while len(self.pending) >= self.cut:
+                self.chunk(bytes(self.pending[:self.cut]))
+                del self.pending[:self.cut]
+        self.events += 1
+        return 0 < self.drop_after <= self.events
+
+    def flush(self):
+        """What a split holds back, written before the stream waits or ends."""
+        if self.pending:
+            self.chunk(bytes(self.pending))
+            self.pending.clear()
+
+    def end(self):
+        self.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
 
 # ------------------------------------------------------------------ helpers

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -88,6 +89,38 @@ def deployment(name, replicas=1, image="nginx"):
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def raw_chunks(client, path, timeout=10):
+    """GET path on a connection of its own, read to the end: (HTTP status, the
+    body's chunks as sent, whether the last chunk came). http.client would
+    join the chunks; a watch client must not care how they are cut."""
+    sock = socket.create_connection(("127.0.0.1", client.port), timeout=timeout)
+    tls = client.ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+    tls.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n".encode())
+    data = b""
+    try:
+        while True:
+            got = tls.recv(65536)
+            if not got:
+                break
+            data += got
+    except (ssl.SSLError, ConnectionResetError):
+        pass  # a dropped connection: no close_notify
+    finally:
+        tls.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    chunks, ended = [], False
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        n = int(size_line, 16)
+        if n == 0:
+            ended = True
+            break
+        chunks.append(rest[:n])
+        body = rest[n + 2:]
+    return status, chunks, ended
 
 
 class StandinCase(unittest.TestCase):
@@ -562,6 +595,28 @@ class TestWatch(StandinCase):
         self.assertLess(time.monotonic() - t0, 5)
         c.close()
 
+    def test_bookmarks_before_the_timeout(self):
+        rv = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        base = f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=none%3Dnone&"
+        t0 = time.monotonic()
+        # all three at once, to wait 3 s, not 7
+        watches = [self.open_watch(base + q) for q in ("timeoutSeconds=3&allowWatchBookmarks=true",
+                                                       "timeoutSeconds=1&allowWatchBookmarks=true",
+                                                       "timeoutSeconds=3")]
+        try:
+            r = watches[0][1]
+            (e,) = self.read_events(r, 1)  # 2 s before the deadline, as kube's watch cache
+            self.assertAlmostEqual(time.monotonic() - t0, 1, delta=0.5)
+            self.assertEqual(e, {"type": "BOOKMARK", "object": {
+                "kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.st.store.rv), "creationTimestamp": None}}})
+            self.assertEqual(r.read(), b"")  # then only the end
+            for _, r in watches[1:]:
+                self.assertEqual(r.read(), b"")  # too short for one, or not asked for
+        finally:
+            for c, _ in watches:
+                c.close()
+
     def test_compacted_rv_is_gone(self):
         self.c.req("POST", CMS, cm("w-z"))
         self.st.compact()
@@ -619,6 +674,48 @@ class TestFaults(StandinCase):
         got = self.c.req("GET", CMS + "/f409")[2]
         self.assertStatus(self.c.req("PUT", CMS + "/f409", got), 409, "Conflict")
         self.assertEqual(self.c.req("PUT", CMS + "/f409", got)[0], 200)
+
+    def test_split_watch(self):
+        rv = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        for n in ("sp-a", "sp-b", "sp-c"):
+            self.c.req("POST", CMS, cm(n, {"sp": "1"}))
+        path = f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=sp%3D1&timeoutSeconds=1"
+        _, whole, _ = raw_chunks(self.c, path)
+        self.assertEqual(len(whole), 3)  # one chunk an event
+        for size in (7, 1000):
+            self.st.add_fault("split", path=CMS, method="GET", size=size)
+            status, chunks, ended = raw_chunks(self.c, path)
+            self.assertEqual((status, ended), (200, True))
+            self.assertEqual(b"".join(chunks), b"".join(whole))
+            self.assertTrue(all(len(x) == size for x in chunks[:-1]), [len(x) for x in chunks])
+            self.assertLessEqual(len(chunks[-1]), size)
+        self.assertEqual(self.st.faults, [])
+        self.st.add_fault("split", path=CMS + "/*", size=3)  # a request that is no watch: as usual
+        self.assertEqual(self.c.req("GET", CMS + "/sp-a")[2]["metadata"]["name"], "sp-a")
+
+    def test_drop_a_watch_after_events(self):
+        rv = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        for n in ("dr-a", "dr-b", "dr-c"):
+            self.c.req("POST", CMS, cm(n, {"dr": "1"}))
+        path = f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=dr%3D1&timeoutSeconds=5"
+        self.st.add_fault("drop", path=CMS, after=2)
+        t0 = time.monotonic()
+        status, chunks, ended = raw_chunks(self.c, path)
+        self.assertLess(time.monotonic() - t0, 2)  # cut, not ended at the timeout
+        self.assertEqual((status, ended), (200, False))
+        self.assertEqual([json.loads(x)["object"]["metadata"]["name"] for x in chunks], ["dr-a", "dr-b"])
+        self.st.add_fault("drop", path=CMS, after=2)  # after counts events: other requests drop at once
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLError,
+                                http.client.BadStatusLine)):
+            self.c.req("GET", CMS)
+
+    def test_log_has_the_content_type(self):
+        self.c.req("POST", CMS, cm("ct"))
+        self.c.req("PATCH", CMS + "/ct", {"data": {"a": "b"}}, "application/merge-patch+json")
+        self.c.req("DELETE", CMS + "/ct")
+        self.assertEqual([(e["method"], e["contentType"]) for e in self.st.log],
+                         [("POST", "application/json"), ("PATCH", "application/merge-patch+json"),
+                          ("DELETE", None)])
 
     def test_faults_through_the_control_endpoint(self):
         code, _, _ = self.c.req("POST", "/standin/faults", {"action": "500", "path": "/version", "count": 1})

@@ -1,7 +1,17 @@
 /*
  * test_kubeclient.c - requests, retries, timeouts, TLS and watches
- * (langop/kube/kubeclient.h) against tests/unit/kube_fake_server.py, an
- * HTTPS fake of kube-apiserver with its own CA, started once for the group.
+ * (langop/kube/kubeclient.h) against the kube-apiserver stand-in,
+ * tests/standin/kube_standin.py, run as a process for the group.
+ *
+ * Every request goes to a real API path (the configmaps of the namespace
+ * default, /healthz for an answer that is not JSON). Faults are injected
+ * through the stand-in's /standin/faults; what reached it is read back from
+ * /standin/calls and /standin/log, and what it holds from the API itself,
+ * by a control client of its own User-Agent. The stand-in requires a
+ * bearer token it knows (callerTokens) or a client certificate, as
+ * kube-apiserver does. A second stand-in, on 127.0.0.2, serves the same
+ * certificate, which names 127.0.0.1 and localhost only. The certificates
+ * come from the stand-in's helpers (deploy/gen-certs.sh, openssl).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,95 +23,196 @@
 #include <signal.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "langop/kube/kubeclient.h"
 
-typedef struct fake {
-    char dir[64];
+#define CMS "/api/v1/namespaces/default/configmaps"
+#define CONTROL_AGENT "test-control"
+
+typedef struct standin {
     pid_t pid;
+    char url[64]; /* https://HOST:PORT */
     int port;
-    int wrong_name_port; /* a certificate of the same CA for another name */
-} fake_t;
+} standin_t;
 
-static fake_t fk;
+static struct {
+    char dir[64];         /* certificates, kubeconfigs, token files */
+    standin_t main;       /* 127.0.0.1 */
+    standin_t wrong_name; /* 127.0.0.2: not a name of the certificate */
+    kube_client_t *ctl;   /* drives /standin/ and reads back what the stand-in holds */
+} sx;
 
-static int start_fake(void **state)
+static char *in_dir(const char *name)
 {
-    (void)state;
-    const char *py = getenv("LO_TEST_PYTHON"), *script = getenv("LO_TEST_KUBE_FAKE");
-    if (py == NULL || script == NULL) {
-        fprintf(stderr, "LO_TEST_PYTHON and LO_TEST_KUBE_FAKE must be set (meson test does)\n");
+    return lo_sprintf("%s/%s", sx.dir, name);
+}
+
+/* ---- the stand-in's process ---- */
+
+/* ca.crt (and .key), apiserver.crt/.key for 127.0.0.1 and localhost, a
+ * client certificate of that CA (CN kc-client), and an unrelated other-ca.crt. */
+static const char make_certs_py[] =
+    "import os, sys\n"
+    "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
+    "import kube_standin as k\n"
+    "d = sys.argv[2]\n"
+    "k.make_serving_certs(d)\n"
+    "k.make_client_cert(d, 'ca', 'client', 'kc-client')\n"
+    "k.make_ca(d, 'other-ca')\n";
+
+/* Runs python with argv after it; 0 when it exited 0. With out, its stdout
+ * is a pipe and *out its read end, and the pid is returned in *pid instead
+ * of being waited for. */
+static int run_python(char *const *args, int *out, pid_t *pid)
+{
+    const char *py = getenv("LO_TEST_PYTHON");
+    char *argv[16] = {(char *)py};
+    for (int i = 0; i < 14 && args[i]; i++)
+        argv[i + 1] = args[i];
+    int fds[2] = {-1, -1};
+    if (out && pipe(fds) < 0)
         return -1;
-    }
-    snprintf(fk.dir, sizeof(fk.dir), "/tmp/test_kubeclient.XXXXXX");
-    if (mkdtemp(fk.dir) == NULL)
-        return -1;
-    int fds[2];
-    if (pipe(fds) < 0)
-        return -1;
-    fk.pid = fork();
-    if (fk.pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(py, py, script, fk.dir, (char *)NULL);
+    pid_t p = fork();
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that crashes leaves no stand-in behind */
+        if (out) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            close(fds[1]);
+        }
+        execv(py, argv);
         _exit(127);
     }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[32] = {0};
+    if (out) {
+        close(fds[1]);
+        *out = fds[0];
+        *pid = p;
+        return p > 0 ? 0 : -1;
+    }
+    int status = 0;
+    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) &&
+                   WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int standin_start(standin_t *s, const char *host)
+{
+    char *cert = in_dir("apiserver.crt"), *key = in_dir("apiserver.key"), *ca = in_dir("ca.crt");
+    char *args[] = {getenv("LO_TEST_KUBE_STANDIN"), "--host", (char *)host, "--port", "0",
+                    "--cert", cert, "--key", key, "--client-ca", ca, NULL};
+    int fd;
+    int rc = run_python(args, &fd, &s->pid);
+    free(cert), free(key), free(ca);
+    if (rc < 0)
+        return -1;
+    FILE *f = fdopen(fd, "r");
+    char line[128] = {0};
     if (fgets(line, sizeof(line), f) == NULL ||
-        sscanf(line, "%d %d", &fk.port, &fk.wrong_name_port) != 2) {
-        fprintf(stderr, "kube_fake_server.py did not start\n");
+        sscanf(line, "kube-standin listening on %63s", s->url) != 1) {
+        fprintf(stderr, "kube_standin.py on %s did not start\n", host);
+        fclose(f);
         return -1;
     }
     fclose(f);
+    s->port = atoi(strrchr(s->url, ':') + 1);
     return 0;
 }
 
-static int stop_fake(void **state)
+/* After a SIGTERM: gone within 5 s, or SIGKILL. */
+static void standin_reap(standin_t *s)
+{
+    if (s->pid <= 0)
+        return;
+    for (int i = 0; i < 50 && waitpid(s->pid, NULL, WNOHANG) == 0; i++)
+        usleep(100 * 1000);
+    if (kill(s->pid, 0) == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+}
+
+static kube_client_t *client_with(const char *server, const char *cluster_extra,
+                                  const char *user_yaml, const kube_client_options_t *opts);
+static json_t *jq(const char *text);
+static json_t *ctl(const char *method, const char *path, json_t *body);
+
+static const kube_client_options_t control_opts = {
+    .timeout_ms = 10000, .max_retries = -1, .user_agent = CONTROL_AGENT,
+};
+
+static int stop_all(void **state)
 {
     (void)state;
-    kill(fk.pid, SIGTERM);
-    waitpid(fk.pid, NULL, 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fk.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    kube_client_free(sx.ctl);
+    sx.ctl = NULL;
+    /* both at once: each takes up to half a second to shut down */
+    standin_t *all[] = {&sx.main, &sx.wrong_name};
+    for (int i = 0; i < 2; i++)
+        if (all[i]->pid > 0)
+            kill(all[i]->pid, SIGTERM);
+    for (int i = 0; i < 2; i++)
+        standin_reap(all[i]);
+    char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == 0 ? 0 : -1;
 }
 
-/* The base64 of a file of the fake's folder. Caller frees. */
-static char *b64_of(const char *name)
+static int start_all(void **state)
 {
-    char *path = lo_sprintf("%s/%s", fk.dir, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char buf[16384];
-    size_t n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    free(path);
-    return lo_base64_encode(buf, n);
+    if (getenv("LO_TEST_PYTHON") == NULL || getenv("LO_TEST_KUBE_STANDIN") == NULL) {
+        fprintf(stderr, "LO_TEST_PYTHON and LO_TEST_KUBE_STANDIN must be set (meson test does)\n");
+        return -1;
+    }
+    snprintf(sx.dir, sizeof(sx.dir), "/tmp/test_kubeclient.XXXXXX");
+    if (mkdtemp(sx.dir) == NULL)
+        return -1;
+    char *args[] = {"-c", (char *)make_certs_py, getenv("LO_TEST_KUBE_STANDIN"), sx.dir, NULL};
+    if (run_python(args, NULL, NULL) < 0 || standin_start(&sx.main, "127.0.0.1") < 0 ||
+        standin_start(&sx.wrong_name, "127.0.0.2") < 0) {
+        stop_all(state);
+        return -1;
+    }
+    sx.ctl = client_with(NULL, "certificate-authority: ca.crt", "token: t0k", &control_opts);
+    /* the tokens the tests' clients send; and one configmap to read */
+    json_decref(ctl("PUT", "/standin/state",
+                    jq("{'callerTokens': ['t0k', 'first', 'second-token'],"
+                       " 'objects': [{'apiVersion': 'v1', 'kind': 'ConfigMap',"
+                       "  'metadata': {'name': 'kc-seed', 'namespace': 'default'},"
+                       "  'data': {'a': 'b'}}]}")));
+    return 0;
 }
+
+/* Before each test: no faults left, counters and log empty. */
+static int fresh(void **state)
+{
+    (void)state;
+    json_decref(ctl("DELETE", "/standin/faults", NULL));
+    json_decref(ctl("DELETE", "/standin/calls", NULL));
+    return 0;
+}
+
+/* ---- clients ---- */
 
 /*
- * A client from a kubeconfig whose cluster has server (NULL: the fake's
+ * A client from a kubeconfig whose cluster has server (NULL: the stand-in's
  * 127.0.0.1 URL) and cluster_extra, and whose user is user_yaml (flow
- * mapping body). opts may be NULL.
+ * mapping body). Relative file names are in the test's folder.
  */
 static kube_client_t *client_with(const char *server, const char *cluster_extra,
                                   const char *user_yaml, const kube_client_options_t *opts)
 {
-    char *url = server ? lo_strdup(server) : lo_sprintf("https://127.0.0.1:%d", fk.port);
     char *text = lo_sprintf("current-context: t\n"
                             "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
                             "clusters: [{name: c, cluster: {server: '%s', %s}}]\n"
                             "users: [{name: u, user: {%s}}]\n",
-                            url, cluster_extra, user_yaml);
-    char *path = lo_sprintf("%s/kubeconfig", fk.dir);
+                            server ? server : sx.main.url, cluster_extra, user_yaml);
+    char *path = in_dir("kubeconfig");
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -114,7 +225,6 @@ static kube_client_t *client_with(const char *server, const char *cluster_extra,
     assert_non_null(c);
     free(path);
     free(text);
-    free(url);
     return c;
 }
 
@@ -129,11 +239,133 @@ static kube_client_t *token_client(void)
     return client_with(NULL, "certificate-authority: ca.crt", "token: t0k", &fast);
 }
 
+static void write_file(const char *name, const char *text)
+{
+    char *path = in_dir(name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(path);
+}
+
+/* ---- JSON and the stand-in's answers ---- */
+
+/* JSON written with ' for ", to keep it readable in C. New reference. */
+static json_t *jq(const char *text)
+{
+    char *s = lo_strdup(text);
+    for (char *p = s; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    json_error_t e;
+    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
+    if (v == NULL)
+        fail_msg("jq: %s: %s", e.text, s);
+    free(s);
+    return v;
+}
+
 static const char *str_at(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_string(v) ? json_string_value(v) : "(none)";
 }
+
+static const char *rv_of(json_t *obj)
+{
+    return str_at(json_object_get(obj, "metadata"), "resourceVersion");
+}
+
+/* A request of the control client (a PATCH is a merge patch); its answer
+ * (new reference). body is stolen. */
+static json_t *ctl(const char *method, const char *path, json_t *body)
+{
+    kube_response_t r;
+    lo_err_t err = {0};
+    const char *ctype = strcmp(method, "PATCH") == 0 ? "application/merge-patch+json" : NULL;
+    if (kube_request(sx.ctl, method, path, ctype, body, &r, &err) != KUBE_OK)
+        fail_msg("control %s %s: %s", method, path, err.message);
+    json_decref(body);
+    return r.body;
+}
+
+static void add_fault(const char *fault_jq)
+{
+    json_decref(ctl("POST", "/standin/faults", jq(fault_jq)));
+}
+
+static void reset_calls(void)
+{
+    json_decref(ctl("DELETE", "/standin/calls", NULL));
+}
+
+/* How many METHOD path requests reached the stand-in since the last reset. */
+static long calls_of(const char *method, const char *path)
+{
+    json_t *got = ctl("GET", "/standin/calls", NULL);
+    char *key = lo_sprintf("%s %s", method, path);
+    long n = (long)json_integer_value(json_object_get(json_object_get(got, "calls"), key));
+    free(key);
+    json_decref(got);
+    return n;
+}
+
+/* The last request of the stand-in's log that was not the control client's. */
+static json_t *last_request(void)
+{
+    json_t *log = ctl("GET", "/standin/log", NULL);
+    json_t *reqs = json_object_get(log, "requests"), *last = NULL;
+    for (size_t i = json_array_size(reqs); i-- > 0 && last == NULL;) {
+        json_t *e = json_array_get(reqs, i);
+        if (strcmp(str_at(e, "userAgent"), CONTROL_AGENT) != 0)
+            last = json_incref(e);
+    }
+    json_decref(log);
+    if (last == NULL)
+        fail_msg("no request in the stand-in's log");
+    return last;
+}
+
+/* The configmap name of the namespace default as the stand-in holds it, or NULL. */
+static json_t *held(const char *name)
+{
+    char *path = lo_sprintf(CMS "/%s", name);
+    kube_response_t r;
+    lo_err_t err = {0};
+    int rc = kube_request(sx.ctl, "GET", path, NULL, NULL, &r, &err);
+    free(path);
+    if (rc == KUBE_EHTTP && r.status == 404) {
+        json_decref(r.body);
+        lo_err_clear(&err);
+        return NULL;
+    }
+    if (rc != KUBE_OK)
+        fail_msg("held %s: %s", name, err.message);
+    return r.body;
+}
+
+/* A configmap of the namespace default made by the control client; its rv (caller frees). */
+static char *put_configmap(const char *name, const char *label)
+{
+    json_t *cm = json_pack("{s:s,s:s,s:{s:s,s:{s:s}}}", "apiVersion", "v1", "kind", "ConfigMap",
+                           "metadata", "name", name, "labels", label, "1");
+    json_t *got = ctl("POST", CMS, cm);
+    char *rv = lo_strdup(rv_of(got));
+    json_decref(got);
+    return rv;
+}
+
+/* The resourceVersion of the configmap list now (caller frees): a watch from it sees what follows. */
+static char *current_rv(void)
+{
+    json_t *got = ctl("GET", CMS, NULL);
+    char *rv = lo_strdup(rv_of(got));
+    json_decref(got);
+    return rv;
+}
+
+/* ---- requests ---- */
 
 static void test_get_sends_the_token(void **state)
 {
@@ -141,13 +373,45 @@ static void test_get_sends_the_token(void **state)
     kube_client_t *c = token_client();
     json_t *got = NULL;
     lo_err_t err = {0};
-    assert_int_equal(kube_get(c, "/echo?a=1", &got, &err), KUBE_OK);
-    assert_string_equal(str_at(got, "method"), "GET");
-    assert_string_equal(str_at(got, "path"), "/echo?a=1");
-    assert_string_equal(str_at(got, "authorization"), "Bearer t0k");
-    assert_true(json_is_null(json_object_get(got, "clientCN")));
+    assert_int_equal(kube_get(c, CMS "?labelSelector=a%3Db", &got, &err), KUBE_OK);
+    assert_string_equal(str_at(got, "kind"), "ConfigMapList");
     json_decref(got);
+    json_t *req = last_request();
+    assert_string_equal(str_at(req, "method"), "GET");
+    assert_string_equal(str_at(req, "path"), CMS);
+    assert_string_equal(str_at(req, "query"), "labelSelector=a%3Db");
+    assert_string_equal(str_at(req, "authorization"), "Bearer t0k");
+    assert_non_null(strstr(str_at(req, "userAgent"), "langop-apiserver/"));
+    assert_true(json_is_null(json_object_get(req, "clientCN")));
+    json_decref(req);
     kube_client_free(c);
+}
+
+static char *b64_of(const char *name)
+{
+    char *path = in_dir(name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    free(path);
+    return lo_base64_encode(buf, n);
+}
+
+/* A GET of kc-seed with c succeeds, and the stand-in saw kc-client's certificate and no token. */
+static void assert_seen_as_kc_client(kube_client_t *c)
+{
+    json_t *got = NULL;
+    lo_err_t err = {0};
+    if (kube_get(c, CMS "/kc-seed", &got, &err) != KUBE_OK)
+        fail_msg("%s", err.message);
+    assert_string_equal(str_at(json_object_get(got, "data"), "a"), "b");
+    json_decref(got);
+    json_t *req = last_request();
+    assert_string_equal(str_at(req, "clientCN"), "kc-client");
+    assert_true(json_is_null(json_object_get(req, "authorization")));
+    json_decref(req);
 }
 
 static void test_client_certificate(void **state)
@@ -158,21 +422,13 @@ static void test_client_certificate(void **state)
     char *cluster = lo_sprintf("certificate-authority-data: %s", ca);
     char *user = lo_sprintf("client-certificate-data: %s, client-key-data: %s", crt, key);
     kube_client_t *c = client_with(NULL, cluster, user, &fast);
-    json_t *got = NULL;
-    lo_err_t err = {0};
-    if (kube_get(c, "/echo", &got, &err) != KUBE_OK)
-        fail_msg("%s", err.message);
-    assert_string_equal(str_at(got, "clientCN"), "kc-client");
-    assert_true(json_is_null(json_object_get(got, "authorization")));
-    json_decref(got);
+    assert_seen_as_kc_client(c);
     kube_client_free(c);
     /* the same from files, by name "localhost" */
-    char *url = lo_sprintf("https://localhost:%d", fk.port);
+    char *url = lo_sprintf("https://localhost:%d", sx.main.port);
     c = client_with(url, "certificate-authority: ca.crt",
                     "client-certificate: client.crt, client-key: client.key", &fast);
-    assert_int_equal(kube_get(c, "/echo", &got, &err), KUBE_OK);
-    assert_string_equal(str_at(got, "clientCN"), "kc-client");
-    json_decref(got);
+    assert_seen_as_kc_client(c);
     kube_client_free(c);
     free(url), free(ca), free(crt), free(key), free(cluster), free(user);
 }
@@ -184,7 +440,7 @@ static void test_server_of_another_ca_refused(void **state)
                                    &fast);
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_ETRANSPORT);
     assert_int_equal(r.status, 0);
     assert_null(r.body);
     assert_int_equal(r.attempts, 1); /* never retried */
@@ -193,41 +449,43 @@ static void test_server_of_another_ca_refused(void **state)
     if (strstr(err.message, "certificate") == NULL)
         fail_msg("message: %s", err.message);
     kube_client_free(c);
-    /* and with no CA at all: the system CAs do not know the fake's either */
+    /* and with no CA at all: the system CAs do not know the stand-in's either */
     c = client_with(NULL, "name: x", "token: t0k", &fast);
-    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1);
     kube_client_free(c);
+    assert_int_equal(calls_of("GET", CMS), 0); /* no request got past TLS */
 }
 
 static void test_server_of_another_name_refused(void **state)
 {
     (void)state;
-    char *url = lo_sprintf("https://127.0.0.1:%d", fk.wrong_name_port);
-    kube_client_t *c = client_with(url, "certificate-authority: ca.crt", "token: t0k", &fast);
+    kube_client_t *c = client_with(sx.wrong_name.url, "certificate-authority: ca.crt",
+                                   "token: t0k", &fast);
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_ETRANSPORT);
     assert_int_equal(r.attempts, 1);
     assert_null(r.body);
+    if (strstr(err.message, "127.0.0.2") == NULL)
+        fail_msg("message: %s", err.message);
     kube_client_free(c);
-    free(url);
 }
 
 static void test_token_file_unreadable(void **state)
 {
     (void)state;
-    char *tok = lo_sprintf("%s/token-once", fk.dir);
-    FILE *f = fopen(tok, "w");
-    fputs("x\n", f);
-    fclose(f);
+    write_file("token-once", "x\n");
     kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "tokenFile: token-once",
                                    &fast);
+    char *tok = in_dir("token-once");
     unlink(tok);
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "GET", "/echo", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_ETRANSPORT);
     assert_int_equal(r.attempts, 0); /* nothing sent without the token */
     assert_non_null(strstr(err.message, "token file"));
+    assert_int_equal(calls_of("GET", CMS), 0);
     kube_client_free(c);
     free(tok);
 }
@@ -238,89 +496,132 @@ static void test_status_error_mapped(void **state)
     kube_client_t *c = token_client();
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "GET", "/status/404", NULL, NULL, &r, &err), KUBE_EHTTP);
+    assert_int_equal(kube_request(c, "GET", CMS "/missing", NULL, NULL, &r, &err), KUBE_EHTTP);
     assert_int_equal(r.status, 404);
     assert_int_equal(r.attempts, 1);
     assert_int_equal(err.code, 404);
     assert_string_equal(err.reason, "NotFound");
-    assert_string_equal(err.message, "thing x: fake 404");
+    assert_string_equal(err.message, "configmaps \"missing\" not found");
     assert_non_null(err.details);
-    assert_string_equal(str_at(err.details, "kind"), "things");
+    assert_string_equal(str_at(err.details, "kind"), "configmaps");
+    assert_string_equal(str_at(err.details, "name"), "missing");
     assert_string_equal(str_at(r.body, "kind"), "Status");
     json_decref(r.body);
     lo_err_clear(&err);
-    json_t *obj = json_pack("{s:s}", "kind", "Thing");
-    assert_int_equal(kube_request(c, "POST", "/status/409", NULL, obj, &r, &err), KUBE_EHTTP);
+    json_t *obj = jq("{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'kc-seed'}}");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, obj, &r, &err), KUBE_EHTTP);
     assert_int_equal(err.code, 409);
-    assert_string_equal(err.reason, "Conflict");
+    assert_string_equal(err.reason, "AlreadyExists");
+    assert_string_equal(err.message, "configmaps \"kc-seed\" already exists");
     json_decref(r.body);
     json_decref(obj);
     lo_err_clear(&err);
     kube_client_free(c);
+    /* a token the server does not know */
+    c = client_with(NULL, "certificate-authority: ca.crt", "token: nobody", &fast);
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_EHTTP);
+    assert_int_equal(err.code, 401);
+    assert_string_equal(err.reason, "Unauthorized");
+    json_decref(r.body);
+    lo_err_clear(&err);
+    kube_client_free(c);
+}
+
+/* The Content-Type of the last request the stand-in had (NULL: none). */
+static void assert_sent_content_type(const char *method, const char *want)
+{
+    json_t *req = last_request();
+    assert_string_equal(str_at(req, "method"), method);
+    json_t *ct = json_object_get(req, "contentType");
+    if (want == NULL && !json_is_null(ct))
+        fail_msg("%s sent Content-Type %s", method, json_string_value(ct));
+    if (want)
+        assert_string_equal(str_at(req, "contentType"), want);
+    json_decref(req);
 }
 
 static void test_methods_bodies_and_content_types(void **state)
 {
     (void)state;
     kube_client_t *c = token_client();
+    /* each write, then the data the stand-in holds */
     static const struct {
-        const char *method, *ctype, *want_ctype;
-    } cases[] = {
-        {"POST", NULL, "application/json"},
-        {"PUT", NULL, "application/json"},
-        {"PATCH", "application/merge-patch+json", "application/merge-patch+json"},
-        {"PATCH", "application/json-patch+json", "application/json-patch+json"},
-        {"DELETE", NULL, "application/json"},
+        const char *method, *path, *ctype, *body, *want_ctype, *want_data;
+    } steps[] = {
+        {"POST", CMS, NULL,
+         "{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'm1'}, 'data': {'a': '1'}}",
+         "application/json", "{'a': '1'}"},
+        {"PUT", CMS "/m1", NULL,
+         "{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'm1'}, 'data': {'a': '2'}}",
+         "application/json", "{'a': '2'}"},
+        {"PATCH", CMS "/m1", "application/merge-patch+json", "{'data': {'b': '3'}}",
+         "application/merge-patch+json", "{'a': '2', 'b': '3'}"},
+        {"PATCH", CMS "/m1", "application/json-patch+json",
+         "[{'op': 'remove', 'path': '/data/a'}]", "application/json-patch+json", "{'b': '3'}"},
+        {"PATCH", CMS "/m1?fieldManager=kc-test", "application/apply-patch+yaml",
+         "{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'm1'}, 'data': {'c': '4'}}",
+         "application/apply-patch+yaml", "{'b': '3', 'c': '4'}"},
     };
-    json_t *body = json_pack("{s:s,s:{s:s}}", "kind", "Thing", "metadata", "name", "n1");
-    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+        json_t *body = jq(steps[i].body), *want = jq(steps[i].want_data);
         kube_response_t r;
         lo_err_t err = {0};
-        assert_int_equal(kube_request(c, cases[i].method, "/echo", cases[i].ctype, body, &r, &err),
-                         KUBE_OK);
-        assert_int_equal(r.status, 200);
-        assert_string_equal(str_at(r.body, "method"), cases[i].method);
-        assert_string_equal(str_at(r.body, "contentType"), cases[i].want_ctype);
-        json_t *sent = json_loads(str_at(r.body, "body"), 0, NULL);
-        assert_true(json_equal(sent, body));
-        json_decref(sent);
+        if (kube_request(c, steps[i].method, steps[i].path, steps[i].ctype, body, &r, &err) !=
+            KUBE_OK)
+            fail_msg("%s %s: %s", steps[i].method, steps[i].path, err.message);
+        assert_int_equal(r.status, i == 0 ? 201 : 200);
+        assert_string_equal(str_at(json_object_get(r.body, "metadata"), "name"), "m1");
+        assert_sent_content_type(steps[i].method, steps[i].want_ctype);
+        json_t *now = held("m1");
+        if (!json_equal(json_object_get(now, "data"), want))
+            fail_msg("after %s %s: data %s", steps[i].method, steps[i].ctype,
+                     json_dumps(json_object_get(now, "data"), JSON_COMPACT));
+        json_decref(now);
         json_decref(r.body);
+        json_decref(body);
+        json_decref(want);
     }
-    json_decref(body);
-    /* no body: no content type */
+    json_t *m1 = held("m1");
+    json_t *managers = json_object_get(json_object_get(m1, "metadata"), "managedFields");
+    assert_string_equal(str_at(json_array_get(managers, 0), "manager"), "kc-test");
+    json_decref(m1);
+    /* DELETE with a body: DeleteOptions, whose precondition the stand-in checks */
+    json_t *opts = jq("{'kind': 'DeleteOptions', 'apiVersion': 'v1',"
+                      " 'preconditions': {'resourceVersion': '1'}}");
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "DELETE", "/echo", NULL, NULL, &r, &err), KUBE_OK);
-    assert_true(json_is_null(json_object_get(r.body, "contentType")));
+    assert_int_equal(kube_request(c, "DELETE", CMS "/m1", NULL, opts, &r, &err), KUBE_EHTTP);
+    assert_int_equal(err.code, 409);
+    assert_sent_content_type("DELETE", "application/json");
     json_decref(r.body);
-    assert_int_equal(kube_request(c, "GET", "echo", NULL, NULL, &r, &err), KUBE_EINVAL);
+    json_decref(opts);
+    lo_err_clear(&err);
+    /* and without: no content type */
+    assert_int_equal(kube_request(c, "DELETE", CMS "/m1", NULL, NULL, &r, &err), KUBE_OK);
+    assert_string_equal(str_at(r.body, "status"), "Success");
+    assert_sent_content_type("DELETE", NULL);
+    assert_null(held("m1"));
+    json_decref(r.body);
+    assert_int_equal(kube_request(c, "GET", "api/v1/namespaces", NULL, NULL, &r, &err),
+                     KUBE_EINVAL);
     kube_client_free(c);
 }
 
-static long calls_of(kube_client_t *c, const char *key)
-{
-    char *path = lo_sprintf("/count?of=%s", key);
-    json_t *got = NULL;
-    lo_err_t err = {0};
-    assert_int_equal(kube_get(c, path, &got, &err), KUBE_OK);
-    long n = (long)json_integer_value(json_object_get(got, "calls"));
-    json_decref(got);
-    free(path);
-    return n;
-}
+/* ---- retries ---- */
 
 static void test_get_retried_on_429_with_retry_after(void **state)
 {
     (void)state;
+    add_fault("{'action': '429', 'method': 'GET', 'path': '" CMS "/kc-seed', 'retryAfter': 1}");
     kube_client_t *c = token_client();
     kube_response_t r;
     lo_err_t err = {0};
     int64_t t0 = lo_now_ms();
-    assert_int_equal(kube_request(c, "GET", "/flaky/429?key=g429&n=1", NULL, NULL, &r, &err),
-                     KUBE_OK);
+    assert_int_equal(kube_request(c, "GET", CMS "/kc-seed", NULL, NULL, &r, &err), KUBE_OK);
     int64_t took = lo_now_ms() - t0;
     assert_int_equal(r.attempts, 2);
-    assert_int_equal(json_integer_value(json_object_get(r.body, "calls")), 2);
+    assert_int_equal(calls_of("GET", CMS "/kc-seed"), 2);
+    assert_string_equal(str_at(r.body, "kind"), "ConfigMap");
     if (took < 950) /* Retry-After: 1 honoured, not the 10 ms backoff */
         fail_msg("retried after %lld ms", (long long)took);
     json_decref(r.body);
@@ -330,54 +631,100 @@ static void test_get_retried_on_429_with_retry_after(void **state)
 static void test_get_retried_on_500_and_bounded(void **state)
 {
     (void)state;
+    add_fault("{'action': '500', 'method': 'GET', 'path': '" CMS "/kc-seed', 'count': 2}");
     kube_client_t *c = token_client();
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "GET", "/flaky/500?key=g500&n=2", NULL, NULL, &r, &err),
-                     KUBE_OK);
+    assert_int_equal(kube_request(c, "GET", CMS "/kc-seed", NULL, NULL, &r, &err), KUBE_OK);
     assert_int_equal(r.attempts, 3);
+    assert_int_equal(calls_of("GET", CMS "/kc-seed"), 3);
     json_decref(r.body);
-    assert_int_equal(kube_request(c, "GET", "/flaky/503?key=many&n=100", NULL, NULL, &r, &err),
-                     KUBE_EHTTP);
+    add_fault("{'action': '500', 'method': 'GET', 'path': '" CMS "', 'count': 100}");
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_EHTTP);
     assert_int_equal(r.attempts, 4); /* 1 + max_retries */
-    assert_int_equal(calls_of(c, "many"), 4);
-    assert_int_equal(err.code, 503);
+    assert_int_equal(calls_of("GET", CMS), 4);
+    assert_int_equal(err.code, 500);
+    assert_string_equal(err.reason, "InternalError");
     json_decref(r.body);
     lo_err_clear(&err);
     kube_client_free(c);
+}
+
+static json_t *configmap(const char *name)
+{
+    return json_pack("{s:s,s:s,s:{s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
+                     "metadata", "name", name, "data", "k", "v");
 }
 
 static void test_post_not_retried_once_sent(void **state)
 {
     (void)state;
     kube_client_t *c = token_client();
-    json_t *body = json_pack("{s:s}", "kind", "Thing");
+    json_t *p500 = configmap("p500"), *p429 = configmap("p429");
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "POST", "/flaky/500?key=p500&n=1", NULL, body, &r, &err),
-                     KUBE_EHTTP);
+    add_fault("{'action': '500', 'method': 'POST', 'path': '" CMS "'}");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, p500, &r, &err), KUBE_EHTTP);
     assert_int_equal(r.attempts, 1);
-    assert_int_equal(calls_of(c, "p500"), 1);
     assert_int_equal(err.code, 500);
     json_decref(r.body);
     lo_err_clear(&err);
-    assert_int_equal(kube_request(c, "POST", "/flaky/429?key=p429&n=1", NULL, body, &r, &err),
-                     KUBE_EHTTP);
+    add_fault("{'action': '429', 'method': 'POST', 'path': '" CMS "'}");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, p429, &r, &err), KUBE_EHTTP);
     assert_int_equal(r.attempts, 1);
-    assert_int_equal(calls_of(c, "p429"), 1);
+    assert_int_equal(err.code, 429);
     json_decref(r.body);
     lo_err_clear(&err);
+    assert_int_equal(calls_of("POST", CMS), 2);
+    assert_null(held("p500")); /* a retry would have made them */
+    assert_null(held("p429"));
     /* a 500 on PUT is not retried either; a 429 is (the server did nothing) */
-    assert_int_equal(kube_request(c, "PUT", "/flaky/500?key=u500&n=1", NULL, body, &r, &err),
-                     KUBE_EHTTP);
-    assert_int_equal(calls_of(c, "u500"), 1);
+    json_t *seed = held("kc-seed");
+    json_object_set_new(seed, "data", jq("{'a': 'put'}"));
+    add_fault("{'action': '500', 'method': 'PUT', 'path': '" CMS "/kc-seed'}");
+    assert_int_equal(kube_request(c, "PUT", CMS "/kc-seed", NULL, seed, &r, &err), KUBE_EHTTP);
+    assert_int_equal(calls_of("PUT", CMS "/kc-seed"), 1);
     json_decref(r.body);
     lo_err_clear(&err);
-    assert_int_equal(kube_request(c, "PUT", "/flaky/429?key=u429&n=1", NULL, body, &r, &err),
-                     KUBE_OK);
+    add_fault("{'action': '429', 'method': 'PUT', 'path': '" CMS "/kc-seed'}");
+    assert_int_equal(kube_request(c, "PUT", CMS "/kc-seed", NULL, seed, &r, &err), KUBE_OK);
+    assert_int_equal(r.attempts, 2);
+    assert_string_equal(str_at(json_object_get(r.body, "data"), "a"), "put");
+    json_decref(r.body);
+    json_decref(seed);
+    json_decref(p500);
+    json_decref(p429);
+    kube_client_free(c);
+}
+
+static void test_dropped_connection_retried_for_get_only(void **state)
+{
+    (void)state;
+    /* the stand-in read the request, then closed the connection: no answer */
+    add_fault("{'action': 'drop', 'path': '" CMS "'}");
+    kube_client_t *c = token_client();
+    kube_response_t r;
+    lo_err_t err = {0};
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_OK);
     assert_int_equal(r.attempts, 2);
     json_decref(r.body);
+    add_fault("{'action': 'drop', 'path': '" CMS "'}");
+    json_t *body = configmap("dropped");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, body, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1); /* done or not, nobody knows: not again */
+    assert_int_equal(r.status, 0);
+    assert_string_equal(err.reason, "ServiceUnavailable");
+    assert_int_equal(calls_of("POST", CMS), 1);
+    assert_null(held("dropped"));
     json_decref(body);
+    /* nor a PUT: only GET is retried after the request was sent */
+    json_t *seed = held("kc-seed");
+    add_fault("{'action': 'drop', 'path': '" CMS "/kc-seed'}");
+    assert_int_equal(kube_request(c, "PUT", CMS "/kc-seed", NULL, seed, &r, &err),
+                     KUBE_ETRANSPORT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(calls_of("PUT", CMS "/kc-seed"), 1);
+    json_decref(seed);
     kube_client_free(c);
 }
 
@@ -388,21 +735,25 @@ static void test_timeout(void **state)
     o.timeout_ms = 300;
     o.max_retries = 1;
     kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "token: t0k", &o);
+    add_fault("{'action': 'delay', 'delay': 3, 'method': 'GET', 'path': '" CMS "/kc-seed',"
+              " 'count': 2}");
     kube_response_t r;
     lo_err_t err = {0};
     int64_t t0 = lo_now_ms();
-    assert_int_equal(kube_request(c, "GET", "/slow?ms=3000", NULL, NULL, &r, &err),
+    assert_int_equal(kube_request(c, "GET", CMS "/kc-seed", NULL, NULL, &r, &err),
                      KUBE_ETIMEDOUT);
     int64_t took = lo_now_ms() - t0;
     assert_int_equal(r.attempts, 2); /* a GET is retried after a timeout */
+    assert_int_equal(calls_of("GET", CMS "/kc-seed"), 2);
     assert_string_equal(err.reason, "Timeout");
     assert_int_equal(err.code, 0);
     if (took > 2000)
         fail_msg("took %lld ms", (long long)took);
-    json_t *body = json_pack("{s:s}", "kind", "Thing");
-    assert_int_equal(kube_request(c, "POST", "/slow?ms=3000", NULL, body, &r, &err),
-                     KUBE_ETIMEDOUT);
+    add_fault("{'action': 'delay', 'delay': 3, 'method': 'POST', 'path': '" CMS "'}");
+    json_t *body = configmap("slow-post");
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, body, &r, &err), KUBE_ETIMEDOUT);
     assert_int_equal(r.attempts, 1); /* a POST that was sent is not */
+    assert_int_equal(calls_of("POST", CMS), 1);
     json_decref(body);
     kube_client_free(c);
 }
@@ -419,10 +770,10 @@ static void test_connection_refused_retried_for_any_method(void **state)
     close(s);
     char *url = lo_sprintf("https://127.0.0.1:%d", ntohs(a.sin_port));
     kube_client_t *c = client_with(url, "certificate-authority: ca.crt", "token: t0k", &fast);
-    json_t *body = json_pack("{s:s}", "kind", "Thing");
+    json_t *body = configmap("refused");
     kube_response_t r;
     lo_err_t err = {0};
-    assert_int_equal(kube_request(c, "POST", "/echo", NULL, body, &r, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_request(c, "POST", CMS, NULL, body, &r, &err), KUBE_ETRANSPORT);
     assert_int_equal(r.attempts, 4);
     assert_string_equal(err.reason, "ServiceUnavailable");
     json_decref(body);
@@ -436,34 +787,34 @@ static void test_answer_not_json(void **state)
     kube_client_t *c = token_client();
     json_t *got = NULL;
     lo_err_t err = {0};
-    assert_int_equal(kube_get(c, "/notjson", &got, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_get(c, "/healthz", &got, &err), KUBE_ETRANSPORT); /* "ok" */
     assert_null(got);
     assert_non_null(strstr(err.message, "not JSON"));
     kube_client_free(c);
 }
 
+static void assert_sent_token(kube_client_t *c, const char *want)
+{
+    json_t *got = NULL;
+    lo_err_t err = {0};
+    if (kube_get(c, CMS "/kc-seed", &got, &err) != KUBE_OK)
+        fail_msg("%s", err.message);
+    json_decref(got);
+    json_t *req = last_request();
+    assert_string_equal(str_at(req, "authorization"), want);
+    json_decref(req);
+}
+
 static void test_token_file_followed(void **state)
 {
     (void)state;
-    char *tok = lo_sprintf("%s/token", fk.dir);
-    FILE *f = fopen(tok, "w");
-    fputs("first\n", f);
-    fclose(f);
+    write_file("token", "first\n");
     kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "tokenFile: token",
                                    &fast);
-    json_t *got = NULL;
-    lo_err_t err = {0};
-    assert_int_equal(kube_get(c, "/echo", &got, &err), KUBE_OK);
-    assert_string_equal(str_at(got, "authorization"), "Bearer first");
-    json_decref(got);
-    f = fopen(tok, "w");
-    fputs("second-token\n", f);
-    fclose(f);
-    assert_int_equal(kube_get(c, "/echo", &got, &err), KUBE_OK);
-    assert_string_equal(str_at(got, "authorization"), "Bearer second-token");
-    json_decref(got);
+    assert_sent_token(c, "Bearer first");
+    write_file("token", "second-token\n"); /* as the kubelet rotates it */
+    assert_sent_token(c, "Bearer second-token");
     kube_client_free(c);
-    free(tok);
 }
 
 /* ---- threads ---- */
@@ -474,7 +825,7 @@ static void *get_many(void *arg)
     for (int i = 0; i < 10; i++) {
         json_t *got = NULL;
         lo_err_t err = {0};
-        if (kube_get(c, "/echo", &got, &err) != KUBE_OK)
+        if (kube_get(c, CMS "/kc-seed", &got, &err) != KUBE_OK)
             return (void *)1;
         json_decref(got);
     }
@@ -484,8 +835,9 @@ static void *get_many(void *arg)
 static void test_one_client_many_threads(void **state)
 {
     (void)state;
-    kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "tokenFile: token",
-                                   &fast);
+    write_file("token-threads", "t0k\n");
+    kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt",
+                                   "tokenFile: token-threads", &fast);
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&th[i], NULL, get_many, c), 0);
@@ -494,105 +846,131 @@ static void test_one_client_many_threads(void **state)
         pthread_join(th[i], &res);
         assert_null(res);
     }
+    assert_int_equal(calls_of("GET", CMS "/kc-seed"), 40);
     kube_client_free(c);
 }
 
 /* ---- watch ---- */
 
 typedef struct seen {
-    char lines[16][64]; /* "TYPE name rv" */
+    char what[8][48]; /* "TYPE name" */
+    char rv[8][24];
     int n;
-    int stop_after;     /* 0: never */
+    int stop_after;   /* 0: never */
 } seen_t;
 
 static int record(void *arg, const char *type, json_t *object)
 {
     seen_t *s = arg;
     json_t *md = json_object_get(object, "metadata");
-    if (s->n < 16)
-        snprintf(s->lines[s->n], sizeof(s->lines[0]), "%s %s %s", type, str_at(md, "name"),
-                 str_at(md, "resourceVersion"));
+    if (s->n < 8) {
+        snprintf(s->what[s->n], sizeof(s->what[0]), "%s %s", type, str_at(md, "name"));
+        snprintf(s->rv[s->n], sizeof(s->rv[0]), "%s", str_at(md, "resourceVersion"));
+    }
     s->n++;
     return s->stop_after && s->n >= s->stop_after;
 }
 
-static void test_watch_events_split_across_chunks(void **state)
+static void test_watch_events_in_order_split_across_chunks(void **state)
 {
     (void)state;
+    char *rv0 = current_rv();
+    char *rv_a = put_configmap("w-a", "w");
+    free(put_configmap("w-b", "w"));
+    json_decref(ctl("PATCH", CMS "/w-a", jq("{'data': {'k': 'v'}}")));
+    json_decref(ctl("DELETE", CMS "/w-b", NULL));
+    char *rv_last = put_configmap("w-other", "not-w"); /* not watched: the bookmark's rv */
+    static const char *const want[] = {"ADDED w-a", "ADDED w-b", "MODIFIED w-a", "DELETED w-b",
+                                       "BOOKMARK (none)"};
     kube_client_t *c = token_client();
-    seen_t s = {0};
-    char *rv = NULL;
-    lo_err_t err = {0};
-    kube_watch_options_t o = {.resource_version = "5", .timeout_ms = 10000};
-    int rc = kube_watch(c, "/watch", &o, record, &s, &rv, &err);
-    if (rc != KUBE_OK)
-        fail_msg("kube_watch %d: %s", rc, err.message);
-    assert_int_equal(s.n, 4);
-    assert_string_equal(s.lines[0], "ADDED a 11");
-    assert_string_equal(s.lines[1], "MODIFIED a 12");
-    assert_string_equal(s.lines[2], "DELETED b 13");
-    assert_string_equal(s.lines[3], "BOOKMARK (none) 20");
-    assert_string_equal(rv, "20");
-    free(rv);
-    /* a path with a query of its own */
-    seen_t sel = {0};
-    assert_int_equal(kube_watch(c, "/watch?labelSelector=a%3Db", &o, record, &sel, &rv, &err),
-                     KUBE_OK);
-    assert_int_equal(sel.n, 4);
-    free(rv);
+    /* cut in pieces of 7 bytes, then in chunks of 1000 that hold several events */
+    static const int sizes[] = {7, 1000};
+    for (int i = 0; i < 2; i++) {
+        char *fault = lo_sprintf("{'action': 'split', 'size': %d, 'method': 'GET',"
+                                 " 'path': '" CMS "'}", sizes[i]);
+        add_fault(fault);
+        free(fault);
+        /* the stand-in sends a bookmark 2 s before a 3 s watch ends; the first
+         * run waits for it, the second ends after the events */
+        seen_t s = {.stop_after = i == 0 ? 5 : 4};
+        kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 3000};
+        char *rv = NULL;
+        lo_err_t err = {0};
+        int rc = kube_watch(c, CMS "?labelSelector=w%3D1", &o, record, &s, &rv, &err);
+        if (rc != KUBE_OK)
+            fail_msg("kube_watch %d: %s", rc, err.message);
+        assert_int_equal(s.n, s.stop_after);
+        for (int k = 0; k < s.n; k++)
+            assert_string_equal(s.what[k], want[k]);
+        for (int k = 1; k < s.n; k++)
+            assert_true(atol(s.rv[k - 1]) < atol(s.rv[k]));
+        assert_string_equal(s.rv[0], rv_a);
+        assert_string_equal(rv, s.rv[s.n - 1]);
+        if (i == 0)
+            assert_string_equal(rv, rv_last); /* the bookmark's */
+        free(rv);
+    }
+    json_t *faults = ctl("GET", "/standin/faults", NULL);
+    assert_int_equal(json_array_size(json_object_get(faults, "faults")), 0); /* both used */
+    json_decref(faults);
     /* the callback ends it */
     seen_t one = {.stop_after = 1};
-    assert_int_equal(kube_watch(c, "/watch", &o, record, &one, &rv, &err), KUBE_OK);
+    kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 3000};
+    char *rv = NULL;
+    lo_err_t err = {0};
+    assert_int_equal(kube_watch(c, CMS "?labelSelector=w%3D1", &o, record, &one, &rv, &err),
+                     KUBE_OK);
     assert_int_equal(one.n, 1);
-    assert_string_equal(rv, "11");
+    assert_string_equal(rv, rv_a);
     free(rv);
+    free(rv0), free(rv_a), free(rv_last);
     kube_client_free(c);
 }
 
 static void test_watch_gone(void **state)
 {
     (void)state;
+    char *rv0 = current_rv();
+    free(put_configmap("g-a", "g"));
+    json_decref(ctl("POST", "/standin/compact", NULL)); /* rv0 is history now */
     kube_client_t *c = token_client();
     seen_t s = {0};
     char *rv = NULL;
     lo_err_t err = {0};
-    kube_watch_options_t o = {.resource_version = "gone", .timeout_ms = 10000};
-    assert_int_equal(kube_watch(c, "/watch", &o, record, &s, &rv, &err), KUBE_EGONE);
+    kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 10000};
+    /* kube answers 200 and a stream of one ERROR event with a 410 Status */
+    assert_int_equal(kube_watch(c, CMS "?labelSelector=g%3D1", &o, record, &s, &rv, &err),
+                     KUBE_EGONE);
     assert_int_equal(s.n, 0);
     assert_int_equal(err.code, 410);
-    assert_string_equal(rv, "gone");
-    free(rv);
-    lo_err_clear(&err);
-    /* as an ERROR event in the stream, after one event */
-    o.resource_version = "expired";
-    assert_int_equal(kube_watch(c, "/watch", &o, record, &s, &rv, &err), KUBE_EGONE);
-    assert_int_equal(s.n, 1);
-    assert_int_equal(err.code, 410);
     assert_string_equal(err.reason, "Expired");
-    assert_string_equal(rv, "11");
+    assert_string_equal(rv, rv0);
     free(rv);
     lo_err_clear(&err);
+    free(rv0);
     kube_client_free(c);
 }
 
 static void test_watch_ends_on_timeout(void **state)
 {
     (void)state;
+    char *rv0 = current_rv();
+    char *rv_a = put_configmap("t-a", "t"); /* one event, then nothing */
     kube_client_t *c = token_client();
     seen_t s = {0};
     char *rv = NULL;
     lo_err_t err = {0};
-    kube_watch_options_t o = {.resource_version = "hang", .timeout_ms = 1000};
+    kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 1000};
     int64_t t0 = lo_now_ms();
-    int rc = kube_watch(c, "/watch", &o, record, &s, &rv, &err);
+    int rc = kube_watch(c, CMS "?labelSelector=t%3D1", &o, record, &s, &rv, &err);
     int64_t took = lo_now_ms() - t0;
     if (rc != KUBE_OK)
         fail_msg("kube_watch %d: %s", rc, err.message);
-    assert_int_equal(s.n, 1);
-    assert_string_equal(rv, "11");
+    assert_int_equal(s.n, 1); /* no bookmark in a watch this short, as kube */
+    assert_string_equal(rv, rv_a);
     if (took < 900 || took > 4000)
         fail_msg("ended after %lld ms", (long long)took);
-    free(rv);
+    free(rv), free(rv0), free(rv_a);
     kube_client_free(c);
 }
 
@@ -609,23 +987,58 @@ static void *stop_soon(void *arg)
 static void test_watch_ends_on_stop(void **state)
 {
     (void)state;
+    char *rv0 = current_rv();
+    char *rv_a = put_configmap("s-a", "s");
     kube_client_t *c = token_client();
     seen_t s = {0};
     char *rv = NULL;
     lo_err_t err = {0};
     atomic_store(&stop_flag, 0);
-    kube_watch_options_t o = {.resource_version = "hang", .timeout_ms = 30000, .stop = &stop_flag};
+    kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 30000, .stop = &stop_flag};
     pthread_t th;
     pthread_create(&th, NULL, stop_soon, NULL);
     int64_t t0 = lo_now_ms();
-    assert_int_equal(kube_watch(c, "/watch", &o, record, &s, &rv, &err), KUBE_OK);
+    assert_int_equal(kube_watch(c, CMS "?labelSelector=s%3D1", &o, record, &s, &rv, &err),
+                     KUBE_OK);
     int64_t took = lo_now_ms() - t0;
     pthread_join(th, NULL);
     assert_int_equal(s.n, 1);
-    assert_string_equal(rv, "11");
+    assert_string_equal(rv, rv_a);
     if (took > 2500)
         fail_msg("stopped after %lld ms", (long long)took);
+    free(rv), free(rv0), free(rv_a);
+    kube_client_free(c);
+}
+
+static void test_watch_broken_stream(void **state)
+{
+    (void)state;
+    char *rv0 = current_rv();
+    char *rv_a = put_configmap("b-a", "b");
+    free(put_configmap("b-b", "b"));
+    reset_calls();
+    kube_client_t *c = token_client();
+    kube_watch_options_t o = {.resource_version = rv0, .timeout_ms = 5000};
+    char *rv = NULL;
+    lo_err_t err = {0};
+    /* dropped before it answered: opened again */
+    add_fault("{'action': 'drop', 'method': 'GET', 'path': '" CMS "'}");
+    seen_t s = {.stop_after = 2};
+    assert_int_equal(kube_watch(c, CMS "?labelSelector=b%3D1", &o, record, &s, &rv, &err),
+                     KUBE_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(calls_of("GET", CMS), 2);
     free(rv);
+    /* cut after one event: the call ends, with where to resume */
+    reset_calls();
+    add_fault("{'action': 'drop', 'after': 1, 'method': 'GET', 'path': '" CMS "'}");
+    seen_t cut = {0};
+    assert_int_equal(kube_watch(c, CMS "?labelSelector=b%3D1", &o, record, &cut, &rv, &err),
+                     KUBE_ETRANSPORT);
+    assert_int_equal(cut.n, 1);
+    assert_string_equal(rv, rv_a);
+    assert_int_equal(calls_of("GET", CMS), 1);
+    free(rv), free(rv0), free(rv_a);
     kube_client_free(c);
 }
 
@@ -638,36 +1051,41 @@ static void test_watch_refused_by_another_ca(void **state)
     char *rv = NULL;
     lo_err_t err = {0};
     kube_watch_options_t o = {.resource_version = "5", .timeout_ms = 5000};
-    assert_int_equal(kube_watch(c, "/watch", &o, record, &s, &rv, &err), KUBE_ETRANSPORT);
+    assert_int_equal(kube_watch(c, CMS, &o, record, &s, &rv, &err), KUBE_ETRANSPORT);
     assert_int_equal(s.n, 0);
     assert_string_equal(rv, "5");
+    assert_int_equal(calls_of("GET", CMS), 0);
     free(rv);
     kube_client_free(c);
 }
 
+#define TEST(f) cmocka_unit_test_setup(f, fresh)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_sends_the_token),
-        cmocka_unit_test(test_client_certificate),
-        cmocka_unit_test(test_server_of_another_ca_refused),
-        cmocka_unit_test(test_server_of_another_name_refused),
-        cmocka_unit_test(test_token_file_unreadable),
-        cmocka_unit_test(test_status_error_mapped),
-        cmocka_unit_test(test_methods_bodies_and_content_types),
-        cmocka_unit_test(test_get_retried_on_429_with_retry_after),
-        cmocka_unit_test(test_get_retried_on_500_and_bounded),
-        cmocka_unit_test(test_post_not_retried_once_sent),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_connection_refused_retried_for_any_method),
-        cmocka_unit_test(test_answer_not_json),
-        cmocka_unit_test(test_token_file_followed),
-        cmocka_unit_test(test_one_client_many_threads),
-        cmocka_unit_test(test_watch_events_split_across_chunks),
-        cmocka_unit_test(test_watch_gone),
-        cmocka_unit_test(test_watch_ends_on_timeout),
-        cmocka_unit_test(test_watch_ends_on_stop),
-        cmocka_unit_test(test_watch_refused_by_another_ca),
+        TEST(test_get_sends_the_token),
+        TEST(test_client_certificate),
+        TEST(test_server_of_another_ca_refused),
+        TEST(test_server_of_another_name_refused),
+        TEST(test_token_file_unreadable),
+        TEST(test_status_error_mapped),
+        TEST(test_methods_bodies_and_content_types),
+        TEST(test_get_retried_on_429_with_retry_after),
+        TEST(test_get_retried_on_500_and_bounded),
+        TEST(test_post_not_retried_once_sent),
+        TEST(test_dropped_connection_retried_for_get_only),
+        TEST(test_timeout),
+        TEST(test_connection_refused_retried_for_any_method),
+        TEST(test_answer_not_json),
+        TEST(test_token_file_followed),
+        TEST(test_one_client_many_threads),
+        TEST(test_watch_events_in_order_split_across_chunks),
+        TEST(test_watch_gone),
+        TEST(test_watch_ends_on_timeout),
+        TEST(test_watch_ends_on_stop),
+        TEST(test_watch_broken_stream),
+        TEST(test_watch_refused_by_another_ca),
     };
-    return cmocka_run_group_tests(tests, start_fake, stop_fake);
+    return cmocka_run_group_tests(tests, start_all, stop_all);
 }

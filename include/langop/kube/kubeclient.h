@@ -33,7 +33,11 @@
  * after kube_client_new() except for the token cache (its own lock,
  * kubeconfig.h) and a curl share of kept-alive connections, TLS sessions
  * and DNS answers (one mutex per kind of data), so that calls reuse
- * connections instead of paying a handshake each. kube_client_new()
+ * connections instead of paying a handshake each. Only GETs reuse one:
+ * libcurl sends a request again, unasked, when the kept-alive connection
+ * it was written on turns out dead, and the retry rule above lets no
+ * other method go twice; they open a new connection (with a resumed TLS
+ * session from the share). kube_client_new()
  * initialises libcurl once per process (curl_global_init under
  * pthread_once). kube_client_free() only when no call is running.
  */
