@@ -23,6 +23,7 @@
 #include "langop/request/auth.h"
 #include "langop/request/authconfig.h"
 #include "langop/request/authz.h"
+#include "langop/reconcile/reconciler.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/compactor.h"
 #include "langop/storage/store.h"
@@ -63,6 +64,11 @@ typedef struct flags {
     char *api_audiences;
     int anonymous_auth;
     int tolerate_lookup_failure;
+    const char *kubeconfig;
+    const char *reconcile;
+    const char *gateway_image;
+    int reconcile_workers;
+    int64_t reconcile_resync_s;
     int64_t authn_refresh_s;
 } flags_t;
 
@@ -139,6 +145,16 @@ static void usage(FILE *out)
             "                                   (default: in-cluster, the pod's service account)\n"
             "      --authorization-webhook-cache-authorized-ttl duration  How long an allow is cached (default 10s)\n"
             "      --authorization-webhook-cache-unauthorized-ttl duration  How long a deny is cached (default 10s)\n"
+            "\n"
+            "Reconcile flags (the cluster runs what the API says: reconciler.h):\n"
+            "      --reconcile string           auto (default: on when a cluster is configured: --kubeconfig,\n"
+            "                                   or in a pod), on, or off\n"
+            "      --kubeconfig string          kubeconfig of the cluster to reconcile (default: in-cluster)\n"
+            "      --gateway-image string       LiteLLM proxy image of the gateways (default: a pinned release;\n"
+            "                                   a LanguageCluster's spec.gateway.image wins)\n"
+            "      --reconcile-workers int      Clusters reconciled at once (default 2)\n"
+            "      --reconcile-resync-period duration  How often every cluster is reconciled again, changed\n"
+            "                                   or not, to repair drift (default 10m)\n"
             "\n"
             "Other flags:\n"
             "      --workers int                Worker threads preparing requests (default: one per CPU, at least 2)\n"
@@ -223,7 +239,8 @@ enum {
     OPT_COMPACTION, OPT_MIN_REVISIONS, OPT_MIN_AGE, OPT_CLUSTER_DOMAIN, OPT_BOOKMARKS, OPT_QUEUED_WRITES,
     OPT_SHUTDOWN_GRACE, OPT_TLS_MIN_VERSION, OPT_TLS_CIPHERS, OPT_AUTHZ_MODE, OPT_AUTHZ_KUBECONFIG,
     OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER,
-    OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS, OPT_TOLERATE_LOOKUP,
+    OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS, OPT_TOLERATE_LOOKUP, OPT_KUBECONFIG, OPT_RECONCILE,
+    OPT_GATEWAY_IMAGE, OPT_RECONCILE_WORKERS, OPT_RECONCILE_RESYNC,
     OPT_AUTHN_REFRESH,
 };
 
@@ -272,6 +289,11 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"api-audiences", required_argument, NULL, OPT_AUDIENCES},
         {"anonymous-auth", no_argument, NULL, OPT_ANONYMOUS},
         {"authentication-tolerate-lookup-failure", no_argument, NULL, OPT_TOLERATE_LOOKUP},
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+        {"reconcile", required_argument, NULL, OPT_RECONCILE},
+        {"gateway-image", required_argument, NULL, OPT_GATEWAY_IMAGE},
+        {"reconcile-workers", required_argument, NULL, OPT_RECONCILE_WORKERS},
+        {"reconcile-resync-period", required_argument, NULL, OPT_RECONCILE_RESYNC},
         {"authentication-config-refresh-interval", required_argument, NULL, OPT_AUTHN_REFRESH},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -323,6 +345,13 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_AUDIENCES: list_append(&f->api_audiences, optarg); break;
         case OPT_ANONYMOUS: f->anonymous_auth = 1; break;
         case OPT_TOLERATE_LOOKUP: f->tolerate_lookup_failure = 1; break;
+        case OPT_KUBECONFIG: f->kubeconfig = optarg; break;
+        case OPT_RECONCILE: f->reconcile = optarg; break;
+        case OPT_GATEWAY_IMAGE: f->gateway_image = optarg; break;
+        case OPT_RECONCILE_WORKERS: f->reconcile_workers = atoi(optarg); break;
+        case OPT_RECONCILE_RESYNC:
+            rc = parse_duration("reconcile-resync-period", optarg, &f->reconcile_resync_s);
+            break;
         case OPT_AUTHN_REFRESH:
             rc = parse_duration("authentication-config-refresh-interval", optarg, &f->authn_refresh_s);
             break;
@@ -347,7 +376,50 @@ static int parse_flags(int argc, char **argv, flags_t *f)
                 f->authorization_mode);
         return -1;
     }
+    if (strcmp(f->reconcile, "auto") != 0 && strcmp(f->reconcile, "on") != 0 && strcmp(f->reconcile, "off") != 0) {
+        fprintf(stderr, "invalid value \"%s\" for --reconcile: auto, on or off\n", f->reconcile);
+        return -1;
+    }
+    if (f->reconcile_workers < 1 || f->reconcile_workers > 64) {
+        fprintf(stderr, "--reconcile-workers must be between 1 and 64\n");
+        return -1;
+    }
     return 0;
+}
+
+/*
+ * The reconcile thread, when --reconcile and the environment ask for it:
+ * its cluster is --kubeconfig, else the pod's service account. NULL with
+ * no error when it stays off; NULL with err when it was asked for and
+ * cannot start.
+ */
+static reconciler_t *start_reconciler(const flags_t *f, api_t *api, kube_client_t **kube, lo_err_t *err)
+{
+    if (strcmp(f->reconcile, "off") == 0) {
+        lo_log(LO_INFO, "%s", "Not reconciling the cluster (--reconcile=off)");
+        return NULL;
+    }
+    kube_config_t *cfg;
+    if (f->kubeconfig) {
+        cfg = kubeconfig_load_file(f->kubeconfig, NULL, err);
+    } else if (strcmp(f->reconcile, "auto") == 0) {
+        lo_err_t why = {0};
+        cfg = kubeconfig_in_cluster(NULL, &why);
+        if (cfg == NULL)
+            lo_log(LO_INFO, "Not reconciling the cluster (--reconcile=auto): %s", why.message);
+        lo_err_clear(&why);
+    } else {
+        cfg = kubeconfig_in_cluster(NULL, err);
+    }
+    if (cfg == NULL)
+        return NULL;
+    kube_client_options_t ko = {.timeout_ms = 30000};
+    if ((*kube = kube_client_new(cfg, &ko, err)) == NULL)
+        return NULL;
+    reconciler_options_t ro = {.kube = *kube, .api = api, .cluster_domain = f->cluster_domain,
+                               .gateway_image = f->gateway_image, .workers = f->reconcile_workers,
+                               .resync_ms = f->reconcile_resync_s * 1000};
+    return reconciler_start(&ro, err);
 }
 
 /*
@@ -543,7 +615,8 @@ int main(int argc, char **argv)
                  .history_min_revisions = 1000, .history_min_age_s = 300, .cluster_domain = "cluster.local",
                  .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
                  .authorization_mode = "AlwaysAllow", .authz_allowed_ttl_s = 10, .authz_denied_ttl_s = 10,
-                 .token_cache_ttl_s = 10, .authn_refresh_s = 60};
+                 .token_cache_ttl_s = 10, .authn_refresh_s = 60, .reconcile = "auto", .reconcile_workers = 2,
+                 .reconcile_resync_s = 600};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -558,6 +631,8 @@ int main(int argc, char **argv)
     authconfig_t cm = {0};
     trust_refresher_t *refresher = NULL;
     api_t *api = NULL;
+    kube_client_t *reconcile_kube = NULL;
+    reconciler_t *reconciler = NULL;
     compactor_t *compactor = NULL;
     char *cert = NULL, *key = NULL;
     if (schema_registry_load(&err) != 0) {
@@ -615,6 +690,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: cannot derive the status of the stored objects: %s\n", err.message);
         goto exit;
     }
+    reconciler = start_reconciler(&f, api, &reconcile_kube, &err);
+    if (reconciler == NULL && err.message[0]) {
+        fprintf(stderr, "error: reconcile: %s\n", err.message);
+        goto exit;
+    }
     server_options_t opts = {.bind_address = f.bind_address, .port = f.secure_port, .cert_file = f.cert_file,
                              .key_file = f.key_file, .tls_min_version = f.tls_min_version,
                              .tls_cipher_suites = f.tls_cipher_suites, .workers = f.workers,
@@ -626,6 +706,8 @@ int main(int argc, char **argv)
     }
     status = 0;
 exit:
+    reconciler_stop(reconciler); /* before the store: it reads and writes through the api */
+    kube_client_free(reconcile_kube);
     refresher_stop(refresher); /* borrows auth's kube client */
     compactor_stop(compactor);
     /* the store's writer runs the api's commit rules until the last queued write: it stops first */

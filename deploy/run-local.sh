@@ -64,11 +64,13 @@ stop_running
 
 lo_log "starting langop-apiserver on $url (log: .langop/apiserver.log)"
 # setsid: the server outlives this script and the terminal it ran in.
+# --reconcile=off: a local server has no cluster to push gateways and agents into.
 setsid "$bin" \
   --secure-port="$port" --bind-address=127.0.0.1 \
   --tls-cert-file="$state/apiserver.crt" --tls-private-key-file="$state/apiserver.key" \
   --storage-path="$state/langop.db" \
   --token-auth-file="$state/tokens.csv" \
+  --reconcile=off \
   -v="${LANGOP_VERBOSITY:-2}" \
   </dev/null >>"$state/apiserver.log" 2>&1 &
 pid=$!

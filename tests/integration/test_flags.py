@@ -22,7 +22,8 @@ from harness import free_port
 
 FLAGS = ("--secure-port", "--bind-address", "--tls-cert-file", "--tls-private-key-file", "--tls-min-version",
          "--tls-cipher-suites",
-         "--cert-dir", "--storage-path", "--token-auth-file", "--cluster-domain", "--help")
+         "--cert-dir", "--storage-path", "--token-auth-file", "--cluster-domain", "--help",
+         "--reconcile", "--kubeconfig", "--gateway-image", "--reconcile-workers", "--reconcile-resync-period")
 
 
 def run_binary(*args, cwd=None, timeout=10):
@@ -138,6 +139,29 @@ class FlagsTest(unittest.TestCase):
                 self.assertIn("token", r.stderr.lower(), r)
                 for w in words:
                     self.assertIn(w, r.stderr, r)
+
+    def test_reconcile_flags_are_checked_before_serving(self):
+        common = (f"--token-auth-file={self.tokens}", f"--storage-path={self.tmp / 'r.db'}",
+                  f"--cert-dir={self.tmp / 'certs'}", f"--secure-port={free_port()}", "--bind-address=127.0.0.1")
+        for args, words in ((("--reconcile=sometimes",), ("--reconcile", "auto, on or off")),
+                            (("--reconcile-workers=0",), ("--reconcile-workers",)),
+                            (("--reconcile-resync-period=soon",), ("reconcile-resync-period",)),
+                            # asked for, with no cluster to reconcile: it says so instead of serving without
+                            (("--reconcile=on",), ("reconcile",)),
+                            (("--reconcile=on", f"--kubeconfig={self.tmp / 'none.yaml'}"), ("none.yaml",))):
+            with self.subTest(args=args):
+                env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+                r = subprocess.run([harness.BINARY, *common, *args], capture_output=True, text=True,
+                                   cwd=self.tmp, timeout=10, stdin=subprocess.DEVNULL, env=env)
+                self.assertNotEqual(r.returncode, 0, r)
+                for w in words:
+                    self.assertIn(w, r.stderr, r)
+                self.assertNotIn("Serving securely", r.stderr, r)
+
+    def test_reconcile_auto_without_a_cluster_serves_and_says_it_does_not_reconcile(self):
+        p = self.start(f"--cert-dir={self.tmp / 'certs'}")
+        p.wait_ready(self.tmp / "certs" / "apiserver.crt")
+        self.assertIn("Not reconciling the cluster (--reconcile=auto)", p.log_text())
 
     def test_cert_dir_generates_a_certificate_once_and_reuses_it(self):
         certs = self.tmp / "certs"
