@@ -366,7 +366,8 @@ static const char *unresolved_message(const json_t *unresolved, const char *reas
 /*
  * Ready, in order of precedence: no LanguageCluster (Pending: nothing
  * serves it), the cluster terminating (Pending), the render failing
- * (Failed), the model left out for a variable clash (Failed: its name must
+ * (Failed), the model left out because the reconcile thread found a Secret
+ * it reads missing (Pending), left out for a variable clash (Failed: its name must
  * change), a fallback naming itself (Failed), fallbacks the gateway does not
  * serve (Pending: they may yet be created); else True, Served.
  */
@@ -385,6 +386,9 @@ static model_verdict_t model_verdict(ns_ctx_t *ctx, const json_t *obj)
     const render_result_t *gw = ns_gateway(ctx);
     if (gw == NULL)
         return (model_verdict_t){"Unknown", "RenderFailed", lo_strdup(ctx->gw_err.message), "Failed"};
+    const char *no_secret = unresolved_message(gw->unresolved, "SecretNotFound", name);
+    if (no_secret) /* Pending: it comes back by itself when the Secret appears */
+        return (model_verdict_t){"False", "SecretNotFound", lo_strdup(no_secret), "Pending"};
     const char *clash = unresolved_message(gw->unresolved, "EnvNameClash", name);
     if (clash)
         return (model_verdict_t){"False", "EnvNameClash", lo_strdup(clash), "Failed"};
@@ -498,7 +502,7 @@ static json_t *unserved_models(const json_t *unresolved)
     const json_t *u;
     json_array_foreach(unresolved, i, u) {
         const char *r = json_string_value(json_object_get(u, "reason"));
-        if (r == NULL || strcmp(r, "EnvNameClash") != 0)
+        if (r == NULL || (strcmp(r, "EnvNameClash") != 0 && strcmp(r, "SecretNotFound") != 0))
             continue;
         if (out == NULL)
             out = json_array();

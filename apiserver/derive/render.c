@@ -791,6 +791,31 @@ static json_t *gw_router_settings(const json_t *cluster, json_t *fallbacks)
 }
 
 /* The gateway of ns; with config 0 only what it serves and leaves out (no YAML, env or hash). */
+/* The message of obj's RENDER_COND_SECRETS condition when it is False (borrowed), else NULL. */
+static const char *secrets_missing(const json_t *obj)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c) {
+        const char *type = str_at(c, "type", NULL), *status = str_at(c, "status", NULL);
+        if (type && status && strcmp(type, RENDER_COND_SECRETS) == 0 && strcmp(status, "False") == 0) {
+            const char *message = str_at(c, "message", NULL);
+            return message ? message : "a Secret it reads is missing";
+        }
+    }
+    return NULL;
+}
+
+/* Left out for its Secrets: 1, with the unresolved entry added. */
+static int gw_secrets_missing(const gw_model_t *m, json_t *unresolved)
+{
+    const char *why = secrets_missing(m->obj);
+    if (why == NULL)
+        return 0;
+    add_unresolved(unresolved, "LanguageModel", m->name, "SecretNotFound", lo_strdup(why));
+    return 1;
+}
+
 static int gateway_render(const char *ns, const json_t *cluster, const json_t *models, int config,
                           render_result_t *out, lo_err_t *err)
 {
@@ -823,7 +848,8 @@ static int gateway_render(const char *ns, const json_t *cluster, const json_t *m
     served = json_object();
     for (i = 0; i < n; i++) {
         gw_model_build(&ms[i], !config);
-        if (json_object_get(served, ms[i].name) != NULL || !gw_admit(&ms[i], used, unresolved))
+        if (json_object_get(served, ms[i].name) != NULL || gw_secrets_missing(&ms[i], unresolved) ||
+            !gw_admit(&ms[i], used, unresolved))
             continue;
         json_object_set_new(served, ms[i].name, json_true());
         size_t e;
@@ -907,6 +933,9 @@ int render_gateway_same(const json_t *a, const json_t *b)
     if (!json_is_object(sa) || !json_is_object(sb) || !nonempty(na) || !nonempty(nb) || strcmp(na, nb) != 0 ||
         !spec_renderable(sa) || !spec_renderable(sb) ||
         !same_or_both_absent(json_object_get(sa, "fallbacks"), json_object_get(sb, "fallbacks")))
+        return 0;
+    const char *why_a = secrets_missing(a), *why_b = secrets_missing(b);
+    if ((why_a == NULL) != (why_b == NULL) || (why_a && strcmp(why_a, why_b) != 0))
         return 0;
     gw_model_t ma, mb;
     gw_model_lean(a, &ma);

@@ -11,9 +11,9 @@
 #include "langop/derive/render.h"
 #include "langop/reconcile/desired.h"
 
-#define OWNER_CLUSTER "langop.io/languagecluster"
-#define OWNER_AGENT "langop.io/languageagent"
-#define OWNER_TOOL "langop.io/languagetool"
+#define OWNER_CLUSTER DESIRED_LABEL_OWNER_CLUSTER
+#define OWNER_AGENT DESIRED_LABEL_OWNER_AGENT
+#define OWNER_TOOL DESIRED_LABEL_OWNER_TOOL
 #define GATEWAY_CONFIG_DIR "/etc/litellm"
 #define AGENT_CONFIG_DIR "/etc/agent"
 
@@ -218,11 +218,13 @@ static int model_secrets_ok(const build_t *b, const json_t *env, char **why)
         if (secret == NULL)
             continue;
         const json_t *seen = json_object_get(b->in->secrets, secret);
+        int optional = json_is_true(json_object_get(ref, "optional")), found = 0;
+        if (seen == NULL && optional) /* as kubelet: an optional reference may be missing */
+            continue;
         if (seen == NULL) {
             *why = lo_sprintf("Secret %s/%s not found", b->ns, secret);
             return 0;
         }
-        int optional = json_is_true(json_object_get(ref, "optional")), found = 0;
         size_t k;
         json_t *have;
         json_array_foreach(json_object_get(seen, "keys"), k, have) {
@@ -236,6 +238,23 @@ static int model_secrets_ok(const build_t *b, const json_t *env, char **why)
     return 1;
 }
 
+/*
+ * m (borrowed) as it will be once the reconciler has written what it finds
+ * of its Secrets (a new copy without RENDER_COND_SECRETS): the renderer
+ * leaves a model out by that condition, and the Secrets decide it here.
+ */
+static json_t *without_secrets_condition(const json_t *m)
+{
+    json_t *copy = json_deep_copy(m);
+    json_t *conds = json_object_get(json_object_get(copy, "status"), "conditions");
+    for (size_t i = json_array_size(conds); i-- > 0;) {
+        const char *type = str_of(json_array_get(conds, i), "type");
+        if (type && strcmp(type, RENDER_COND_SECRETS) == 0)
+            json_array_remove(conds, i);
+    }
+    return copy;
+}
+
 /* The models whose Secrets are all there (new array); the others go to unserved. */
 static json_t *servable_models(const build_t *b, json_t *unserved, lo_err_t *err)
 {
@@ -247,21 +266,22 @@ static json_t *servable_models(const build_t *b, json_t *unserved, lo_err_t *err
             json_array_append(ok, m);
             continue;
         }
-        json_t *one = json_pack("[O]", m);
+        json_t *one = json_pack("[o]", without_secrets_condition(m));
         render_result_t r = {0};
         int rc = render_gateway_config(b->ns, b->domain, b->in->cluster, one, &r, err);
-        json_decref(one);
         if (rc != 0) {
+            json_decref(one);
             json_decref(ok);
             return NULL;
         }
         char *why = NULL;
         if (model_secrets_ok(b, r.env, &why))
-            json_array_append(ok, m);
+            json_array_append(ok, json_array_get(one, 0));
         else
             json_array_append_new(unserved, json_pack("{s:s, s:s, s:s}", "name", name_of(m), "reason",
                                                       "SecretNotFound", "message", why));
         free(why);
+        json_decref(one);
         render_result_free(&r);
     }
     return ok;

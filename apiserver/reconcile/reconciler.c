@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "langop/derive/render.h"
+#include "langop/reconcile/conditions.h"
 #include "langop/reconcile/desired.h"
 #include "langop/reconcile/informer.h"
 #include "langop/reconcile/ratelimit.h"
@@ -448,6 +450,99 @@ static void namespace_objects_free(namespace_objects_t *n)
     json_decref(n->models), json_decref(n->agents), json_decref(n->tools), json_decref(n->personas);
 }
 
+/* ---- conditions of the namespace's objects ---- */
+
+/* Sets cond (stolen) on obj, a langop object of resource plural, through its status, when it changes. */
+static int write_condition(reconciler_t *r, const char *plural, const json_t *obj, json_t *cond, lo_err_t *err)
+{
+    const json_t *md = meta_of(obj);
+    int changed;
+    json_t *conds = conditions_set(json_object_get(json_object_get(obj, "status"), "conditions"), cond, &changed);
+    if (!changed) {
+        json_decref(conds);
+        return 0;
+    }
+    /* the derived conditions in the list are dropped by the write and derived again */
+    json_t *patch = json_pack("{s:{s:s}, s:{s:o}}", "metadata", "resourceVersion", str_of(md, "resourceVersion"),
+                              "status", "conditions", conds);
+    char *path = lo_sprintf(API_BASE "/namespaces/%s/%s/%s/status", str_of(md, "namespace"), plural,
+                            str_of(md, "name"));
+    int status;
+    json_decref(api_json(r, "PATCH", path, "application/merge-patch+json", patch, &status));
+    free(path);
+    json_decref(patch);
+    if (status == 200 || status == 404)
+        return 0;
+    lo_err_set(err, status, "Conflict", "writing the status of %s %s/%s: HTTP %d", plural, str_of(md, "namespace"),
+               str_of(md, "name"), status);
+    return -1;
+}
+
+static const json_t *unserved_entry(const json_t *unserved, const char *model)
+{
+    size_t i;
+    const json_t *u;
+    json_array_foreach(unserved, i, u) {
+        if (strcmp(str_of(u, "name"), model) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+/* RENDER_COND_SECRETS on every model: what the gateway renders leaves out those without their Secrets. */
+static int write_model_conditions(reconciler_t *r, const json_t *models, const json_t *unserved, lo_err_t *err)
+{
+    size_t i;
+    const json_t *m;
+    int rc = 0;
+    json_array_foreach(models, i, m) {
+        const json_t *u = unserved_entry(unserved, str_of(meta_of(m), "name"));
+        json_int_t gen = json_integer_value(json_object_get(meta_of(m), "generation"));
+        json_t *cond = u ? condition_new(RENDER_COND_SECRETS, "False", "SecretNotFound", str_of(u, "message"), gen)
+                         : condition_new(RENDER_COND_SECRETS, "True", "SecretsFound",
+                                         "every Secret the model reads is in the cluster", gen);
+        rc |= write_condition(r, "languagemodels", m, cond, err);
+    }
+    return rc;
+}
+
+/* The workload desired for the object whose owner label is owner_label=name (borrowed), or NULL. */
+static const json_t *desired_workload(const json_t *desired, const char *owner_label, const char *name)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(desired, i, o) {
+        const char *kind = str_of(o, "kind"), *owner = str_of(json_object_get(meta_of(o), "labels"), owner_label);
+        if (owner && strcmp(owner, name) == 0 &&
+            (strcmp(kind, "Deployment") == 0 || strcmp(kind, "CronJob") == 0 || strcmp(kind, "Job") == 0))
+            return o;
+    }
+    return NULL;
+}
+
+/* Ready of every agent or tool (plural) from its workload as the cluster holds it; none yet: nothing written. */
+static int write_workload_conditions(reconciler_t *r, const char *plural, const char *owner_label,
+                                     const json_t *objects, const json_t *desired, lo_err_t *err)
+{
+    size_t i;
+    const json_t *o;
+    int rc = 0;
+    json_array_foreach(objects, i, o) {
+        const json_t *want = desired_workload(desired, owner_label, str_of(meta_of(o), "name"));
+        size_t idx = 0;
+        if (want == NULL || owned_kind_of(str_of(want, "kind"), &idx) == NULL)
+            continue;
+        json_t *live = informer_get(r->owned[idx], str_of(meta_of(want), "namespace"), str_of(meta_of(want), "name"));
+        json_t *cond = live ? workload_ready_condition(live, json_integer_value(json_object_get(meta_of(o),
+                                                                                                 "generation")))
+                            : NULL;
+        if (cond)
+            rc |= write_condition(r, plural, o, cond, err);
+        json_decref(live);
+    }
+    return rc;
+}
+
 /* Applies what cluster (live, not being deleted) should have; *desired receives it. */
 static int converge(reconciler_t *r, const json_t *cluster, json_t **desired, lo_err_t *err)
 {
@@ -464,17 +559,23 @@ static int converge(reconciler_t *r, const json_t *cluster, json_t **desired, lo
     desired_t d;
     int rc = desired_build(&in, &o, &d, err);
     json_decref(secrets);
-    namespace_objects_free(&n);
-    if (rc != 0)
+    if (rc != 0) {
+        namespace_objects_free(&n);
         return -1;
+    }
     size_t i;
     json_t *obj;
     json_array_foreach(d.objects, i, obj) {
         if ((rc = converge_object(r, obj, err)) != 0)
             break;
     }
+    if (rc == 0)
+        rc = write_model_conditions(r, n.models, d.unserved, err) |
+             write_workload_conditions(r, "languageagents", DESIRED_LABEL_OWNER_AGENT, n.agents, d.objects, err) |
+             write_workload_conditions(r, "languagetools", DESIRED_LABEL_OWNER_TOOL, n.tools, d.objects, err);
     *desired = json_incref(d.objects);
     desired_free(&d);
+    namespace_objects_free(&n);
     return rc;
 }
 

@@ -184,3 +184,63 @@ class ReconcileTest(harness.ServerTestCase):
                                     ("deployments", "a", "apps"), ("services", "t", "")):
             self.assertIsNone(self.held(plural, name, ns, group), f"{plural}/{name}")
         self.assertIsNotNone(self.held("namespaces", ns, None), "a namespace is never deleted")
+
+    def test_a_missing_secret_leaves_its_model_out_until_it_appears(self):
+        ns = self.world()
+        self.create(keyed_model("m4", ns, "k4"))
+
+        def model_ready(reason):
+            m = self.get("LanguageModel", "m4", ns)
+            c = [x for x in m.get("status", {}).get("conditions", []) if x["type"] == "Ready"]
+            return m if c and c[0]["reason"] == reason else None
+
+        m = self.wait_for("m4 Ready=False SecretNotFound", lambda: model_ready("SecretNotFound"))
+        ready = [x for x in m["status"]["conditions"] if x["type"] == "Ready"][0]
+        self.assertEqual(ready["status"], "False")
+        self.assertIn("k4", ready["message"])
+        self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
+        cm = self.held("configmaps", "gateway-config", ns)["data"]["config.yaml"]
+        self.assertNotIn("m4", cm)
+        self.assertIn("m1", cm, "the gateway goes on serving the other models")
+        env = self.held("deployments", "gateway", ns, "apps")["spec"]["template"]["spec"]["containers"][0]["env"]
+        self.assertNotIn("k4", str(env))
+        unserved = self.get("LanguageCluster", ns)["status"].get("unservedModels", [])
+        self.assertEqual([(u["name"], u["reason"]) for u in unserved], [("m4", "SecretNotFound")])
+        # it comes back by itself
+        self.secret(ns, "k4", "sk-four")
+        self.wait_for("m4 served", lambda: model_ready("Served"))
+        self.wait_for("m4 in the gateway", lambda: "m4" in self.held("configmaps", "gateway-config", ns)["data"]["config.yaml"])
+        self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
+        self.assertNotIn("unservedModels", self.get("LanguageCluster", ns)["status"])
+
+    def test_workload_status_comes_back_into_the_api(self):
+        ns = self.world()
+        agent = self.get("LanguageAgent", "a", ns)
+        self.assertEqual(agent["status"]["phase"], "Pending", "no replica is available yet")
+        d = self.held("deployments", "a", ns, "apps")
+        self.standin.set_status("deployments", "a", {"observedGeneration": d["metadata"].get("generation", 1),
+                                                     "replicas": 1, "readyReplicas": 1, "availableReplicas": 1},
+                                namespace=ns, group="apps")
+        agent = self.wait_for("the agent Running", lambda: (lambda a: a if a["status"].get("phase") == "Running"
+                                                            else None)(self.get("LanguageAgent", "a", ns)))
+        ready = [x for x in agent["status"]["conditions"] if x["type"] == "Ready"][0]
+        self.assertEqual((ready["status"], ready["reason"]), ("True", "Available"))
+        g = self.held("deployments", "gateway", ns, "apps")
+        self.standin.set_status("deployments", "gateway", {"observedGeneration": g["metadata"].get("generation", 1),
+                                                           "replicas": 1, "readyReplicas": 1, "availableReplicas": 1},
+                                namespace=ns, group="apps")
+        cl = self.wait_for("the cluster Ready", lambda: (lambda c: c if c["status"].get("gatewayReady") is True
+                                                         else None)(self.get("LanguageCluster", ns)))
+        self.assertEqual(cl["status"]["phase"], "Ready")
+        gr = [x for x in cl["status"]["conditions"] if x["type"] == "GatewayReady"][0]
+        self.assertEqual(gr["status"], "True")
+        # a rollout that cannot finish degrades the agent
+        self.standin.set_status("deployments", "a", {
+            "observedGeneration": d["metadata"].get("generation", 1), "replicas": 1, "availableReplicas": 0,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                            "message": "ReplicaSet \"a-1\" has timed out progressing."}]},
+            namespace=ns, group="apps")
+        agent = self.wait_for("the agent Degraded", lambda: (lambda a: a if a["status"].get("phase") == "Degraded"
+                                                             else None)(self.get("LanguageAgent", "a", ns)))
+        ready = [x for x in agent["status"]["conditions"] if x["type"] == "Ready"][0]
+        self.assertEqual(ready["reason"], "ProgressDeadlineExceeded")

@@ -11,9 +11,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <jansson.h>
 
+#include "langop/core/codec.h"
 #include "langop/schema/schema.h"
 #include "langop/storage/store.h"
 
@@ -87,6 +89,16 @@ static inline json_t *fx_json(const char *text)
     json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
     if (v == NULL)
         fail_msg("bad test JSON: %s: %s", jerr.text, text);
+    return v;
+}
+
+/** A value from test YAML (flow style keeps tests short); fails the test on bad text. New reference. */
+static inline json_t *fx_yaml(const char *text)
+{
+    lo_err_t err = {0};
+    json_t *v = codec_decode_yaml(text, strlen(text), &err);
+    if (v == NULL)
+        fail_msg("bad test YAML: %s: %s", err.message, text);
     return v;
 }
 

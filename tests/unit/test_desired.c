@@ -12,17 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "langop/core/codec.h"
-#include "langop/reconcile/desired.h"
+#include "fixtures.h"
 
-static json_t *yaml(const char *text)
-{
-    lo_err_t err = {0};
-    json_t *v = codec_decode_yaml(text, strlen(text), &err);
-    if (v == NULL)
-        fail_msg("yaml: %s\n%s", err.message, text);
-    return v;
-}
+#include "langop/reconcile/desired.h"
 
 #define CLUSTER "{metadata: {name: team}, spec: {gateway: {replicas: 2}}}"
 #define MODEL(n, secret)                                                                                    \
@@ -39,14 +31,14 @@ typedef struct world {
 static world_t world_new(void)
 {
     world_t w = {
-        .cluster = yaml(CLUSTER),
-        .models = yaml("[" MODEL("m1", "k1") ", " MODEL("m2", "k2") "]"),
-        .agents = yaml("[" AGENT("a", "m1", ", tools: [{name: search}, {name: files}]") "]"),
-        .tools = yaml("[{kind: LanguageTool, metadata: {name: search, namespace: team}, spec: {image: search:1, "
+        .cluster = fx_yaml(CLUSTER),
+        .models = fx_yaml("[" MODEL("m1", "k1") ", " MODEL("m2", "k2") "]"),
+        .agents = fx_yaml("[" AGENT("a", "m1", ", tools: [{name: search}, {name: files}]") "]"),
+        .tools = fx_yaml("[{kind: LanguageTool, metadata: {name: search, namespace: team}, spec: {image: search:1, "
                       "port: 9000}}, {kind: LanguageTool, metadata: {name: files, namespace: team}, spec: {image: "
                       "files:1, deploymentMode: sidecar}}]"),
         .personas = json_array(),
-        .secrets = yaml("{k1: {resourceVersion: '10', keys: [api-key]}, k2: {resourceVersion: '11', keys: "
+        .secrets = fx_yaml("{k1: {resourceVersion: '10', keys: [api-key]}, k2: {resourceVersion: '11', keys: "
                         "[api-key]}}"),
     };
     return w;
@@ -211,7 +203,7 @@ static void test_a_new_model_moves_the_gateway_not_the_agent(void **state)
     (void)state;
     world_t w = world_new();
     desired_t before = build(&w);
-    json_array_append_new(w.models, yaml(MODEL("m3", "k1")));
+    json_array_append_new(w.models, fx_yaml(MODEL("m3", "k1")));
     desired_t after = build(&w);
     assert_string_not_equal(hash_of(&before, "ConfigMap", "gateway-config"), hash_of(&after, "ConfigMap", "gateway-config"));
     assert_string_not_equal(hash_of(&before, "Deployment", "gateway"), hash_of(&after, "Deployment", "gateway"));
@@ -236,7 +228,7 @@ static void test_a_rotated_key_rolls_only_the_gateway(void **state)
     assert_string_equal(hash_of(&before, "Deployment", "a"), hash_of(&after, "Deployment", "a"));
     /* a Secret no model reads changes nothing */
     desired_free(&after);
-    json_object_set_new(w.secrets, "unrelated", yaml("{resourceVersion: '5', keys: [x]}"));
+    json_object_set_new(w.secrets, "unrelated", fx_yaml("{resourceVersion: '5', keys: [x]}"));
     json_object_set_new(json_object_get(w.secrets, "k2"), "resourceVersion", json_string("11"));
     after = build(&w);
     assert_string_equal(hash_of(&before, "Deployment", "gateway"), hash_of(&after, "Deployment", "gateway"));
@@ -261,7 +253,7 @@ static void test_a_missing_secret_leaves_its_model_out(void **state)
     assert_int_equal(json_array_size(j_at(find(&d, "Deployment", "gateway"), "spec.template.spec.containers.0.env")), 1);
     desired_free(&d);
     /* the Secret is there but not the key */
-    json_object_set_new(w.secrets, "k2", yaml("{resourceVersion: '12', keys: [other]}"));
+    json_object_set_new(w.secrets, "k2", fx_yaml("{resourceVersion: '12', keys: [other]}"));
     d = build(&w);
     assert_int_equal(json_array_size(d.unserved), 1);
     assert_string_equal(s_at(d.unserved, "0.message"), "Secret team/k2 has no key api-key");
@@ -280,7 +272,7 @@ static void test_task_agents(void **state)
     (void)state;
     world_t w = world_new();
     json_decref(w.agents);
-    w.agents = yaml("[" AGENT("nightly", "m1", ", execution: {mode: task, schedule: '0 3 * * *', timezone: UTC}")
+    w.agents = fx_yaml("[" AGENT("nightly", "m1", ", execution: {mode: task, schedule: '0 3 * * *', timezone: UTC}")
                     ", " AGENT("once", "m1", ", execution: {mode: task}") "]");
     desired_t d = build(&w);
     const json_t *cj = find(&d, "CronJob", "nightly");

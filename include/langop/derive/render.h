@@ -60,10 +60,18 @@ char *render_key_env_name(const char *model_name);
  * unresolved lists models left out (EnvNameClash: name = the model) and
  * fallbacks that cannot be used (FallbackNotFound, InvalidFallback: name =
  * the target, referencedBy = the model listing it); served the model_names
- * in the output. cluster (the LanguageCluster, may be NULL) gives
+ * in the output. A model whose stored status has the condition
+ * RENDER_COND_SECRETS False (the reconcile thread found a Secret or key it
+ * reads missing in the cluster) is left out too, unresolved with reason
+ * SecretNotFound and that condition's message: the gateway goes on serving
+ * the others, and what is read is what the reconcile thread pushes.
+ * cluster (the LanguageCluster, may be NULL) gives
  * spec.gateway.routingStrategy. Returns 0, or -1 with err on input that is
  * not a list of LanguageModels.
  */
+/* The condition the reconcile thread keeps on a LanguageModel: are the Secrets it reads there? */
+#define RENDER_COND_SECRETS "SecretsAvailable"
+
 int render_gateway_config(const char *ns, const char *cluster_domain, const json_t *cluster, const json_t *models,
                           render_result_t *out, lo_err_t *err);
 

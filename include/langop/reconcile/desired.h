@@ -56,6 +56,9 @@
 #define DESIRED_MANAGER "langop-apiserver"
 #define DESIRED_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
 #define DESIRED_LABEL_CLUSTER "langop.io/cluster"
+#define DESIRED_LABEL_OWNER_CLUSTER "langop.io/languagecluster"
+#define DESIRED_LABEL_OWNER_AGENT "langop.io/languageagent"
+#define DESIRED_LABEL_OWNER_TOOL "langop.io/languagetool"
 #define DESIRED_ANNOTATION_HASH "langop.io/applied-hash"
 #define DESIRED_ANNOTATION_CONFIG_HASH "langop.io/config-hash"
 #define DESIRED_GATEWAY_CONTAINER_PORT 4000
