@@ -5,6 +5,7 @@ status, and no writes once converged. Each test asserts what the stand-in
 holds afterwards."""
 
 import base64
+import json
 import sys
 import tempfile
 import time
@@ -52,6 +53,13 @@ class ReconcileTest(harness.ServerTestCase):
 
     def held(self, plural, name, ns, group=""):
         return self.standin.get_object(plural, name, ns, group=group)
+
+    def held_all(self, plural, ns, group=""):
+        """Every object of one kind the stand-in holds in namespace ns."""
+        res = self.standin._res(group, plural)
+        with self.standin.store.lock:
+            return [json.loads(json.dumps(o)) for (r, n, _), o in self.standin.store.objects.items()
+                    if r is res and n == ns]
 
     def wait_for(self, what, fn, timeout=15):
         deadline = time.monotonic() + timeout
@@ -244,3 +252,46 @@ class ReconcileTest(harness.ServerTestCase):
                                                              else None)(self.get("LanguageAgent", "a", ns)))
         ready = [x for x in agent["status"]["conditions"] if x["type"] == "Ready"][0]
         self.assertEqual(ready["reason"], "ProgressDeadlineExceeded")
+
+    def test_an_existing_namespace_is_adopted_and_kept(self):
+        ns = f"adopted-{int(time.monotonic() * 1000) % 100000}"
+        self.standin.put_object({"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": {"name": ns, "labels": {"team": "blue"}}})
+        uid = self.held("namespaces", ns, None)["metadata"]["uid"]
+        self.create(obj("LanguageCluster", ns, None, {}))
+        held = self.wait_for("the namespace labelled", lambda: (lambda n: n if n["metadata"].get("labels", {}).get(
+            "langop.io/cluster") == ns else None)(self.held("namespaces", ns, None)))
+        self.assertEqual(held["metadata"]["uid"], uid, "adopted, not replaced")
+        self.assertEqual(held["metadata"]["labels"]["team"], "blue", "its own labels stay")
+        self.wait_for("the gateway", lambda: self.gateway_hash(ns))
+        self.api("DELETE", item_path("LanguageCluster", ns), expect=200)
+        self.wait_for("the cluster gone",
+                      lambda: self.api("GET", item_path("LanguageCluster", ns)).status == 404, timeout=20)
+        self.assertEqual(self.held("namespaces", ns, None)["metadata"]["uid"], uid)
+
+    def test_a_task_agent_runs_as_a_job_replaced_when_its_config_changes(self):
+        ns = self.world()
+        t = harness.agent("job", ns)
+        t["spec"]["models"] = [{"name": "m1"}]
+        t["spec"]["execution"] = {"mode": "task"}
+        self.create(t)
+
+        def jobs():
+            return sorted(j["metadata"]["name"] for j in self.held_all("jobs", ns, "batch")
+                          if j["metadata"].get("labels", {}).get("langop.io/languageagent") == "job")
+
+        first = self.wait_for("one Job", lambda: jobs() if len(jobs()) == 1 else None)
+        self.assertTrue(first[0].startswith("job-"), first)
+        cron = dict(t, spec=dict(t["spec"], instructions="Answer at length."))
+        cur = self.get("LanguageAgent", "job", ns)
+        cron["metadata"] = dict(cron["metadata"], resourceVersion=cur["metadata"]["resourceVersion"])
+        self.api("PUT", item_path("LanguageAgent", "job", ns), cron, expect=200)
+        second = self.wait_for("the new Job alone", lambda: (lambda j: j if len(j) == 1 and j != first else None)(jobs()))
+        self.assertNotEqual(second, first)
+        # with a schedule it is a CronJob, and the Job goes
+        cur = self.get("LanguageAgent", "job", ns)
+        cur["spec"]["execution"] = {"mode": "task", "schedule": "*/5 * * * *"}
+        self.api("PUT", item_path("LanguageAgent", "job", ns), cur, expect=200)
+        cj = self.wait_for("the CronJob", lambda: self.held("cronjobs", "job", ns, "batch"))
+        self.assertEqual(cj["spec"]["schedule"], "*/5 * * * *")
+        self.wait_for("no Job left", lambda: jobs() == [])
