@@ -32,6 +32,7 @@ struct kube_client {
      * locks[data] around each use. */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    atomic_int aborted; /* kube_client_abort: every call ends at once */
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
@@ -120,6 +121,11 @@ void kube_client_free(kube_client_t *c)
     kubeconfig_free(c->cfg);
     free(c->user_agent);
     free(c);
+}
+
+void kube_client_abort(kube_client_t *c)
+{
+    atomic_store(&c->aborted, 1);
 }
 
 kube_config_t *kube_client_config(kube_client_t *c)
@@ -238,6 +244,14 @@ static char *url_of(kube_client_t *c, const char *path)
     return lo_sprintf("%s%s", c->cfg->server, path);
 }
 
+/* libcurl's progress callback of a request: non-zero ends the transfer (kube_client_abort). */
+static int request_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)dlt, (void)dln, (void)ult, (void)uln;
+    const kube_client_t *c = arg;
+    return atomic_load(&c->aborted) ? 1 : 0;
+}
+
 /* One try of a request. 0, or -1 with err when no handle could be made. */
 static int attempt_once(kube_client_t *c, const char *method, const char *url,
                         const char *content_type, const char *payload, size_t payload_len,
@@ -251,6 +265,9 @@ static int attempt_once(kube_client_t *c, const char *method, const char *url,
     if (h == NULL)
         return -1;
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, request_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -426,6 +443,10 @@ int kube_request(kube_client_t *c, const char *method, const char *path,
         lo_err_set(err, 0, "", "kube request: a method and a path starting with '/' are needed");
         return KUBE_EINVAL;
     }
+    if (atomic_load(&c->aborted)) {
+        lo_err_set(err, 0, "ServiceUnavailable", "%s %s: the client is shutting down", method, path);
+        return KUBE_ETRANSPORT;
+    }
     char *what = lo_sprintf("%s %s", method, path);
     char *url = url_of(c, path);
     size_t payload_len = 0;
@@ -441,11 +462,11 @@ int kube_request(kube_client_t *c, const char *method, const char *path,
         }
         answered = 1;
         resp->attempts = attempt + 1;
-        if (attempt < c->o.max_retries && may_retry(method, &a)) {
+        if (attempt < c->o.max_retries && may_retry(method, &a) && !atomic_load(&c->aborted)) {
             lo_log(LO_DEBUG, "kube: %s: %s, retrying", what,
                    a.rc != CURLE_OK ? curl_easy_strerror(a.rc) : reason_of(a.status));
-            sleep_ms(backoff_ms(c, attempt, a.status == 429 ? a.retry_after_ms : -1), NULL);
-            continue;
+            if (!sleep_ms(backoff_ms(c, attempt, a.status == 429 ? a.retry_after_ms : -1), &c->aborted))
+                continue;
         }
         break;
     }
@@ -492,6 +513,7 @@ typedef struct watch_state {
     kube_watch_fn fn;
     void *arg;
     const atomic_int *stop;
+    const kube_client_t *client;
     CURL *h;
     long status;        /* 0 until the first body bytes */
     lo_buf_t line;      /* the part of a line not yet ended */
@@ -589,7 +611,7 @@ static int watch_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t 
 {
     (void)dlt, (void)dln, (void)ult, (void)uln;
     watch_state_t *w = arg;
-    return w->stop && atomic_load(w->stop) ? 1 : 0;
+    return (w->stop && atomic_load(w->stop)) || atomic_load(&w->client->aborted) ? 1 : 0;
 }
 
 static char *watch_url(kube_client_t *c, const char *path, const char *rv, long timeout_ms)
@@ -686,7 +708,7 @@ int kube_watch(kube_client_t *c, const char *path, const kube_watch_options_t *o
     }
     if (o.timeout_ms <= 0)
         o.timeout_ms = 300000;
-    watch_state_t w = {.fn = fn, .arg = arg, .stop = o.stop, .err = err};
+    watch_state_t w = {.fn = fn, .arg = arg, .stop = o.stop, .client = c, .err = err};
     if (o.resource_version)
         w.rv = lo_strdup(o.resource_version);
     char *url = watch_url(c, path, o.resource_version, o.timeout_ms);
@@ -700,7 +722,8 @@ int kube_watch(kube_client_t *c, const char *path, const kube_watch_options_t *o
         rc = watch_outcome(c, &w, &a, attempt, err);
         if (rc != 1)
             break;
-        if (sleep_ms(backoff_ms(c, attempt, a.status == 429 ? a.retry_after_ms : -1), o.stop)) {
+        if (atomic_load(&c->aborted) ||
+            sleep_ms(backoff_ms(c, attempt, a.status == 429 ? a.retry_after_ms : -1), o.stop)) {
             rc = KUBE_OK;
             break;
         }

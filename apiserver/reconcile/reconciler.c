@@ -756,6 +756,7 @@ void reconciler_stop(reconciler_t *r)
             informer_signal_stop(r->owned[k]);
     if (r->secrets)
         informer_signal_stop(r->secrets);
+    kube_client_abort(r->o.kube); /* a LIST or a write may wait on a kube-apiserver that does not answer */
     if (r->resync_started)
         pthread_join(r->resync, NULL);
     for (int i = 0; i < r->n_workers; i++)

@@ -6,6 +6,8 @@ holds afterwards."""
 
 import base64
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -295,3 +297,48 @@ class ReconcileTest(harness.ServerTestCase):
         cj = self.wait_for("the CronJob", lambda: self.held("cronjobs", "job", ns, "batch"))
         self.assertEqual(cj["spec"]["schedule"], "*/5 * * * *")
         self.wait_for("no Job left", lambda: jobs() == [])
+
+
+class ReconcileShutdownTest(harness.ServerTestCase):
+    """SIGTERM while every call to kube-apiserver hangs: the server still exits promptly."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-reconcile-stop-"))
+        cls.kube_cache = cls.tmp / "kube-cache"
+        cls._dyn = None
+        cls.standin, paths = start_standin(cls.tmp / "standin")
+        cls.server = harness.Server(cls.tmp, [f"--kubeconfig={paths['kubeconfig']}", "--reconcile=on",
+                                              "--shutdown-grace-period=1s"])
+        try:
+            cls.server.start()
+        except Exception:
+            cls.server.stop()
+            cls.standin.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.standin.stop()
+
+    def test_sigterm_with_a_hanging_kube_apiserver(self):
+        deadline = time.monotonic() + 10
+        while self.standin.calls_to("/api/v1/secrets", "GET") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.standin.add_fault("delay", path="*", count=1000, delay=25)
+        ns = self.new_namespace()  # a reconcile that now waits on the stand-in
+        self.create(keyed_model("m", ns))
+        time.sleep(1)
+        proc = self.server.proc
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.fail(f"still running 8 s after SIGTERM\n{self.server.log_tail()}")
+        self.server.proc = None
+        self.assertEqual(proc.returncode, 0, self.server.log_tail())
+        self.assertLess(time.monotonic() - t0, 8)

@@ -1059,6 +1059,46 @@ static void test_watch_refused_by_another_ca(void **state)
     kube_client_free(c);
 }
 
+static void *abort_soon(void *arg)
+{
+    usleep(300 * 1000);
+    kube_client_abort(arg);
+    return NULL;
+}
+
+/* A request waiting on a server that does not answer, and a watch, end at once on kube_client_abort. */
+static void test_abort_ends_calls_in_flight(void **state)
+{
+    (void)state;
+    kube_client_options_t o = fast;
+    o.timeout_ms = 20000;
+    kube_client_t *c = client_with(NULL, "certificate-authority: ca.crt", "token: t0k", &o);
+    add_fault("{'action': 'delay', 'delay': 10, 'method': 'GET', 'path': '" CMS "/kc-seed'}");
+    pthread_t th;
+    pthread_create(&th, NULL, abort_soon, c);
+    kube_response_t r;
+    lo_err_t err = {0};
+    int64_t t0 = lo_now_ms();
+    assert_int_equal(kube_request(c, "GET", CMS "/kc-seed", NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    int64_t took = lo_now_ms() - t0;
+    pthread_join(th, NULL);
+    assert_int_equal(r.attempts, 1); /* not retried */
+    if (took > 2000)
+        fail_msg("the request ended %lld ms after it began", (long long)took);
+    /* after: every call fails at once, a watch too */
+    t0 = lo_now_ms();
+    assert_int_equal(kube_request(c, "GET", CMS, NULL, NULL, &r, &err), KUBE_ETRANSPORT);
+    seen_t s = {0};
+    kube_watch_options_t wo = {.timeout_ms = 30000};
+    char *rv = NULL;
+    assert_int_not_equal(kube_watch(c, CMS, &wo, record, &s, &rv, &err), KUBE_EINVAL);
+    if (lo_now_ms() - t0 > 1500)
+        fail_msg("calls after the abort took %lld ms", (long long)(lo_now_ms() - t0));
+    assert_int_equal(s.n, 0);
+    free(rv);
+    kube_client_free(c);
+}
+
 #define TEST(f) cmocka_unit_test_setup(f, fresh)
 
 int main(void)
@@ -1086,6 +1126,7 @@ int main(void)
         TEST(test_watch_ends_on_stop),
         TEST(test_watch_broken_stream),
         TEST(test_watch_refused_by_another_ca),
+        TEST(test_abort_ends_calls_in_flight),
     };
     return cmocka_run_group_tests(tests, start_all, stop_all);
 }

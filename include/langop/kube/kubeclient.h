@@ -77,6 +77,14 @@ kube_client_t *kube_client_new(kube_config_t *cfg, const kube_client_options_t *
                                lo_err_t *err);
 void kube_client_free(kube_client_t *c);
 
+/**
+ * Ends every call of c at once, those in flight (within about a second:
+ * libcurl looks at it while it waits) and those to come, which fail with
+ * KUBE_ETRANSPORT; for shutting down, when a call may wait for a server
+ * that does not answer. It cannot be undone. Any thread.
+ */
+void kube_client_abort(kube_client_t *c);
+
 /** The configuration the client uses (owned by the client). */
 kube_config_t *kube_client_config(kube_client_t *c);
 

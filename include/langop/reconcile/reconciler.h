@@ -26,8 +26,9 @@
  * write to kube-apiserver takes a token of the write rate limit.
  *
  * Threads: reconciler_start starts the informers, the workers and a resync
- * thread; reconciler_stop stops and joins them all (within about a second
- * plus a kube call in flight).
+ * thread; reconciler_stop stops and joins them all within about a second:
+ * it ends the kube client's calls in flight (kube_client_abort), so the
+ * client must be the reconciler's own.
  */
 #ifndef LANGOP_RECONCILE_RECONCILER_H
 #define LANGOP_RECONCILE_RECONCILER_H
@@ -40,7 +41,7 @@
 #define RECONCILE_FINALIZER "langop.io/cluster-resources"
 
 typedef struct reconciler_options {
-    kube_client_t *kube;          /* borrowed; must outlive the reconciler */
+    kube_client_t *kube;          /* borrowed, its own: must outlive the reconciler, which aborts it when stopping */
     api_t *api;                   /* borrowed; likewise */
     const char *cluster_domain;   /* NULL: cluster.local */
     const char *gateway_image;    /* NULL: desired.h's pinned image */
