@@ -98,6 +98,50 @@ const char *desired_applied_hash(const json_t *obj)
     return str_of(at(obj, "metadata", "annotations"), DESIRED_ANNOTATION_HASH);
 }
 
+/* What desired sets, live holds the same (see desired_drifted). */
+static int holds(const json_t *desired, const json_t *live)
+{
+    if (desired == NULL)
+        return 1;
+    if (json_is_object(desired)) {
+        if (!json_is_object(live))
+            return 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)desired, k, v) {
+            if (!holds(v, json_object_get(live, k)))
+                return 0;
+        }
+        return 1;
+    }
+    if (json_is_array(desired)) {
+        if (!json_is_array(live) || json_array_size(live) != json_array_size(desired))
+            return 0;
+        for (size_t i = 0; i < json_array_size(desired); i++)
+            if (!holds(json_array_get(desired, i), json_array_get(live, i)))
+                return 0;
+        return 1;
+    }
+    return json_equal(desired, live);
+}
+
+int desired_drifted(const json_t *desired, const json_t *live)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)desired, k, v) {
+        const json_t *lv = json_object_get(live, k);
+        if (strcmp(k, "metadata") == 0) {
+            if (!holds(json_object_get(v, "labels"), json_object_get(lv, "labels")) ||
+                !holds(json_object_get(v, "annotations"), json_object_get(lv, "annotations")))
+                return 1;
+        } else if (!holds(v, lv)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Seals obj with its hash and appends it (stolen) to the output. */
 static void emit(build_t *b, json_t *obj)
 {

@@ -47,9 +47,10 @@ struct reconciler {
     int n_workers;
     pthread_t resync;
     int resync_started;
-    pthread_mutex_t lock; /* stop, for the resync thread's sleep */
+    pthread_mutex_t lock; /* stop, for the resync thread's sleep; normalized */
     pthread_cond_t cond;
     int stop;
+    json_t *normalized;   /* see normalized() */
 };
 
 static const char *str_of(const json_t *obj, const char *key)
@@ -194,6 +195,33 @@ static int take_write_token(reconciler_t *r, lo_err_t *err)
     return -1;
 }
 
+/*
+ * Objects kube-apiserver holds in another spelling than we applied (a
+ * quantity "0.5" kept as "500m", say): drifted by desired_drifted's
+ * measure right after our own apply. key -> the resourceVersion our apply
+ * got; while the object is still at it, nobody has changed it since and it
+ * is not applied again (which would be a write on every reconcile).
+ */
+static int normalized(reconciler_t *r, const char *key, const char *rv)
+{
+    pthread_mutex_lock(&r->lock);
+    const char *at = json_string_value(json_object_get(r->normalized, key));
+    int same = at && rv && strcmp(at, rv) == 0;
+    pthread_mutex_unlock(&r->lock);
+    return same;
+}
+
+static void remember_normalized(reconciler_t *r, const char *key, const json_t *desired, const json_t *applied)
+{
+    const char *rv = str_of(meta_of(applied), "resourceVersion");
+    pthread_mutex_lock(&r->lock);
+    if (rv && desired_drifted(desired, applied))
+        json_object_set_new(r->normalized, key, json_string(rv));
+    else
+        json_object_del(r->normalized, key);
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* Server-side apply of one desired object, unless the cluster holds it already. */
 static int converge_object(reconciler_t *r, const json_t *obj, lo_err_t *err)
 {
@@ -204,18 +232,25 @@ static int converge_object(reconciler_t *r, const json_t *obj, lo_err_t *err)
     if (k == NULL)
         return 0;
     json_t *live = informer_get(r->owned[idx], ns, name);
+    char *key = lo_sprintf("%s/%s/%s", k->kind, ns ? ns : "", name);
     const char *have = live ? desired_applied_hash(live) : NULL;
-    int same = have && strcmp(have, desired_applied_hash(obj)) == 0;
+    int same = have && strcmp(have, desired_applied_hash(obj)) == 0 &&
+               (!desired_drifted(obj, live) || normalized(r, key, str_of(meta_of(live), "resourceVersion")));
     json_decref(live);
-    if (same || take_write_token(r, err) != 0)
+    if (same || take_write_token(r, err) != 0) {
+        free(key);
         return same ? 0 : -1;
+    }
     char *path = object_path(k, ns, name);
     char *full = lo_sprintf("%s?fieldManager=%s&force=true", path, DESIRED_MANAGER);
     kube_response_t resp = {0};
     int rc = kube_request(r->o.kube, "PATCH", full, "application/apply-patch+yaml", obj, &resp, err);
-    if (rc == KUBE_OK)
+    if (rc == KUBE_OK) {
         informer_upsert(r->owned[idx], resp.body);
+        remember_normalized(r, key, obj, resp.body);
+    }
     json_decref(resp.body);
+    free(key);
     free(full);
     free(path);
     return rc == KUBE_OK ? 0 : -1;
@@ -239,6 +274,11 @@ static int delete_object(reconciler_t *r, size_t idx, const char *ns, const char
 {
     if (take_write_token(r, err) != 0)
         return -1;
+    char *key = lo_sprintf("%s/%s/%s", owned_kinds[idx].kind, ns ? ns : "", name);
+    pthread_mutex_lock(&r->lock);
+    json_object_del(r->normalized, key);
+    pthread_mutex_unlock(&r->lock);
+    free(key);
     char *path = object_path(&owned_kinds[idx], ns, name);
     json_t *opts = json_pack("{s:s, s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1", "propagationPolicy",
                              "Background");
@@ -714,6 +754,7 @@ reconciler_t *reconciler_start(const reconciler_options_t *opts, lo_err_t *err)
     defaults(&r->o);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
+    r->normalized = json_object();
     workqueue_options_t qo = {.backoff_base_ms = r->o.backoff_base_ms, .backoff_max_ms = r->o.backoff_max_ms};
     r->queue = workqueue_new(&qo);
     ratelimit_options_t ro = {.qps = r->o.write_qps, .burst = r->o.write_burst};
@@ -772,6 +813,7 @@ void reconciler_stop(reconciler_t *r)
     workqueue_free(r->queue);
     ratelimit_free(r->writes);
     free(r->workers);
+    json_decref(r->normalized);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

@@ -298,6 +298,33 @@ class ReconcileTest(harness.ServerTestCase):
         self.assertEqual(cj["spec"]["schedule"], "*/5 * * * *")
         self.wait_for("no Job left", lambda: jobs() == [])
 
+    def test_drift_is_repaired(self):
+        ns = self.world()
+        # kubectl edit: the image changed, the hash annotation kept
+        d = self.held("deployments", "gateway", ns, "apps")
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = "attacker/litellm:latest"
+        d["spec"]["replicas"] = 5
+        self.standin.put_object(d)
+        self.wait_for("the gateway's image back", lambda: self.held("deployments", "gateway", ns, "apps")[
+            "spec"]["template"]["spec"]["containers"][0]["image"] != "attacker/litellm:latest")
+        self.assertEqual(self.held("deployments", "gateway", ns, "apps")["spec"]["replicas"], 1)
+        # an object deleted behind its back comes back
+        with self.standin.store.lock:
+            res = self.standin._res("", "services")
+            uid = self.standin.store.objects[(res, ns, "gateway")]["metadata"]["uid"]
+        self.standin_delete("services", "gateway", ns)
+        self.wait_for("the gateway Service back", lambda: (lambda o: o and o["metadata"]["uid"] != uid)(
+            self.held("services", "gateway", ns)))
+        self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
+
+    def standin_delete(self, plural, name, ns, group=""):
+        """Another client deletes one of its objects (the stand-in's watch says DELETED)."""
+        res = self.standin._res(group, plural)
+        with self.standin.store.lock:
+            o = self.standin.store.objects.pop((res, ns, name))
+            o["metadata"]["resourceVersion"] = self.standin.store.next_rv()
+            self.standin.store.record("DELETED", res, o)
+
 
 class ReconcileShutdownTest(harness.ServerTestCase):
     """SIGTERM while every call to kube-apiserver hangs: the server still exits promptly."""

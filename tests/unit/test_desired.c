@@ -314,6 +314,48 @@ static void test_input_order_does_not_matter(void **state)
     world_free(&w);
 }
 
+static void test_drift_is_what_desired_sets_and_live_does_not_hold(void **state)
+{
+    (void)state;
+    json_t *desired = fx_yaml("{kind: Deployment, metadata: {name: gateway, labels: {a: '1'}, annotations: {h: x}}, "
+                              "spec: {replicas: 2, template: {spec: {containers: [{name: gateway, image: i:1, "
+                              "ports: [{containerPort: 4000}]}]}}}}");
+    /* kube's defaults, status, other labels, other managers' fields: not drift */
+    json_t *live = fx_yaml("{kind: Deployment, metadata: {name: gateway, uid: u, resourceVersion: '9', labels: {a: "
+                           "'1', b: '2'}, annotations: {h: x, other: y}}, spec: {replicas: 2, progressDeadlineSeconds: "
+                           "600, template: {spec: {dnsPolicy: ClusterFirst, containers: [{name: gateway, image: i:1, "
+                           "imagePullPolicy: IfNotPresent, ports: [{containerPort: 4000, protocol: TCP}]}]}}}, "
+                           "status: {replicas: 2}}");
+    assert_int_equal(desired_drifted(desired, live), 0);
+    static const char *const edits[] = {
+        "{spec: {replicas: 3}}",                                                            /* scaled by hand */
+        "{spec: {template: {spec: {containers: [{name: gateway, image: i:2, ports: [{containerPort: 4000}]}]}}}}",
+        "{spec: {template: {spec: {containers: [{name: gateway, image: i:1}]}}}}",          /* a field removed */
+        "{spec: {template: {spec: {containers: [{name: gateway, image: i:1, ports: [{containerPort: 4000}]}, "
+        "{name: intruder, image: x}]}}}}",                                                  /* a container added */
+        "{metadata: {labels: {a: '2'}}}",
+        "{metadata: {annotations: null}}",
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(*edits); i++) {
+        json_t *edited = json_deep_copy(live), *patch = fx_yaml(edits[i]);
+        const char *k;
+        json_t *v;
+        json_object_foreach(patch, k, v) {
+            json_t *target = json_object_get(edited, k);
+            if (json_is_object(v) && json_is_object(target))
+                json_object_update_recursive(target, v);
+        }
+        if (strstr(edits[i], "annotations: null"))
+            json_object_del(json_object_get(edited, "metadata"), "annotations");
+        if (desired_drifted(desired, edited) != 1)
+            fail_msg("edit %zu not seen as drift: %s", i, edits[i]);
+        json_decref(patch);
+        json_decref(edited);
+    }
+    json_decref(live);
+    json_decref(desired);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_a_missing_secret_leaves_its_model_out),
         cmocka_unit_test(test_task_agents),
         cmocka_unit_test(test_input_order_does_not_matter),
+        cmocka_unit_test(test_drift_is_what_desired_sets_and_live_does_not_hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

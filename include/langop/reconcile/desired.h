@@ -97,4 +97,15 @@ void desired_hash(const json_t *obj, char out[65]);
 /** The DESIRED_ANNOTATION_HASH of obj (borrowed), or NULL. */
 const char *desired_applied_hash(const json_t *obj);
 
+/**
+ * 1 when live (an object as the cluster holds it) has drifted from desired:
+ * a field desired sets is missing from live or has another value there.
+ * What live has beyond desired (kube's defaults, status, other managers'
+ * fields, other labels and annotations) does not count; lists must have
+ * desired's length, each element compared the same way; of metadata only
+ * labels and annotations are compared. The hash annotation alone cannot
+ * tell: whoever edits an object (kubectl edit, another controller) keeps it.
+ */
+int desired_drifted(const json_t *desired, const json_t *live);
+
 #endif
