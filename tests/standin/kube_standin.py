@@ -47,6 +47,9 @@ What is simplified against the real kube-apiserver (on purpose):
     allowWatchBookmarks=true) as kube's watch cache sends them: one 2 s
     before timeoutSeconds ends and one a minute, none when the timeout is
     shorter than 2 s, with the store's resourceVersion;
+  * field selectors: metadata.name and metadata.namespace, = == !=; on
+    core/v1 events also the fields kube selects events on (EVENT_FIELDS:
+    involvedObject.*, reason, source, type, ...), as kubectl describe asks;
   * a DELETE that removes the object answers a Status Success for every
     kind but namespaces (as kube's stores for these kinds do);
   * lists are one page (limit is ignored, no continue token);
@@ -257,18 +260,44 @@ def parse_label_selector(text):
     return match
 
 
-def parse_field_selector(text):
-    """metadata.name and metadata.namespace, = / == / !=."""
+# The fields of a core/v1 Event a field selector may name besides metadata.name
+# and metadata.namespace, as kube's event strategy (ToSelectableFields) lists
+# them; what kubectl describe asks for an object's events.
+EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
+
+
+def event_field(obj, field):
+    if field == "source":  # kube: source.component, else reportingComponent
+        return (obj.get("source") or {}).get("component") or obj.get("reportingComponent") or ""
+    cur = obj
+    for k in field.split("."):
+        cur = cur.get(k) if isinstance(cur, dict) else None
+    return cur if isinstance(cur, str) else ""
+
+
+def parse_field_selector(text, res=None):
+    """metadata.name and metadata.namespace, = / == / !=; on core/v1 events
+    also EVENT_FIELDS."""
+    events = res is not None and res.group == "" and res.plural == "events"
+    known = ("metadata.name", "metadata.namespace") + (EVENT_FIELDS if events else ())
     reqs = []
     for p in filter(None, (x.strip() for x in (text or "").split(","))):
-        m = re.match(r"^(metadata\.name|metadata\.namespace)\s*(==|=|!=)\s*(.*)$", p)
-        if not m:
+        m = re.match(r"^([A-Za-z.]+)\s*(==|=|!=)\s*(.*)$", p)
+        if not m or m.group(1) not in known:
+            if events and m:  # kube's wording for a field the kind does not select on
+                raise bad_request(f'field label not supported: {m.group(1)}')
             raise bad_request(f'"{p}" is not a known field selector: only "metadata.name", "metadata.namespace"')
-        reqs.append((m.group(1).split(".")[1], m.group(2) != "!=", m.group(3)))
+        reqs.append((m.group(1), m.group(2) != "!=", m.group(3)))
+
+    def value(obj, field):
+        if field.startswith("metadata."):
+            return obj.get("metadata", {}).get(field.split(".")[1], "")
+        return event_field(obj, field)
 
     def match(obj):
-        meta = obj.get("metadata", {})
-        return all((meta.get(f, "") == v) == eq for f, eq, v in reqs)
+        return all((value(obj, f) == v) == eq for f, eq, v in reqs)
     return match
 
 
@@ -1025,7 +1054,7 @@ class KubeStandin:
 
     def list(self, res, ns, query):
         lsel = parse_label_selector((query.get("labelSelector") or [""])[0])
-        fsel = parse_field_selector((query.get("fieldSelector") or [""])[0])
+        fsel = parse_field_selector((query.get("fieldSelector") or [""])[0], res)
         with self.store.lock:
             items = [copy.deepcopy(o) for (r, n, _), o in sorted(self.store.objects.items(), key=lambda kv: (kv[0][1] or "", kv[0][2]))
                      if r is res and (ns is None or n == ns)
@@ -1449,7 +1478,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def watch(self, res, ns, query):
         store = self.standin.store
         lsel = parse_label_selector((query.get("labelSelector") or [""])[0])
-        fsel = parse_field_selector((query.get("fieldSelector") or [""])[0])
+        fsel = parse_field_selector((query.get("fieldSelector") or [""])[0], res)
         rv_text = (query.get("resourceVersion") or [""])[0]
         timeout = float((query.get("timeoutSeconds") or ["1800"])[0] or 1800)
         deadline = time.monotonic() + timeout

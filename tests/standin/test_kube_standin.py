@@ -392,6 +392,36 @@ class TestStorage(StandinCase):
         self.assertIn("kube-system", {o["metadata"]["namespace"] for o in all_ns["items"]})
         self.assertStatus(self.c.req("GET", CMS + "?labelSelector=a%20in%20b"), 400, "BadRequest")
 
+    def test_event_field_selectors(self):
+        evs = "/api/v1/namespaces/default/events"
+        for name, kind, ns, reason in (("fs.1", "LanguageAgent", "default", "Synced"),
+                                       ("fs.2", "LanguageAgent", "default", "Failed"),
+                                       ("fs.3", "LanguageCluster", "", "Synced")):
+            ev = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+                  "involvedObject": {"apiVersion": "langop.io/v1alpha1", "kind": kind, "name": "fs",
+                                     "namespace": ns, "uid": "u-" + name},
+                  "reason": reason, "type": "Normal", "source": {"component": "langop-apiserver"}}
+            if not ns:
+                del ev["involvedObject"]["namespace"]
+            self.assertEqual(self.c.req("POST", evs, ev)[0], 201)
+
+        def names(sel, path=evs):
+            code, _, body = self.c.req("GET", path + "?fieldSelector=" + sel.replace("=", "%3D"))
+            self.assertEqual(code, 200, body)
+            return sorted(o["metadata"]["name"] for o in body["items"] if o["metadata"]["name"].startswith("fs."))
+        # what kubectl describe asks for a namespaced and a cluster-scoped object
+        self.assertEqual(names("involvedObject.name=fs,involvedObject.namespace=default,"
+                               "involvedObject.kind=LanguageAgent,involvedObject.uid=u-fs.1"), ["fs.1"])
+        self.assertEqual(names("involvedObject.name=fs,involvedObject.namespace=,involvedObject.kind=LanguageCluster",
+                               "/api/v1/events"), ["fs.3"])
+        self.assertEqual(names("involvedObject.kind=LanguageAgent,reason!=Synced"), ["fs.2"])
+        self.assertEqual(names("source=langop-apiserver,type=Normal,involvedObject.apiVersion=langop.io/v1alpha1"),
+                         ["fs.1", "fs.2", "fs.3"])
+        s = self.assertStatus(self.c.req("GET", evs + "?fieldSelector=involvedObject.color%3Dred"), 400, "BadRequest")
+        self.assertEqual(s["message"], "field label not supported: involvedObject.color")
+        # other kinds select on metadata only
+        self.assertStatus(self.c.req("GET", CMS + "?fieldSelector=involvedObject.name%3Dfs"), 400, "BadRequest")
+
     def test_server_side_apply(self):
         path = CMS + "/ssa"
         cfg = cm("ssa", {"owner": "langop"}, {"a": "1", "b": "2"})
