@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "langop/api/api.h"
@@ -416,7 +417,10 @@ static reconciler_t *start_reconciler(const flags_t *f, api_t *api, kube_client_
     kube_client_options_t ko = {.timeout_ms = 30000};
     if ((*kube = kube_client_new(cfg, &ko, err)) == NULL)
         return NULL;
-    reconciler_options_t ro = {.kube = *kube, .api = api, .cluster_domain = f->cluster_domain,
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0) /* in a pod: the pod's name, as kube's components report */
+        host[0] = '\0';
+    reconciler_options_t ro = {.kube = *kube, .api = api, .cluster_domain = f->cluster_domain, .event_host = host,
                                .gateway_image = f->gateway_image, .workers = f->reconcile_workers,
                                .resync_ms = f->reconcile_resync_s * 1000};
     return reconciler_start(&ro, err);

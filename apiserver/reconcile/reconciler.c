@@ -3,7 +3,9 @@
  * work queue, workers that converge one LanguageCluster at a time.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +13,7 @@
 #include "langop/derive/render.h"
 #include "langop/reconcile/conditions.h"
 #include "langop/reconcile/desired.h"
+#include "langop/reconcile/events.h"
 #include "langop/reconcile/informer.h"
 #include "langop/reconcile/ratelimit.h"
 #include "langop/reconcile/reconciler.h"
@@ -40,6 +43,7 @@ struct reconciler {
     reconciler_options_t o;
     workqueue_t *queue;
     ratelimit_t *writes;
+    event_recorder_t *events;
     informer_t *secrets;
     informer_t *owned[N_OWNED];
     int feed_id;
@@ -222,9 +226,79 @@ static void remember_normalized(reconciler_t *r, const char *key, const json_t *
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Server-side apply of one desired object, unless the cluster holds it already. */
-static int converge_object(reconciler_t *r, const json_t *obj, lo_err_t *err)
+/* ---- events ---- */
+
+/* An Event about involved (a langop object as read from our API, of kind), logged when it cannot be sent. */
+static void record(reconciler_t *r, const json_t *involved, const char *kind, const char *type, const char *reason,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void record(reconciler_t *r, const json_t *involved, const char *kind, const char *type, const char *reason,
+                   const char *fmt, ...)
 {
+    if (involved == NULL || r->events == NULL)
+        return;
+    json_t *o = json_pack("{s:s, s:s, s:O}", "apiVersion", "langop.io/v1alpha1", "kind", kind, "metadata",
+                          json_object_get(involved, "metadata"));
+    va_list ap;
+    va_start(ap, fmt);
+    char message[EVENT_MESSAGE_MAX];
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    lo_err_t err = {0};
+    if (event_record(r->events, o, type, reason, message, &err) < 0)
+        lo_log(LO_DEBUG, "event %s about %s %s not recorded: %s", reason, kind,
+               str_of(json_object_get(involved, "metadata"), "name"), err.message);
+    lo_err_clear(&err);
+    json_decref(o);
+}
+
+/* What converge_object did. */
+enum { APPLY_NONE, APPLY_CREATED, APPLY_CHANGED, APPLY_REPAIRED };
+
+/* The langop object that owns obj (a desired object) among the cluster and its namespace's objects. */
+static const json_t *owner_of(const json_t *obj, const json_t *cluster, const json_t *agents, const json_t *tools,
+                              const char **kind)
+{
+    const json_t *labels = json_object_get(meta_of(obj), "labels");
+    const char *agent = str_of(labels, DESIRED_LABEL_OWNER_AGENT), *tool = str_of(labels, DESIRED_LABEL_OWNER_TOOL);
+    const json_t *list = agent ? agents : tool ? tools : NULL;
+    *kind = agent ? "LanguageAgent" : tool ? "LanguageTool" : "LanguageCluster";
+    if (list == NULL)
+        return cluster;
+    size_t i;
+    const json_t *o;
+    json_array_foreach(list, i, o) {
+        if (strcmp(str_of(meta_of(o), "name"), agent ? agent : tool) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Events for the workloads: created, rolled out (their pods change), put back after someone changed them. */
+static void note_applied(reconciler_t *r, const json_t *obj, int what, const json_t *cluster, const json_t *agents,
+                         const json_t *tools)
+{
+    const char *kind = str_of(obj, "kind"), *name = str_of(meta_of(obj), "name"), *owner_kind;
+    int workload = strcmp(kind, "Deployment") == 0 || strcmp(kind, "CronJob") == 0 || strcmp(kind, "Job") == 0;
+    if (what == APPLY_NONE || (!workload && what != APPLY_REPAIRED))
+        return;
+    const json_t *owner = owner_of(obj, cluster, agents, tools, &owner_kind);
+    if (what == APPLY_REPAIRED)
+        record(r, owner, owner_kind, "Normal", "DriftRepaired", "%s %s was changed in the cluster: applied again",
+               kind, name);
+    else if (what == APPLY_CREATED)
+        record(r, owner, owner_kind, "Normal", "Created", "created %s %s", kind, name);
+    else if (strcmp(name, "gateway") == 0 && strcmp(owner_kind, "LanguageCluster") == 0)
+        record(r, owner, owner_kind, "Normal", "GatewayRollout",
+               "rolling out the gateway: its models or their Secrets changed");
+    else
+        record(r, owner, owner_kind, "Normal", "Updated", "updated %s %s: its configuration changed", kind, name);
+}
+
+/* Server-side apply of one desired object, unless the cluster holds it already; *what: what was done. */
+static int converge_object(reconciler_t *r, const json_t *obj, int *what, lo_err_t *err)
+{
+    *what = APPLY_NONE;
     const json_t *md = meta_of(obj);
     const char *ns = str_of(md, "namespace"), *name = str_of(md, "name");
     size_t idx;
@@ -234,8 +308,10 @@ static int converge_object(reconciler_t *r, const json_t *obj, lo_err_t *err)
     json_t *live = informer_get(r->owned[idx], ns, name);
     char *key = lo_sprintf("%s/%s/%s", k->kind, ns ? ns : "", name);
     const char *have = live ? desired_applied_hash(live) : NULL;
-    int same = have && strcmp(have, desired_applied_hash(obj)) == 0 &&
+    int same_hash = have && strcmp(have, desired_applied_hash(obj)) == 0;
+    int same = same_hash &&
                (!desired_drifted(obj, live) || normalized(r, key, str_of(meta_of(live), "resourceVersion")));
+    int existed = live != NULL;
     json_decref(live);
     if (same || take_write_token(r, err) != 0) {
         free(key);
@@ -248,6 +324,7 @@ static int converge_object(reconciler_t *r, const json_t *obj, lo_err_t *err)
     if (rc == KUBE_OK) {
         informer_upsert(r->owned[idx], resp.body);
         remember_normalized(r, key, obj, resp.body);
+        *what = !existed ? APPLY_CREATED : same_hash ? APPLY_REPAIRED : APPLY_CHANGED;
     }
     json_decref(resp.body);
     free(key);
@@ -296,7 +373,8 @@ static int delete_object(reconciler_t *r, size_t idx, const char *ns, const char
  * Deletes what cluster manages and no longer desires (a Namespace is
  * adopted, never deleted). *left: how many managed objects remain.
  */
-static int prune(reconciler_t *r, const char *cluster, const json_t *desired, size_t *left, lo_err_t *err)
+static int prune(reconciler_t *r, const char *cluster, const json_t *cluster_obj, const json_t *desired,
+                 size_t *left, lo_err_t *err)
 {
     *left = 0;
     for (size_t k = 1; k < N_OWNED; k++) { /* 0 is Namespace */
@@ -313,6 +391,8 @@ static int prune(reconciler_t *r, const char *cluster, const json_t *desired, si
                 json_decref(list);
                 return -1;
             }
+            record(r, cluster_obj, "LanguageCluster", "Normal", "Deleted", "deleted %s %s/%s: no longer desired",
+                   owned_kinds[k].kind, ns ? ns : "", name);
         }
         json_decref(list);
     }
@@ -518,6 +598,18 @@ static int write_condition(reconciler_t *r, const char *plural, const json_t *ob
     return -1;
 }
 
+/* The status of obj's condition of type (borrowed), or NULL. */
+static const char *condition_status(const json_t *obj, const char *type)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c) {
+        if (strcmp(str_of(c, "type") ? str_of(c, "type") : "", type) == 0)
+            return str_of(c, "status");
+    }
+    return NULL;
+}
+
 static const json_t *unserved_entry(const json_t *unserved, const char *model)
 {
     size_t i;
@@ -541,7 +633,13 @@ static int write_model_conditions(reconciler_t *r, const json_t *models, const j
         json_t *cond = u ? condition_new(RENDER_COND_SECRETS, "False", "SecretNotFound", str_of(u, "message"), gen)
                          : condition_new(RENDER_COND_SECRETS, "True", "SecretsFound",
                                          "every Secret the model reads is in the cluster", gen);
+        const char *before = condition_status(m, RENDER_COND_SECRETS);
         rc |= write_condition(r, "languagemodels", m, cond, err);
+        if (u && (before == NULL || strcmp(before, "False") != 0))
+            record(r, m, "LanguageModel", "Warning", "SecretNotFound", "left out of the gateway: %s",
+                   str_of(u, "message"));
+        else if (!u && before && strcmp(before, "False") == 0)
+            record(r, m, "LanguageModel", "Normal", "SecretFound", "%s", "its Secrets are there: served again");
     }
     return rc;
 }
@@ -606,8 +704,10 @@ static int converge(reconciler_t *r, const json_t *cluster, json_t **desired, lo
     size_t i;
     json_t *obj;
     json_array_foreach(d.objects, i, obj) {
-        if ((rc = converge_object(r, obj, err)) != 0)
+        int what;
+        if ((rc = converge_object(r, obj, &what, err)) != 0)
             break;
+        note_applied(r, obj, what, cluster, n.agents, n.tools);
     }
     if (rc == 0)
         rc = write_model_conditions(r, n.models, d.unserved, err) |
@@ -639,7 +739,7 @@ static int reconcile_cluster(reconciler_t *r, const char *name, lo_err_t *err)
         desired = json_array();
     size_t left = 0;
     if (rc == 0)
-        rc = prune(r, name, desired, &left, err);
+        rc = prune(r, name, status == 200 ? cluster : NULL, desired, &left, err);
     if (live) {
         lo_err_t werr = {0};
         if (write_status(r, cluster, desired, rc ? err : NULL, &werr) != 0 && rc == 0)
@@ -652,6 +752,8 @@ static int reconcile_cluster(reconciler_t *r, const char *name, lo_err_t *err)
         lo_err_set(err, 409, "Conflict", "LanguageCluster %s: %zu managed objects still being deleted", name, left);
         rc = -1;
     }
+    if (rc != 0 && live && err->code != 409) /* a conflict is retried at once: no fault to report */
+        record(r, cluster, "LanguageCluster", "Warning", "ReconcileFailed", "%s", err->message);
     json_decref(desired);
     json_decref(cluster);
     return rc;
@@ -759,6 +861,8 @@ reconciler_t *reconciler_start(const reconciler_options_t *opts, lo_err_t *err)
     r->queue = workqueue_new(&qo);
     ratelimit_options_t ro = {.qps = r->o.write_qps, .burst = r->o.write_burst};
     r->writes = ratelimit_new(&ro);
+    r->events = event_recorder_new(r->o.kube, DESIRED_MANAGER, r->o.event_host, NULL);
+    r->o.event_host = NULL; /* copied by the recorder; the caller's may go */
     r->secrets = start_informer(r, "/api/v1/secrets", NULL, secret_summary, on_secret, err);
     for (size_t k = 0; r->secrets && k < N_OWNED; k++) {
         r->owned[k] = start_informer(r, owned_kinds[k].collection, DESIRED_LABEL_MANAGED_BY "=" DESIRED_MANAGER, NULL,
@@ -812,6 +916,7 @@ void reconciler_stop(reconciler_t *r)
     }
     workqueue_free(r->queue);
     ratelimit_free(r->writes);
+    event_recorder_free(r->events);
     free(r->workers);
     json_decref(r->normalized);
     pthread_mutex_destroy(&r->lock);

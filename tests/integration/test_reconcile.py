@@ -149,6 +149,33 @@ class ReconcileTest(harness.ServerTestCase):
         self.assertIn(("Deployment", "gateway"), kinds)
         self.assertIn(("Deployment", "a"), kinds)
 
+    def events(self, kind, name, ns):
+        """(type, reason, message, count) of the core/v1 Events about one langop object, as kubectl describe
+        finds them: by involvedObject; a LanguageCluster's are in namespace default."""
+        where = "default" if kind == "LanguageCluster" else ns
+        uid = self.get(kind, name, ns if kind != "LanguageCluster" else None)["metadata"]["uid"]
+        return [(e["type"], e["reason"], e["message"], e["count"]) for e in self.held_all("events", where)
+                if e["involvedObject"]["kind"] == kind and e["involvedObject"]["name"] == name
+                and e["involvedObject"].get("uid") == uid
+                and e["involvedObject"]["apiVersion"] == "langop.io/v1alpha1"]
+
+    def test_events_tell_what_happened(self):
+        ns = self.world()
+        self.wait_for("Created events", lambda: ("Normal", "Created", "created Deployment gateway", 1)
+                      in self.events("LanguageCluster", ns, ns))
+        self.assertIn(("Normal", "Created", "created Deployment a", 1), self.events("LanguageAgent", "a", ns))
+        self.assertIn(("Normal", "Created", "created Deployment t", 1), self.events("LanguageTool", "t", ns))
+        self.create(keyed_model("m5", ns, "k1"))
+        self.wait_for("a GatewayRollout event", lambda: [e for e in self.events("LanguageCluster", ns, ns)
+                                                         if e[1] == "GatewayRollout"])
+        self.create(keyed_model("m6", ns, "missing"))
+        ev = self.wait_for("a SecretNotFound event", lambda: [e for e in self.events("LanguageModel", "m6", ns)
+                                                              if e[1] == "SecretNotFound"])
+        self.assertEqual(ev[0][0], "Warning")
+        self.assertIn("missing", ev[0][2])
+        self.assertEqual([e for e in self.events("LanguageAgent", "a", ns) if e[1] != "Created"], [],
+                         "models and keys leave the agent alone")
+
     def test_a_new_model_changes_the_gateway_not_the_agent(self):
         ns = self.world()
         agent_rv = self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"]
@@ -316,6 +343,8 @@ class ReconcileTest(harness.ServerTestCase):
         self.wait_for("the gateway Service back", lambda: (lambda o: o and o["metadata"]["uid"] != uid)(
             self.held("services", "gateway", ns)))
         self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
+        self.assertIn(("Normal", "DriftRepaired", "Deployment gateway was changed in the cluster: applied again", 1),
+                      self.events("LanguageCluster", ns, ns))
 
     def standin_delete(self, plural, name, ns, group=""):
         """Another client deletes one of its objects (the stand-in's watch says DELETED)."""

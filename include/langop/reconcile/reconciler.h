@@ -25,6 +25,12 @@
  * failure puts the key back with per-key backoff (0.5 s to 5 min); every
  * write to kube-apiserver takes a token of the write rate limit.
  *
+ * Events (events.h) on the langop objects, so `kubectl describe` tells
+ * what happened: Created, Updated (a workload's pods change),
+ * GatewayRollout, DriftRepaired, Deleted (pruned), SecretNotFound and
+ * SecretFound on a model, and the Warning ReconcileFailed with the
+ * failure's message.
+ *
  * Threads: reconciler_start starts the informers, the workers and a resync
  * thread; reconciler_stop stops and joins them all within about a second:
  * it ends the kube client's calls in flight (kube_client_abort), so the
@@ -45,6 +51,7 @@ typedef struct reconciler_options {
     api_t *api;                   /* borrowed; likewise */
     const char *cluster_domain;   /* NULL: cluster.local */
     const char *gateway_image;    /* NULL: desired.h's pinned image */
+    const char *event_host;       /* source.host of its Events (the pod's name); NULL: none */
     int workers;                  /* 0: 2 */
     int64_t resync_ms;            /* 0: 10 min */
     double write_qps;             /* writes to kube-apiserver per second; 0: 20 */
