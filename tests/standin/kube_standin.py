@@ -43,7 +43,10 @@ What is simplified against the real kube-apiserver (on purpose):
     (deletionTimestamp set, gone when the last finalizer is removed);
   * events of core/v1 and events.k8s.io/v1 are stored apart; generation is
     kept only for kinds whose spec the real API versions (deployments, jobs,
-    cronjobs); watch history is kept whole until compact(); bookmarks (with
+    cronjobs); watch history is kept whole until compact() (a watch from
+    before it gets 410 Expired); a watch with selectors sees an object that
+    comes to match them as ADDED and one that stops matching as DELETED, as
+    kube's watch cache; bookmarks (with
     allowWatchBookmarks=true) as kube's watch cache sends them: one 2 s
     before timeoutSeconds ends and one a minute, none when the timeout is
     shorter than 2 s, with the store's resourceVersion;
@@ -411,8 +414,13 @@ class Store:
         self.rv += 1
         return str(self.rv)
 
-    def record(self, etype, res, obj):
-        self.history.append((int(obj["metadata"]["resourceVersion"]), etype, res, copy.deepcopy(obj)))
+    def record(self, etype, res, obj, prev=None):
+        """One change: obj as it is now (for DELETED, its last state with the
+        deletion's rv), prev as it was before (None for ADDED). prev lets a
+        watch see an object enter or leave its selector, and a list page
+        see the store as it was at an older rv."""
+        self.history.append((int(obj["metadata"]["resourceVersion"]), etype, res, copy.deepcopy(obj),
+                             copy.deepcopy(prev)))
         self.lock.notify_all()
 
 
@@ -584,14 +592,14 @@ class KubeStandin:
         res = self._res(group, plural)
         with self.store.lock:
             key = (res, namespace if res.namespaced else None, name)
-            o = self.store.objects.get(key)
-            if o is None:
+            old = self.store.objects.get(key)
+            if old is None:
                 raise not_found(res, name)
-            o = copy.deepcopy(o)
+            o = copy.deepcopy(old)
             o["status"] = status
             o["metadata"]["resourceVersion"] = self.store.next_rv()
             self.store.objects[key] = o
-            self.store.record("MODIFIED", res, o)
+            self.store.record("MODIFIED", res, o, old)
             return copy.deepcopy(o)
 
     def snapshot(self):
@@ -641,7 +649,7 @@ class KubeStandin:
                 meta["generation"] = meta.get("generation", 1)
             meta["resourceVersion"] = self.store.next_rv()
             self.store.objects[key] = obj
-            self.store.record("MODIFIED" if old else "ADDED", res, obj)
+            self.store.record("MODIFIED" if old else "ADDED", res, obj, old)
         return copy.deepcopy(obj)
 
     # -------------------------------------------------- reviews
@@ -837,10 +845,10 @@ class KubeStandin:
         key = (res, ns, name)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.store.objects[key]
-            self.store.record("DELETED", res, new)
+            self.store.record("DELETED", res, new, old)
         else:
             self.store.objects[key] = new
-            self.store.record("MODIFIED", res, new)
+            self.store.record("MODIFIED", res, new, old)
         return copy.deepcopy(new)
 
     def update(self, res, ns, name, body, subresource=None):
@@ -992,12 +1000,12 @@ class KubeStandin:
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["resourceVersion"] = self.store.next_rv()
                 self.store.objects[key] = new
-                self.store.record("MODIFIED", res, new)
+                self.store.record("MODIFIED", res, new, old)
                 return copy.deepcopy(new)
             del self.store.objects[key]
             gone = copy.deepcopy(old)
             gone["metadata"]["resourceVersion"] = self.store.next_rv()
-            self.store.record("DELETED", res, gone)
+            self.store.record("DELETED", res, gone, old)
             # what kube answers: the namespace as Terminating (its REST does
             # that), for the other kinds here a Status Success (their stores
             # do not return the deleted object)
@@ -1015,10 +1023,10 @@ class KubeStandin:
                 del self.store.applied[k]
             if res.plural == "namespaces":
                 for k in [k for k in self.store.objects if k[0].namespaced and k[1] == name]:
-                    o = self.store.objects.pop(k)
-                    o = copy.deepcopy(o)
+                    was = self.store.objects.pop(k)
+                    o = copy.deepcopy(was)
                     o["metadata"]["resourceVersion"] = self.store.next_rv()
-                    self.store.record("DELETED", k[0], o)
+                    self.store.record("DELETED", k[0], o, was)
             return answer
 
     # -------------------------------------------------- reads
@@ -1463,8 +1471,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         bookmark_at = next_bookmark(time.monotonic())
 
         def wanted(r, o):
-            return r is res and (ns is None or o["metadata"].get("namespace") == ns) \
+            return r is res and o is not None and (ns is None or o["metadata"].get("namespace") == ns) \
                 and lsel(o["metadata"].get("labels")) and fsel(o)
+
+        def seen_as(etype, r, o, prev):
+            """A change as this watch sees it, as kube's cacheWatcher does: an
+            object that comes to match the selectors is ADDED, one that stops
+            matching is DELETED (its previous state at the change's rv);
+            None when the watch does not see it."""
+            if etype == "DELETED":
+                return ("DELETED", o) if wanted(r, prev if prev is not None else o) else None
+            now, before = wanted(r, o), etype == "MODIFIED" and wanted(r, prev)
+            if now:
+                return ("MODIFIED" if before else "ADDED", o)
+            if before:
+                gone = copy.deepcopy(prev)
+                gone["metadata"]["resourceVersion"] = o["metadata"]["resourceVersion"]
+                return ("DELETED", gone)
+            return None
         with store.lock:
             if rv_text in ("", "0"):
                 initial = [("ADDED", copy.deepcopy(o)) for (r, _, _), o in sorted(store.objects.items(), key=lambda kv: (kv[0][1] or "", kv[0][2]))
@@ -1503,7 +1527,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             out.flush()
             while not (initial and initial[0][0] == "ERROR"):
                 with store.lock:
-                    batch = [(t, o) for (rv, t, r, o) in store.history if rv > since and wanted(r, o)]
+                    batch = [e for e in (seen_as(t, r, o, prev) for (rv, t, r, o, prev) in store.history
+                                         if rv > since) if e]
                     if store.history:
                         since = max(since, store.history[-1][0])
                     now = time.monotonic()

@@ -630,6 +630,31 @@ class TestWatch(StandinCase):
         finally:
             c.close()
 
+    def test_selector_sees_objects_enter_and_leave(self):
+        rv0 = self.c.req("POST", CMS, cm("w-move", {"w2": "no"}))[2]["metadata"]["resourceVersion"]
+        c, r = self.open_watch(f"{CMS}?watch=1&labelSelector=w2%3Dyes&resourceVersion={rv0}")
+        try:
+            def patch(body):
+                code, _, o = self.c.req("PATCH", CMS + "/w-move", body, "application/merge-patch+json")
+                self.assertEqual(code, 200, o)
+                return o["metadata"]["resourceVersion"]
+            patch({"metadata": {"labels": {"w2": "yes"}}})     # comes to match: ADDED
+            patch({"data": {"k": "1"}})                        # still matches: MODIFIED
+            left = patch({"metadata": {"labels": {"w2": "no"}}, "data": {"k": "2"}})  # leaves: DELETED
+            patch({"data": {"k": "3"}})                        # unseen
+            self.c.req("DELETE", CMS + "/w-move")              # unseen: it no longer matched
+            self.c.req("POST", CMS, cm("w-after", {"w2": "yes"}))
+            ev = self.read_events(r, 4)
+            self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in ev],
+                             [("ADDED", "w-move"), ("MODIFIED", "w-move"), ("DELETED", "w-move"),
+                              ("ADDED", "w-after")])
+            self.assertEqual(ev[1]["object"]["data"], {"k": "1"})
+            gone = ev[2]["object"]  # kube: the state before the change, at the change's rv
+            self.assertEqual((gone["metadata"]["labels"], gone["data"], gone["metadata"]["resourceVersion"]),
+                             ({"w2": "yes"}, {"k": "1"}, left))
+        finally:
+            c.close()
+
 
 class TestFaults(StandinCase):
     def test_500_then_normal(self):
