@@ -38,15 +38,15 @@ static inline int standin_env_ok(void)
 }
 
 /*
- * Runs python with args (NULL-terminated, at most 14) after it; 0 when it
+ * Runs python with args (NULL-terminated, at most 22) after it; 0 when it
  * exited 0. With out, its stdout is a pipe whose read end is *out, and the
  * process is not waited for: its pid is *pid.
  */
 static inline int standin_run_python(char *const *args, int *out, pid_t *pid)
 {
     const char *py = getenv("LO_TEST_PYTHON");
-    char *argv[16] = {(char *)py};
-    for (int i = 0; i < 14 && args[i]; i++)
+    char *argv[24] = {(char *)py};
+    for (int i = 0; i < 22 && args[i]; i++)
         argv[i + 1] = args[i];
     int fds[2] = {-1, -1};
     if (out && pipe(fds) < 0)
