@@ -453,6 +453,11 @@ static void test_first_list_fills_the_cache(void **state)
     assert_cached(inf, ns, "b", "2");
     assert_cached(inf, ns, "zz", NULL);
     assert_cached(inf, "other", "a", NULL);
+    /* objects from a list look like those of a watch: kind and apiVersion too */
+    json_t *a = informer_get(inf, ns, "a");
+    assert_string_equal(str_at(a, "kind"), "ConfigMap");
+    assert_string_equal(str_at(a, "apiVersion"), "v1");
+    json_decref(a);
     /* the first list is passed on as ADDED events */
     assert_int_equal(wait_events(rec, 3, 5000), 3);
     assert_events(rec, 0, 0, "ADDED a, ADDED b, ADDED c");
@@ -687,7 +692,8 @@ static void test_relist_after_the_history_is_gone(void **state)
     /* watches of 1 s, so that one ends soon after the fault is in place */
     informer_t *inf = start_informer(rec, path, NULL, NULL, 1000);
     assert_synced(inf);
-    assert_int_equal(wait_events(rec, 3, 5000), 3);
+    free(create_cm(ns, "e", NULL, "5")); /* cached from a watch event, unchanged since */
+    assert_int_equal(wait_events(rec, 4, 5000), 4);
 
     /* the watch goes down and stays down: every GET of the collection fails */
     const long many = 100000;
@@ -705,12 +711,12 @@ static void test_relist_after_the_history_is_gone(void **state)
     json_decref(ctl("DELETE", "/standin/faults", NULL));
 
     /* 410 on the watch, a new list, and what changed meanwhile as events */
-    assert_int_equal(wait_events(rec, 6, 5000), 6);
-    assert_events(rec, 3, 1, "ADDED d, DELETED a, MODIFIED b");
+    assert_int_equal(wait_events(rec, 7, 5000), 7);
+    assert_events(rec, 4, 1, "ADDED d, DELETED a, MODIFIED b");
     usleep(200 * 1000);
-    assert_int_equal(event_count(rec), 6);
+    assert_int_equal(event_count(rec), 7);
     json_t *mod = NULL;
-    for (size_t i = 3; i < 6 && mod == NULL; i++) {
+    for (size_t i = 4; i < 7 && mod == NULL; i++) {
         json_t *e = event_at(rec, i);
         if (strcmp(str_at(e, "type"), "MODIFIED") == 0)
             mod = json_incref(e);
@@ -719,12 +725,12 @@ static void test_relist_after_the_history_is_gone(void **state)
     assert_string_equal(str_at(json_object_get(json_object_get(mod, "old"), "data"), "v"), "2");
     assert_string_equal(str_at(json_object_get(json_object_get(mod, "obj"), "data"), "v"), "2b");
     json_decref(mod);
-    assert_listed(inf, NULL, NULL, NULL, "i-relist/b i-relist/c i-relist/d");
+    assert_listed(inf, NULL, NULL, NULL, "i-relist/b i-relist/c i-relist/d i-relist/e");
     assert_cached(inf, ns, "b", "2b");
     /* and it watches again: later changes come as events */
     free(patch_cm(ns, "c", json_pack("{s:{s:s}}", "data", "v", "3b")));
-    assert_int_equal(wait_events(rec, 7, 5000), 7);
-    assert_events(rec, 6, 0, "MODIFIED c");
+    assert_int_equal(wait_events(rec, 8, 5000), 8);
+    assert_events(rec, 7, 0, "MODIFIED c");
     retire(inf, rec);
     free(path);
 }
@@ -829,6 +835,7 @@ static void test_cluster_scoped(void **state)
     json_t *d = informer_get(inf, NULL, "default"), *k = informer_get(inf, "", "kube-system");
     assert_non_null(d);
     assert_non_null(k);
+    assert_string_equal(str_at(d, "kind"), "Namespace");
     json_decref(d);
     json_decref(k);
     char *all = listed(inf, NULL, NULL, NULL);
