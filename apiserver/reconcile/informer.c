@@ -193,7 +193,11 @@ static void emit_differences(informer_t *inf, json_t *old, json_t *fresh)
     }
 }
 
-/* LIST every page, replace the cache; *rv (caller frees): where to watch from. */
+/*
+ * LIST every page, replace the cache; *rv (caller frees): where to watch
+ * from. A list cut short (a failure, or stop between pages) changes
+ * nothing.
+ */
 static int relist(informer_t *inf, char **rv, lo_err_t *err)
 {
     json_t *fresh = json_object();
@@ -215,7 +219,13 @@ static int relist(informer_t *inf, char **rv, lo_err_t *err)
         else
             free(page_rv);
     } while (cont && !atomic_load(&inf->stop));
-    free(cont);
+    if (cont) { /* stopped */
+        free(cont);
+        json_decref(fresh);
+        free(*rv);
+        *rv = NULL;
+        return -1;
+    }
     pthread_mutex_lock(&inf->lock);
     json_t *old = inf->cache;
     inf->cache = json_incref(fresh);
@@ -273,7 +283,8 @@ static void *informer_main(void *arg)
     while (!atomic_load(&inf->stop)) {
         lo_err_t err = {0};
         if (rv == NULL && relist(inf, &rv, &err) != 0) {
-            lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
+            if (!atomic_load(&inf->stop))
+                lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
             lo_err_clear(&err);
             sleep_unless_stopped(inf, backoff_ms(inf, failures++));
             continue;

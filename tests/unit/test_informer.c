@@ -671,6 +671,27 @@ static void test_list_expired_between_pages(void **state)
     free(path);
 }
 
+static void test_stop_between_pages_leaves_it_unsynced(void **state)
+{
+    (void)state;
+    const char *ns = "i-halfway";
+    make_namespace(ns);
+    seed_many(ns, 2 * PAGE + 1);
+    char *path = cms_of(ns);
+    add_fault(json_pack("{s:s,s:s,s:s,s:i,s:f}", "action", "delay", "path", path, "method", "GET", "count", 3,
+                        "delay", 0.5));
+    recorder_t *rec = recorder_new();
+    informer_t *inf = start_informer(rec, path, NULL, NULL, 0);
+    wait_requests(path, "continue=", NULL, 1); /* the second of three pages is on its way */
+    informer_stop(inf);
+    /* a list cut short is no list: nothing cached, nothing passed on */
+    assert_int_equal(informer_synced(inf), 0);
+    assert_listed(inf, NULL, NULL, NULL, "");
+    assert_int_equal(event_count(rec), 0);
+    retire(inf, rec);
+    free(path);
+}
+
 /* The count of the first fault the stand-in still holds, or 0. */
 static long fault_left(void)
 {
@@ -855,6 +876,7 @@ int main(void)
         TEST(test_transform_is_kept_and_passed_on),
         TEST(test_more_than_a_page),
         TEST(test_list_expired_between_pages),
+        TEST(test_stop_between_pages_leaves_it_unsynced),
         TEST(test_relist_after_the_history_is_gone),
         TEST(test_upsert_takes_newer_versions_only),
         TEST(test_stop_while_a_watch_is_open),
