@@ -196,7 +196,9 @@ static void emit_differences(informer_t *inf, json_t *old, json_t *fresh)
 /*
  * LIST every page, replace the cache; *rv (caller frees): where to watch
  * from. A list cut short (a failure, or stop between pages) changes
- * nothing.
+ * nothing. The differences are passed on from fresh, which stays this
+ * thread's own: the cache is a copy, that other threads (and callbacks,
+ * through informer_upsert) may change meanwhile.
  */
 static int relist(informer_t *inf, char **rv, lo_err_t *err)
 {
@@ -228,7 +230,7 @@ static int relist(informer_t *inf, char **rv, lo_err_t *err)
     }
     pthread_mutex_lock(&inf->lock);
     json_t *old = inf->cache;
-    inf->cache = json_incref(fresh);
+    inf->cache = json_copy(fresh);
     inf->synced = 1;
     pthread_cond_broadcast(&inf->cond);
     pthread_mutex_unlock(&inf->lock);

@@ -243,6 +243,9 @@ typedef struct recorder {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     json_t *events;      /* [{"type", "name", "obj", "old"}], in order */
+    informer_t *inf;
+    const char *upsert_on; /* when an ADDED of this name comes, the callback upserts phantom */
+    json_t *phantom;
 } recorder_t;
 
 static void on_event(void *ctx, const char *type, const json_t *obj, const json_t *old)
@@ -255,6 +258,8 @@ static void on_event(void *ctx, const char *type, const json_t *obj, const json_
     json_array_append_new(rec->events, e);
     pthread_cond_broadcast(&rec->cond);
     pthread_mutex_unlock(&rec->lock);
+    if (rec->upsert_on && strcmp(type, "ADDED") == 0 && strcmp(meta_str(obj, "name"), rec->upsert_on) == 0)
+        informer_upsert(rec->inf, rec->phantom); /* callbacks run outside the informer's lock */
 }
 
 static recorder_t *recorder_new(void)
@@ -269,6 +274,7 @@ static recorder_t *recorder_new(void)
 static void recorder_free(recorder_t *rec)
 {
     json_decref(rec->events);
+    json_decref(rec->phantom);
     pthread_mutex_destroy(&rec->lock);
     pthread_cond_destroy(&rec->cond);
     free(rec);
@@ -368,6 +374,7 @@ static informer_t *start_informer(recorder_t *rec, const char *path, const char 
                             .on_event = on_event, .ctx = rec, .watch_timeout_ms = watch_timeout_ms,
                             .backoff_max_ms = 200};
     informer_t *inf = informer_new(sx.kube, &o);
+    rec->inf = inf;
     lo_err_t err = {0};
     if (informer_start(inf, &err) != 0)
         fail_msg("informer_start: %s", err.message);
@@ -799,6 +806,27 @@ static void test_upsert_takes_newer_versions_only(void **state)
     free(rv), free(path);
 }
 
+static void test_upsert_from_a_callback_is_no_event(void **state)
+{
+    (void)state;
+    const char *ns = "i-cb";
+    make_namespace(ns);
+    seed(json_pack("[o]", configmap(ns, "trigger", NULL, "1")));
+    char *path = cms_of(ns);
+    recorder_t *rec = recorder_new();
+    /* while the first list is passed on, the callback puts an object of its own in the cache */
+    rec->upsert_on = "trigger";
+    rec->phantom = with_rv(configmap(ns, "phantom", NULL, "mine"), "3");
+    informer_t *inf = start_informer(rec, path, NULL, NULL, 0);
+    assert_synced(inf);
+    free(create_cm(ns, "zz-last", NULL, "2")); /* its event comes after everything of the list */
+    assert_int_equal(wait_events(rec, 2, 5000), 2);
+    assert_events(rec, 0, 0, "ADDED trigger, ADDED zz-last");
+    assert_cached(inf, ns, "phantom", "mine");
+    retire(inf, rec);
+    free(path);
+}
+
 static void test_stop_while_a_watch_is_open(void **state)
 {
     (void)state;
@@ -879,6 +907,7 @@ int main(void)
         TEST(test_stop_between_pages_leaves_it_unsynced),
         TEST(test_relist_after_the_history_is_gone),
         TEST(test_upsert_takes_newer_versions_only),
+        TEST(test_upsert_from_a_callback_is_no_event),
         TEST(test_stop_while_a_watch_is_open),
         TEST(test_list_by_namespace_and_label),
         TEST(test_cluster_scoped),
