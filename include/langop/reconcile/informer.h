@@ -73,7 +73,8 @@ json_t *informer_list(informer_t *inf, const char *ns, const char *label_key, co
 /**
  * Puts obj (borrowed; e.g. the answer of our own write) into the cache
  * now, so that the next read does not act on the state before the write;
- * ignored when the cache holds a newer resourceVersion. No event.
+ * ignored when the cache holds the same or a newer resourceVersion. No
+ * event.
  */
 void informer_upsert(informer_t *inf, const json_t *obj);
 
