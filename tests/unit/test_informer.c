@@ -64,6 +64,7 @@ static kube_client_t *client(const kube_client_options_t *opts)
 static int stop_all(void **state)
 {
     (void)state;
+    standin_signal(&sx.st); /* its end also ends the watches of the retired informers */
     for (int i = 0; i < sx.n_retired; i++) {
         informer_free(sx.retired[i].inf);
         recorder_free(sx.retired[i].rec);
@@ -71,7 +72,7 @@ static int stop_all(void **state)
     kube_client_free(sx.kube);
     kube_client_free(sx.ctl);
     sx.kube = sx.ctl = NULL;
-    standin_stop(&sx.st);
+    standin_reap(&sx.st);
     char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
     int rc = system(cmd);
     free(cmd);
@@ -655,7 +656,7 @@ static void test_list_expired_between_pages(void **state)
     char *path = cms_of(ns);
     /* the pages come slowly: the history is compacted while the second is on its way */
     add_fault(json_pack("{s:s,s:s,s:s,s:i,s:f}", "action", "delay", "path", path, "method", "GET", "count", 2,
-                        "delay", 0.6));
+                        "delay", 0.35));
     recorder_t *rec = recorder_new();
     informer_t *inf = start_informer(rec, path, NULL, NULL, 0);
     wait_requests(path, "continue=", NULL, 1);
@@ -686,7 +687,7 @@ static void test_stop_between_pages_leaves_it_unsynced(void **state)
     seed_many(ns, 2 * PAGE + 1);
     char *path = cms_of(ns);
     add_fault(json_pack("{s:s,s:s,s:s,s:i,s:f}", "action", "delay", "path", path, "method", "GET", "count", 3,
-                        "delay", 0.5));
+                        "delay", 0.35));
     recorder_t *rec = recorder_new();
     informer_t *inf = start_informer(rec, path, NULL, NULL, 0);
     wait_requests(path, "continue=", NULL, 1); /* the second of three pages is on its way */
@@ -837,7 +838,7 @@ static void test_stop_while_a_watch_is_open(void **state)
     informer_t *inf = start_informer(rec, path, NULL, NULL, 0); /* watches of 5 minutes */
     assert_synced(inf);
     wait_requests(path, "watch=1", NULL, 1);
-    usleep(300 * 1000); /* well into the stream */
+    usleep(100 * 1000); /* into the stream */
     int64_t t0 = lo_now_ms();
     informer_stop(inf);
     int64_t took = lo_now_ms() - t0;
