@@ -124,6 +124,28 @@ static long backoff_ms(informer_t *inf, int failures)
 
 /* ---- list ---- */
 
+/*
+ * kube leaves apiVersion and kind out of a list's items (they are the
+ * list's, kind without "List"); the watch's objects and the answers to
+ * writes carry them. Put them back, so that every cached object has them
+ * and a relist does not see a difference where there is none.
+ */
+static void typed_items(json_t *list)
+{
+    const char *api_version = str_of(list, "apiVersion"), *list_kind = str_of(list, "kind");
+    size_t n = list_kind ? strlen(list_kind) : 0;
+    if (api_version == NULL || n <= 4 || strcmp(list_kind + n - 4, "List") != 0)
+        return;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(list, "items"), i, item) {
+        if (json_object_get(item, "apiVersion") == NULL)
+            json_object_set_new(item, "apiVersion", json_string(api_version));
+        if (json_object_get(item, "kind") == NULL)
+            json_object_set_new(item, "kind", json_stringn(list_kind, n - 4));
+    }
+}
+
 /* One page: fills fresh with its items, *cont with its continue token (or NULL), *rv with its version. */
 static int list_page(informer_t *inf, const char *cont_in, json_t *fresh, char **cont, char **rv, lo_err_t *err)
 {
@@ -137,6 +159,7 @@ static int list_page(informer_t *inf, const char *cont_in, json_t *fresh, char *
     free(cont_q);
     if (rc != KUBE_OK)
         return -1;
+    typed_items(list);
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(list, "items"), i, item) {
@@ -170,7 +193,13 @@ static void emit_differences(informer_t *inf, json_t *old, json_t *fresh)
     }
 }
 
-/* LIST every page, replace the cache; *rv (caller frees): where to watch from. */
+/*
+ * LIST every page, replace the cache; *rv (caller frees): where to watch
+ * from. A list cut short (a failure, or stop between pages) changes
+ * nothing. The differences are passed on from fresh, which stays this
+ * thread's own: the cache is a copy, that other threads (and callbacks,
+ * through informer_upsert) may change meanwhile.
+ */
 static int relist(informer_t *inf, char **rv, lo_err_t *err)
 {
     json_t *fresh = json_object();
@@ -192,10 +221,16 @@ static int relist(informer_t *inf, char **rv, lo_err_t *err)
         else
             free(page_rv);
     } while (cont && !atomic_load(&inf->stop));
-    free(cont);
+    if (cont) { /* stopped */
+        free(cont);
+        json_decref(fresh);
+        free(*rv);
+        *rv = NULL;
+        return -1;
+    }
     pthread_mutex_lock(&inf->lock);
     json_t *old = inf->cache;
-    inf->cache = json_incref(fresh);
+    inf->cache = json_copy(fresh);
     inf->synced = 1;
     pthread_cond_broadcast(&inf->cond);
     pthread_mutex_unlock(&inf->lock);
@@ -250,7 +285,8 @@ static void *informer_main(void *arg)
     while (!atomic_load(&inf->stop)) {
         lo_err_t err = {0};
         if (rv == NULL && relist(inf, &rv, &err) != 0) {
-            lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
+            if (!atomic_load(&inf->stop))
+                lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
             lo_err_clear(&err);
             sleep_unless_stopped(inf, backoff_ms(inf, failures++));
             continue;

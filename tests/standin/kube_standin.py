@@ -43,7 +43,10 @@ What is simplified against the real kube-apiserver (on purpose):
     (deletionTimestamp set, gone when the last finalizer is removed);
   * events of core/v1 and events.k8s.io/v1 are stored apart; generation is
     kept only for kinds whose spec the real API versions (deployments, jobs,
-    cronjobs); watch history is kept whole until compact(); bookmarks (with
+    cronjobs); watch history is kept whole until compact() (a watch, or a
+    continue token, from before it gets 410 Expired); a watch with
+    selectors sees an object that comes to match them as ADDED and one that
+    stops matching as DELETED, as kube's watch cache; bookmarks (with
     allowWatchBookmarks=true) as kube's watch cache sends them: one 2 s
     before timeoutSeconds ends and one a minute, none when the timeout is
     shorter than 2 s, with the store's resourceVersion;
@@ -52,7 +55,11 @@ What is simplified against the real kube-apiserver (on purpose):
     involvedObject.*, reason, source, type, ...), as kubectl describe asks;
   * a DELETE that removes the object answers a Status Success for every
     kind but namespaces (as kube's stores for these kinds do);
-  * lists are one page (limit is ignored, no continue token);
+  * lists are paged as kube pages them from etcd (limit and continue;
+    items in key order; each page at the first page's resourceVersion,
+    rebuilt from the watch history; remainingItemCount without selectors;
+    410 Expired for a continue token compacted since; resourceVersion=0
+    lists whole, as the watch cache does); otherwise
     resourceVersion/resourceVersionMatch on lists, propagationPolicy and
     gracePeriodSeconds on deletes are ignored; dryRun=All does the write,
     answers it, then puts the store back (its answer has a resourceVersion);
@@ -148,14 +155,15 @@ def now_rfc3339():
 class ApiError(Exception):
     """A failure answered as a kube Status object."""
 
-    def __init__(self, code, reason, message, details=None, headers=None):
+    def __init__(self, code, reason, message, details=None, headers=None, metadata=None):
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details = details
         self.headers = headers or {}
+        self.metadata = metadata or {}
 
     def status(self):
-        s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        s = {"kind": "Status", "apiVersion": "v1", "metadata": dict(self.metadata), "status": "Failure",
              "message": self.message, "reason": self.reason, "code": self.code}
         if self.details is not None:
             s["details"] = self.details
@@ -198,6 +206,45 @@ def invalid(res, name, causes):
 
 def bad_request(msg):
     return ApiError(400, "BadRequest", msg)
+
+
+# ------------------------------------------------------- list continuation
+
+# kube's words (apiserver/pkg/storage/etcd3) for a continue token whose
+# resourceVersion etcd has compacted away
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter, or use the continue token in this response to "
+    "retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned "
+    "and now may show up in the list.")
+
+
+def encode_continue(start, rv):
+    """kube's continue token: unpadded base64url of {"v", "rv", "start"}, start
+    being the key (relative to the list's prefix) the next page begins at;
+    rv -1 asks for the rest of the list at the newest rv."""
+    data = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).rstrip(b"=").decode()
+
+
+def decode_continue(token):
+    """(start key, rv) of a token of encode_continue; 400 as kube for anything else."""
+    def invalid_token(why):
+        return bad_request(f"invalid continue token: continue key is not valid: {why}")
+    try:
+        c = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError as e:
+        raise invalid_token(str(e))
+    if not isinstance(c, dict) or c.get("v") != "meta.k8s.io/v1":
+        raise invalid_token("got unrecognized encoded version")
+    if not isinstance(c.get("rv"), int) or c["rv"] == 0:
+        raise invalid_token("incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    if not isinstance(c.get("start"), str) or not c["start"]:
+        raise invalid_token("encoded start key empty (version meta.k8s.io/v1)")
+    if c["start"].startswith("/") or "/../" in "/" + c["start"] + "/":
+        raise invalid_token("the start key may not be an absolute path or contain '..'")
+    return c["start"], c["rv"]
 
 
 # ---------------------------------------------------------------- selectors
@@ -440,8 +487,13 @@ class Store:
         self.rv += 1
         return str(self.rv)
 
-    def record(self, etype, res, obj):
-        self.history.append((int(obj["metadata"]["resourceVersion"]), etype, res, copy.deepcopy(obj)))
+    def record(self, etype, res, obj, prev=None):
+        """One change: obj as it is now (for DELETED, its last state with the
+        deletion's rv), prev as it was before (None for ADDED). prev lets a
+        watch see an object enter or leave its selector, and a list page
+        see the store as it was at an older rv."""
+        self.history.append((int(obj["metadata"]["resourceVersion"]), etype, res, copy.deepcopy(obj),
+                             copy.deepcopy(prev)))
         self.lock.notify_all()
 
 
@@ -613,14 +665,14 @@ class KubeStandin:
         res = self._res(group, plural)
         with self.store.lock:
             key = (res, namespace if res.namespaced else None, name)
-            o = self.store.objects.get(key)
-            if o is None:
+            old = self.store.objects.get(key)
+            if old is None:
                 raise not_found(res, name)
-            o = copy.deepcopy(o)
+            o = copy.deepcopy(old)
             o["status"] = status
             o["metadata"]["resourceVersion"] = self.store.next_rv()
             self.store.objects[key] = o
-            self.store.record("MODIFIED", res, o)
+            self.store.record("MODIFIED", res, o, old)
             return copy.deepcopy(o)
 
     def snapshot(self):
@@ -670,7 +722,7 @@ class KubeStandin:
                 meta["generation"] = meta.get("generation", 1)
             meta["resourceVersion"] = self.store.next_rv()
             self.store.objects[key] = obj
-            self.store.record("MODIFIED" if old else "ADDED", res, obj)
+            self.store.record("MODIFIED" if old else "ADDED", res, obj, old)
         return copy.deepcopy(obj)
 
     # -------------------------------------------------- reviews
@@ -866,10 +918,10 @@ class KubeStandin:
         key = (res, ns, name)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.store.objects[key]
-            self.store.record("DELETED", res, new)
+            self.store.record("DELETED", res, new, old)
         else:
             self.store.objects[key] = new
-            self.store.record("MODIFIED", res, new)
+            self.store.record("MODIFIED", res, new, old)
         return copy.deepcopy(new)
 
     def update(self, res, ns, name, body, subresource=None):
@@ -1021,12 +1073,12 @@ class KubeStandin:
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["resourceVersion"] = self.store.next_rv()
                 self.store.objects[key] = new
-                self.store.record("MODIFIED", res, new)
+                self.store.record("MODIFIED", res, new, old)
                 return copy.deepcopy(new)
             del self.store.objects[key]
             gone = copy.deepcopy(old)
             gone["metadata"]["resourceVersion"] = self.store.next_rv()
-            self.store.record("DELETED", res, gone)
+            self.store.record("DELETED", res, gone, old)
             # what kube answers: the namespace as Terminating (its REST does
             # that), for the other kinds here a Status Success (their stores
             # do not return the deleted object)
@@ -1044,27 +1096,84 @@ class KubeStandin:
                 del self.store.applied[k]
             if res.plural == "namespaces":
                 for k in [k for k in self.store.objects if k[0].namespaced and k[1] == name]:
-                    o = self.store.objects.pop(k)
-                    o = copy.deepcopy(o)
+                    was = self.store.objects.pop(k)
+                    o = copy.deepcopy(was)
                     o["metadata"]["resourceVersion"] = self.store.next_rv()
-                    self.store.record("DELETED", k[0], o)
+                    self.store.record("DELETED", k[0], o, was)
             return answer
 
     # -------------------------------------------------- reads
 
+    def objects_at(self, res, rv):
+        """res's objects as they were at rv (store.lock held, rv not below
+        store.compacted): the current ones, with every change after rv undone
+        from the history."""
+        objs = {k: o for k, o in self.store.objects.items() if k[0] is res}
+        for v, etype, r, o, prev in reversed(self.store.history):
+            if v <= rv:
+                break
+            if r is not res:
+                continue
+            key = (res, o["metadata"].get("namespace") if res.namespaced else None, o["metadata"]["name"])
+            if etype == "ADDED" or prev is None:
+                objs.pop(key, None)
+            else:
+                objs[key] = prev
+        return objs
+
     def list(self, res, ns, query):
-        lsel = parse_label_selector((query.get("labelSelector") or [""])[0])
-        fsel = parse_field_selector((query.get("fieldSelector") or [""])[0], res)
+        """A list, in pages of limit as kube serves them from etcd: items in
+        key order (name, or namespace/name across namespaces), a continue
+        token while objects of the collection remain after the page (they
+        may not match the selectors: the next page is then empty), every
+        page at the first page's rv (the store as it was then), and
+        remainingItemCount when no selector is given. A continue token whose
+        rv was compacted since answers 410 Expired, with a token to go on at
+        the newest rv. resourceVersion=0 without continue is served whole,
+        as kube's watch cache does."""
+        lsel_text = (query.get("labelSelector") or [""])[0]
+        fsel_text = (query.get("fieldSelector") or [""])[0]
+        lsel, fsel = parse_label_selector(lsel_text), parse_field_selector(fsel_text, res)
+        token = (query.get("continue") or [""])[0]
+        rv_asked = (query.get("resourceVersion") or [""])[0]
+        try:
+            limit = max(0, int((query.get("limit") or ["0"])[0] or 0))
+        except ValueError:
+            raise bad_request(f'invalid limit {(query.get("limit") or [""])[0]!r}')
+        if rv_asked == "0" and not token:
+            limit = 0
+        if token and rv_asked not in ("", "0"):
+            raise bad_request("specifying resource version is not allowed when using continue")
+
+        def key_of(k):
+            return k[2] if ns is not None or not res.namespaced else f"{k[1]}/{k[2]}"
         with self.store.lock:
-            items = [copy.deepcopy(o) for (r, n, _), o in sorted(self.store.objects.items(), key=lambda kv: (kv[0][1] or "", kv[0][2]))
-                     if r is res and (ns is None or n == ns)
-                     and lsel(o["metadata"].get("labels")) and fsel(o)]
-            rv = str(self.store.rv)
+            start, at = "", self.store.rv
+            if token:
+                start, at = decode_continue(token)
+                if at == -1:
+                    at = self.store.rv
+                elif at < self.store.compacted:
+                    raise ApiError(410, "Expired", INCONSISTENT_CONTINUE,
+                                   metadata={"continue": encode_continue(start, -1)})
+            objs = self.store.objects if at == self.store.rv else self.objects_at(res, at)
+            scoped = sorted((key_of(k), o) for k, o in objs.items()
+                            if k[0] is res and (ns is None or k[1] == ns) and key_of(k) >= start)
+            items, meta, last = [], {"resourceVersion": str(at)}, start
+            for i, (key, o) in enumerate(scoped):
+                if limit and len(items) == limit:
+                    meta["continue"] = encode_continue(last + "\x00", at)
+                    if not lsel_text and not fsel_text:
+                        meta["remainingItemCount"] = len(scoped) - i
+                    break
+                if lsel(o["metadata"].get("labels")) and fsel(o):
+                    items.append(copy.deepcopy(o))
+                    last = key
         for o in items:  # kube's typed lists carry kind/apiVersion on the list only
             o.pop("kind", None)
             o.pop("apiVersion", None)
         return {"kind": res.kind + "List", "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": rv}, "items": items}
+                "metadata": meta, "items": items}
 
 
 # ------------------------------------------------------------------ HTTP
@@ -1138,20 +1247,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return f"{d // n}{unit}"
         return f"{max(d, 0)}s"
 
-    def table(self, objs, rv, columns=True):
-        """meta.k8s.io/v1 Table with the Name and Age columns only."""
+    def table(self, objs, rv, columns=True, list_meta=None):
+        """meta.k8s.io/v1 Table with the Name and Age columns only (a list's
+        continue and remainingItemCount from list_meta)."""
         rows = [{"cells": [o["metadata"]["name"], self.age(o["metadata"].get("creationTimestamp"))],
                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                             "metadata": o["metadata"]}} for o in objs]
-        t = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "rows": rows}
+        t = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {**(list_meta or {}), "resourceVersion": rv},
+             "rows": rows}
         if columns:
             t["columnDefinitions"] = [
                 {"name": "Name", "type": "string", "format": "name", "description": "the object's name", "priority": 0},
                 {"name": "Age", "type": "string", "format": "", "description": "time since creation", "priority": 0}]
         return t
 
-    def send_table(self, objs, rv):
-        data = json.dumps(self.table(objs, rv)).encode()
+    def send_table(self, objs, rv, list_meta=None):
+        data = json.dumps(self.table(objs, rv, list_meta=list_meta)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json;as=Table;v=v1;g=meta.k8s.io")
         self.send_header("Content-Length", str(len(data)))
@@ -1350,7 +1461,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self.watch(res, ns, query)
             lst = st.list(res, ns, query)
             if self.wants_table():
-                return self.send_table(lst["items"], lst["metadata"]["resourceVersion"])
+                return self.send_table(lst["items"], lst["metadata"]["resourceVersion"], lst["metadata"])
             return self.send_json(200, lst)
         if m == "GET":
             if watch:
@@ -1492,8 +1603,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         bookmark_at = next_bookmark(time.monotonic())
 
         def wanted(r, o):
-            return r is res and (ns is None or o["metadata"].get("namespace") == ns) \
+            return r is res and o is not None and (ns is None or o["metadata"].get("namespace") == ns) \
                 and lsel(o["metadata"].get("labels")) and fsel(o)
+
+        def seen_as(etype, r, o, prev):
+            """A change as this watch sees it, as kube's cacheWatcher does: an
+            object that comes to match the selectors is ADDED, one that stops
+            matching is DELETED (its previous state at the change's rv);
+            None when the watch does not see it."""
+            if etype == "DELETED":
+                return ("DELETED", o) if wanted(r, prev if prev is not None else o) else None
+            now, before = wanted(r, o), etype == "MODIFIED" and wanted(r, prev)
+            if now:
+                return ("MODIFIED" if before else "ADDED", o)
+            if before:
+                gone = copy.deepcopy(prev)
+                gone["metadata"]["resourceVersion"] = o["metadata"]["resourceVersion"]
+                return ("DELETED", gone)
+            return None
         with store.lock:
             if rv_text in ("", "0"):
                 initial = [("ADDED", copy.deepcopy(o)) for (r, _, _), o in sorted(store.objects.items(), key=lambda kv: (kv[0][1] or "", kv[0][2]))
@@ -1532,7 +1659,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             out.flush()
             while not (initial and initial[0][0] == "ERROR"):
                 with store.lock:
-                    batch = [(t, o) for (rv, t, r, o) in store.history if rv > since and wanted(r, o)]
+                    batch = [e for e in (seen_as(t, r, o, prev) for (rv, t, r, o, prev) in store.history
+                                         if rv > since) if e]
                     if store.history:
                         since = max(since, store.history[-1][0])
                     now = time.monotonic()

@@ -660,6 +660,31 @@ class TestWatch(StandinCase):
         finally:
             c.close()
 
+    def test_selector_sees_objects_enter_and_leave(self):
+        rv0 = self.c.req("POST", CMS, cm("w-move", {"w2": "no"}))[2]["metadata"]["resourceVersion"]
+        c, r = self.open_watch(f"{CMS}?watch=1&labelSelector=w2%3Dyes&resourceVersion={rv0}")
+        try:
+            def patch(body):
+                code, _, o = self.c.req("PATCH", CMS + "/w-move", body, "application/merge-patch+json")
+                self.assertEqual(code, 200, o)
+                return o["metadata"]["resourceVersion"]
+            patch({"metadata": {"labels": {"w2": "yes"}}})     # comes to match: ADDED
+            patch({"data": {"k": "1"}})                        # still matches: MODIFIED
+            left = patch({"metadata": {"labels": {"w2": "no"}}, "data": {"k": "2"}})  # leaves: DELETED
+            patch({"data": {"k": "3"}})                        # unseen
+            self.c.req("DELETE", CMS + "/w-move")              # unseen: it no longer matched
+            self.c.req("POST", CMS, cm("w-after", {"w2": "yes"}))
+            ev = self.read_events(r, 4)
+            self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in ev],
+                             [("ADDED", "w-move"), ("MODIFIED", "w-move"), ("DELETED", "w-move"),
+                              ("ADDED", "w-after")])
+            self.assertEqual(ev[1]["object"]["data"], {"k": "1"})
+            gone = ev[2]["object"]  # kube: the state before the change, at the change's rv
+            self.assertEqual((gone["metadata"]["labels"], gone["data"], gone["metadata"]["resourceVersion"]),
+                             ({"w2": "yes"}, {"k": "1"}, left))
+        finally:
+            c.close()
+
 
 class TestFaults(StandinCase):
     def test_500_then_normal(self):
@@ -759,6 +784,113 @@ class TestFaults(StandinCase):
         self.assertEqual(calls["paths"]["/version"], 3)
         self.assertEqual(self.c.req("DELETE", "/standin/calls")[0], 200)
         self.assertEqual(self.c.req("GET", "/standin/calls")[2]["paths"], {})
+
+
+class TestPaging(StandinCase):
+    """limit and continue as kube serves them from etcd."""
+    NS = "/api/v1/namespaces/pg/configmaps"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for ns in ("pg", "a", "a-b"):
+            cls.st.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for name in ("c4", "c1", "c7", "c3", "c6", "c2", "c5"):
+            cls.st.put_object(cm(name, {"pg": "1"}, {"v": name}, ns="pg"))
+        for name in ("s1", "s2", "s3", "s4"):
+            cls.st.put_object(cm(name, {"sel": "yes" if name in ("s1", "s2") else "no"}, ns="a"))
+        cls.st.put_object(cm("x", ns="a-b"))
+
+    def get(self, path, code=200):
+        got, _, body = self.c.req("GET", path)
+        self.assertEqual(got, code, body)
+        return body
+
+    def pages(self, path, limit):
+        """Every page of a list of path, [(names, metadata)]."""
+        out, cont = [], None
+        while True:
+            q = f"{path}{'&' if '?' in path else '?'}limit={limit}"
+            body = self.get(q + (f"&continue={cont}" if cont else ""))
+            out.append(([o["metadata"]["name"] for o in body["items"]], body["metadata"]))
+            cont = body["metadata"].get("continue")
+            if not cont:
+                return out
+            self.assertLessEqual(len(out), 50, "a list that never ends")
+
+    def test_pages_in_key_order_at_the_first_pages_rv(self):
+        first = self.get(self.NS + "?limit=3")
+        rv = first["metadata"]["resourceVersion"]
+        self.assertEqual([o["metadata"]["name"] for o in first["items"]], ["c1", "c2", "c3"])
+        self.assertEqual(first["metadata"]["remainingItemCount"], 4)
+        cont = first["metadata"]["continue"]
+        self.assertNotIn("c4", cont)  # opaque, not a name in clear
+        # changes after the first page: the next pages still show the list at rv
+        self.assertEqual(self.c.req("POST", self.NS, cm("c35", {"pg": "1"}))[0], 201)
+        self.assertEqual(self.c.req("DELETE", self.NS + "/c5")[0], 200)
+        self.c.req("PATCH", self.NS + "/c6", {"data": {"v": "new"}}, "application/merge-patch+json")
+        second = self.get(f"{self.NS}?limit=3&continue={cont}")
+        self.assertEqual([o["metadata"]["name"] for o in second["items"]], ["c4", "c5", "c6"])
+        self.assertEqual(second["items"][2]["data"], {"v": "c6"})
+        self.assertEqual(second["metadata"]["resourceVersion"], rv)
+        self.assertEqual(second["metadata"]["remainingItemCount"], 1)
+        third = self.get(f"{self.NS}?limit=3&continue={second['metadata']['continue']}")
+        self.assertEqual([o["metadata"]["name"] for o in third["items"]], ["c7"])
+        self.assertEqual(third["metadata"], {"resourceVersion": rv})  # the end: no continue
+        now = self.get(self.NS)
+        self.assertEqual([o["metadata"]["name"] for o in now["items"]], ["c1", "c2", "c3", "c35", "c4", "c6", "c7"])
+        self.assertNotIn("continue", now["metadata"])
+        self.assertGreater(int(now["metadata"]["resourceVersion"]), int(rv))
+        # put it back for the other tests
+        self.c.req("DELETE", self.NS + "/c35")
+        self.c.req("POST", self.NS, cm("c5", {"pg": "1"}, {"v": "c5"}))
+
+    def test_a_selector_leaves_count_out_and_may_end_on_an_empty_page(self):
+        pages = self.pages("/api/v1/namespaces/a/configmaps?labelSelector=sel%3Dyes", 2)
+        # objects remain after s2 (not matching): kube still gives a continue token
+        self.assertEqual([names for names, _ in pages], [["s1", "s2"], []])
+        self.assertNotIn("remainingItemCount", pages[0][1])
+        self.assertIn("continue", pages[0][1])
+
+    def test_across_namespaces_in_key_order(self):
+        whole = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.get("/api/v1/configmaps")["items"]]
+        self.assertEqual(whole, sorted(whole, key=lambda k: f"{k[0]}/{k[1]}"))
+        self.assertLess(whole.index(("a-b", "x")), whole.index(("a", "s1")))  # "a-b/x" < "a/s1", as etcd's keys
+        paged = sum((names for names, _ in self.pages("/api/v1/configmaps", 2)), [])
+        self.assertEqual(paged, [n for _, n in whole])
+
+    def test_compacted_continue_is_expired(self):
+        first = self.get(self.NS + "?limit=2")
+        self.assertEqual(self.c.req("POST", self.NS, cm("c9", {"pg": "1"}))[0], 201)
+        self.st.compact()
+        body = self.assertStatus(self.c.req("GET", f"{self.NS}?limit=2&continue={first['metadata']['continue']}"),
+                                 410, "Expired")
+        self.assertIn("too old to display a consistent list", body["message"])
+        # its token goes on from where the first page ended, at the newest rv
+        rest = self.get(f"{self.NS}?limit=100&continue={body['metadata']['continue']}")
+        self.assertEqual([o["metadata"]["name"] for o in rest["items"]], ["c3", "c4", "c5", "c6", "c7", "c9"])
+        self.assertEqual(rest["metadata"]["resourceVersion"], str(self.st.store.rv))
+        self.c.req("DELETE", self.NS + "/c9")
+
+    def test_bad_tokens_and_options(self):
+        self.assertStatus(self.c.req("GET", self.NS + "?limit=2&continue=not-a-token"), 400, "BadRequest")
+        token = kube_standin.encode_continue("c1\x00", 0)
+        self.assertStatus(self.c.req("GET", f"{self.NS}?limit=2&continue={token}"), 400, "BadRequest")
+        cont = self.get(self.NS + "?limit=2")["metadata"]["continue"]
+        self.assertStatus(self.c.req("GET", f"{self.NS}?limit=2&continue={cont}&resourceVersion=5"), 400, "BadRequest")
+        # resourceVersion=0 is the watch cache's: the whole list, whatever the limit
+        whole = self.get(self.NS + "?limit=2&resourceVersion=0")
+        self.assertEqual(len(whole["items"]), 7)
+        self.assertNotIn("continue", whole["metadata"])
+
+    def test_table_pages(self):
+        code, _, t = self.c.req("GET", self.NS + "?limit=4",
+                                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        self.assertEqual((code, t["kind"], len(t["rows"])), (200, "Table", 4))
+        self.assertEqual(t["metadata"]["remainingItemCount"], 3)
+        code, _, t = self.c.req("GET", f"{self.NS}?limit=4&continue={t['metadata']['continue']}",
+                                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        self.assertEqual([r["cells"][0] for r in t["rows"]], ["c5", "c6", "c7"])
 
 
 class TestSubprocess(unittest.TestCase):

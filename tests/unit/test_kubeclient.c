@@ -23,22 +23,15 @@
 #include <signal.h>
 #include <pthread.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "langop/kube/kubeclient.h"
+#include "standin_process.h"
 
 #define CMS "/api/v1/namespaces/default/configmaps"
 #define CONTROL_AGENT "test-control"
-
-typedef struct standin {
-    pid_t pid;
-    char url[64]; /* https://HOST:PORT */
-    int port;
-} standin_t;
 
 static struct {
     char dir[64];         /* certificates, kubeconfigs, token files */
@@ -56,85 +49,10 @@ static char *in_dir(const char *name)
 
 /* ca.crt (and .key), apiserver.crt/.key for 127.0.0.1 and localhost, a
  * client certificate of that CA (CN kc-client), and an unrelated other-ca.crt. */
-static const char make_certs_py[] =
-    "import os, sys\n"
-    "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
-    "import kube_standin as k\n"
-    "d = sys.argv[2]\n"
+static const char make_certs_py[] = STANDIN_PY_PRELUDE
     "k.make_serving_certs(d)\n"
     "k.make_client_cert(d, 'ca', 'client', 'kc-client')\n"
     "k.make_ca(d, 'other-ca')\n";
-
-/* Runs python with argv after it; 0 when it exited 0. With out, its stdout
- * is a pipe and *out its read end, and the pid is returned in *pid instead
- * of being waited for. */
-static int run_python(char *const *args, int *out, pid_t *pid)
-{
-    const char *py = getenv("LO_TEST_PYTHON");
-    char *argv[16] = {(char *)py};
-    for (int i = 0; i < 14 && args[i]; i++)
-        argv[i + 1] = args[i];
-    int fds[2] = {-1, -1};
-    if (out && pipe(fds) < 0)
-        return -1;
-    pid_t p = fork();
-    if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that crashes leaves no stand-in behind */
-        if (out) {
-            dup2(fds[1], 1);
-            close(fds[0]);
-            close(fds[1]);
-        }
-        execv(py, argv);
-        _exit(127);
-    }
-    if (out) {
-        close(fds[1]);
-        *out = fds[0];
-        *pid = p;
-        return p > 0 ? 0 : -1;
-    }
-    int status = 0;
-    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) &&
-                   WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-static int standin_start(standin_t *s, const char *host)
-{
-    char *cert = in_dir("apiserver.crt"), *key = in_dir("apiserver.key"), *ca = in_dir("ca.crt");
-    char *args[] = {getenv("LO_TEST_KUBE_STANDIN"), "--host", (char *)host, "--port", "0",
-                    "--cert", cert, "--key", key, "--client-ca", ca, NULL};
-    int fd;
-    int rc = run_python(args, &fd, &s->pid);
-    free(cert), free(key), free(ca);
-    if (rc < 0)
-        return -1;
-    FILE *f = fdopen(fd, "r");
-    char line[128] = {0};
-    if (fgets(line, sizeof(line), f) == NULL ||
-        sscanf(line, "kube-standin listening on %63s", s->url) != 1) {
-        fprintf(stderr, "kube_standin.py on %s did not start\n", host);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    s->port = atoi(strrchr(s->url, ':') + 1);
-    return 0;
-}
-
-/* After a SIGTERM: gone within 5 s, or SIGKILL. */
-static void standin_reap(standin_t *s)
-{
-    if (s->pid <= 0)
-        return;
-    for (int i = 0; i < 50 && waitpid(s->pid, NULL, WNOHANG) == 0; i++)
-        usleep(100 * 1000);
-    if (kill(s->pid, 0) == 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
-}
 
 static kube_client_t *client_with(const char *server, const char *cluster_extra,
                                   const char *user_yaml, const kube_client_options_t *opts);
@@ -153,8 +71,7 @@ static int stop_all(void **state)
     /* both at once: each takes up to half a second to shut down */
     standin_t *all[] = {&sx.main, &sx.wrong_name};
     for (int i = 0; i < 2; i++)
-        if (all[i]->pid > 0)
-            kill(all[i]->pid, SIGTERM);
+        standin_signal(all[i]);
     for (int i = 0; i < 2; i++)
         standin_reap(all[i]);
     char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
@@ -165,16 +82,13 @@ static int stop_all(void **state)
 
 static int start_all(void **state)
 {
-    if (getenv("LO_TEST_PYTHON") == NULL || getenv("LO_TEST_KUBE_STANDIN") == NULL) {
-        fprintf(stderr, "LO_TEST_PYTHON and LO_TEST_KUBE_STANDIN must be set (meson test does)\n");
+    if (!standin_env_ok())
         return -1;
-    }
     snprintf(sx.dir, sizeof(sx.dir), "/tmp/test_kubeclient.XXXXXX");
     if (mkdtemp(sx.dir) == NULL)
         return -1;
-    char *args[] = {"-c", (char *)make_certs_py, getenv("LO_TEST_KUBE_STANDIN"), sx.dir, NULL};
-    if (run_python(args, NULL, NULL) < 0 || standin_start(&sx.main, "127.0.0.1") < 0 ||
-        standin_start(&sx.wrong_name, "127.0.0.2") < 0) {
+    if (standin_python_in(make_certs_py, sx.dir) < 0 || standin_start(&sx.main, sx.dir, "127.0.0.1", NULL) < 0 ||
+        standin_start(&sx.wrong_name, sx.dir, "127.0.0.2", NULL) < 0) {
         stop_all(state);
         return -1;
     }

@@ -11,7 +11,9 @@
  * After a relist, every difference with the old cache is passed on as an
  * event, so nothing that happened while the stream was down goes unseen.
  *
- * The cache is keyed by namespace and name. transform (may be NULL) turns
+ * The cache is keyed by namespace and name. Every object has apiVersion
+ * and kind, as watch events carry them (a list's items get the list's,
+ * which kube leaves out of them). transform (may be NULL) turns
  * each object into what is kept (the Secret informer keeps key names, never
  * values); events carry the transformed objects.
  *
@@ -71,7 +73,8 @@ json_t *informer_list(informer_t *inf, const char *ns, const char *label_key, co
 /**
  * Puts obj (borrowed; e.g. the answer of our own write) into the cache
  * now, so that the next read does not act on the state before the write;
- * ignored when the cache holds a newer resourceVersion. No event.
+ * ignored when the cache holds the same or a newer resourceVersion. No
+ * event.
  */
 void informer_upsert(informer_t *inf, const json_t *obj);
 
