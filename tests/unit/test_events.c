@@ -18,12 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <pthread.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "standin_process.h"
 
 #include "langop/core/text.h"
 #include "langop/reconcile/events.h"
@@ -34,8 +33,7 @@
 
 static struct {
     char dir[64];
-    pid_t pid;
-    char url[64];
+    standin_t standin;
     kube_client_t *kube; /* what the recorders write with, and the tests read with */
 } sx;
 
@@ -52,64 +50,7 @@ static void advance(int64_t seconds)
     atomic_fetch_add(&clock_ns, seconds * NS_PER_S);
 }
 
-/* ---- the stand-in's process ---- */
-
-static const char make_certs_py[] =
-    "import os, sys\n"
-    "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
-    "import kube_standin as k\n"
-    "k.make_serving_certs(sys.argv[2])\n";
-
-/* python with args; 0 when it exited 0. With out: its stdout is *out, its pid *pid, not waited for. */
-static int run_python(char *const *args, int *out, pid_t *pid)
-{
-    const char *py = getenv("LO_TEST_PYTHON");
-    char *argv[16] = {(char *)py};
-    for (int i = 0; i < 14 && args[i]; i++)
-        argv[i + 1] = args[i];
-    int fds[2] = {-1, -1};
-    if (out && pipe(fds) < 0)
-        return -1;
-    pid_t p = fork();
-    if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that crashes leaves no stand-in behind */
-        if (out) {
-            dup2(fds[1], 1);
-            close(fds[0]);
-            close(fds[1]);
-        }
-        execv(py, argv);
-        _exit(127);
-    }
-    if (out) {
-        close(fds[1]);
-        *out = fds[0];
-        *pid = p;
-        return p > 0 ? 0 : -1;
-    }
-    int status = 0;
-    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) &&
-                   WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-static int standin_start(void)
-{
-    char *cert = lo_sprintf("%s/apiserver.crt", sx.dir), *key = lo_sprintf("%s/apiserver.key", sx.dir);
-    char *args[] = {getenv("LO_TEST_KUBE_STANDIN"), "--port", "0", "--cert", cert, "--key", key, NULL};
-    int fd;
-    int rc = run_python(args, &fd, &sx.pid);
-    free(cert), free(key);
-    if (rc < 0)
-        return -1;
-    FILE *f = fdopen(fd, "r");
-    char line[128] = {0};
-    rc = fgets(line, sizeof(line), f) != NULL &&
-         sscanf(line, "kube-standin listening on %63s", sx.url) == 1 ? 0 : -1;
-    fclose(f);
-    if (rc < 0)
-        fprintf(stderr, "kube_standin.py did not start\n");
-    return rc;
-}
+/* ---- the stand-in's process (standin_process.h) ---- */
 
 static kube_client_t *client(void)
 {
@@ -120,7 +61,7 @@ static kube_client_t *client(void)
     fprintf(f, "current-context: t\n"
                "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
                "clusters: [{name: c, cluster: {server: '%s', certificate-authority: ca.crt}}]\n"
-               "users: [{name: u, user: {token: t0k}}]\n", sx.url);
+               "users: [{name: u, user: {token: t0k}}]\n", sx.standin.url);
     fclose(f);
     lo_err_t err = {0};
     kube_config_t *cfg = kubeconfig_load_file(path, NULL, &err);
@@ -141,15 +82,7 @@ static int stop_all(void **state)
     (void)state;
     kube_client_free(sx.kube);
     sx.kube = NULL;
-    if (sx.pid > 0) {
-        kill(sx.pid, SIGTERM);
-        for (int i = 0; i < 50 && waitpid(sx.pid, NULL, WNOHANG) == 0; i++)
-            usleep(100 * 1000);
-        if (kill(sx.pid, 0) == 0) {
-            kill(sx.pid, SIGKILL);
-            waitpid(sx.pid, NULL, 0);
-        }
-    }
+    standin_stop(&sx.standin);
     char *cmd = lo_sprintf("rm -rf '%s'", sx.dir);
     int rc = system(cmd);
     free(cmd);
@@ -158,15 +91,13 @@ static int stop_all(void **state)
 
 static int start_all(void **state)
 {
-    if (getenv("LO_TEST_PYTHON") == NULL || getenv("LO_TEST_KUBE_STANDIN") == NULL) {
-        fprintf(stderr, "LO_TEST_PYTHON and LO_TEST_KUBE_STANDIN must be set (meson test does)\n");
+    if (!standin_env_ok())
         return -1;
-    }
     snprintf(sx.dir, sizeof(sx.dir), "/tmp/test_events.XXXXXX");
     if (mkdtemp(sx.dir) == NULL)
         return -1;
-    char *args[] = {"-c", (char *)make_certs_py, getenv("LO_TEST_KUBE_STANDIN"), sx.dir, NULL};
-    if (run_python(args, NULL, NULL) < 0 || standin_start() < 0 || (sx.kube = client()) == NULL) {
+    if (standin_python_in(STANDIN_PY_PRELUDE "k.make_serving_certs(d)\n", sx.dir) < 0 ||
+        standin_start(&sx.standin, sx.dir, "127.0.0.1", NULL) < 0 || (sx.kube = client()) == NULL) {
         stop_all(state);
         return -1;
     }
