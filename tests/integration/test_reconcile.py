@@ -2,109 +2,16 @@
 objects a LanguageCluster gets in the cluster, which of them change when a
 model is added or a key rotated, pruning, the cluster's finalizer and
 status, and no writes once converged. Each test asserts what the stand-in
-holds afterwards."""
+holds afterwards; the helpers are in reconcile_base.py."""
 
-import base64
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import harness
-from harness import collection_path, item_path, obj
-
-sys.path.insert(0, str(harness.REPO / "tests" / "standin"))
-from kube_standin import start_standin  # noqa: E402
-
-MANAGED = {"app.kubernetes.io/managed-by": "langop-apiserver"}
+from harness import item_path
+from reconcile_base import MANAGED, ReconcileCase, keyed_model
 
 
-def keyed_model(name, ns, secret=None):
-    spec = {"provider": "openai", "modelName": "gpt-4o"}
-    if secret:
-        spec["apiKeySecretRef"] = {"name": secret, "key": "api-key"}
-    return obj("LanguageModel", name, ns, spec)
-
-
-class ReconcileTest(harness.ServerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-reconcile-"))
-        cls.kube_cache = cls.tmp / "kube-cache"
-        cls._dyn = None
-        cls.standin, paths = start_standin(cls.tmp / "standin")
-        cls.server = harness.Server(cls.tmp, [f"--kubeconfig={paths['kubeconfig']}", "--reconcile=on",
-                                              "--reconcile-resync-period=1h"])
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.stop()
-            cls.standin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.standin.stop()
-
-    # ------------------------------------------------------------ helpers
-
-    def held(self, plural, name, ns, group=""):
-        return self.standin.get_object(plural, name, ns, group=group)
-
-    def wait_for(self, what, fn, timeout=15):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = fn()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                self.fail(f"timed out waiting for {what}\n{self.server.log_tail()}")
-            time.sleep(0.1)
-
-    def secret(self, ns, name, value):
-        return self.standin.put_object({"apiVersion": "v1", "kind": "Secret",
-                                        "metadata": {"name": name, "namespace": ns},
-                                        "data": {"api-key": base64.b64encode(value.encode()).decode()}})
-
-    def gateway_hash(self, ns):
-        d = self.held("deployments", "gateway", ns, "apps")
-        return d and d["spec"]["template"]["metadata"]["annotations"]["langop.io/config-hash"]
-
-    def world(self):
-        """A cluster with two models (one with a key), an agent of the first and a service tool."""
-        ns = self.new_namespace()
-        self.secret(ns, "k1", "sk-one")
-        self.create(keyed_model("m1", ns, "k1"))
-        self.create(keyed_model("m2", ns))
-        a = harness.agent("a", ns)
-        a["spec"]["models"] = [{"name": "m1"}]
-        self.create(a)
-        self.create(harness.tool("t", ns))
-        self.wait_for("the agent's Deployment", lambda: self.held("deployments", "a", ns, "apps"))
-        self.wait_for("the gateway", lambda: self.gateway_hash(ns))
-        self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
-        return ns
-
-    def converged(self, ns):
-        """The gateway and agent a run exactly what gatewayconfig and agentconfig say."""
-        gc = self.api("GET", item_path("LanguageCluster", ns) + "/gatewayconfig", expect=200).json()
-        ac = self.api("GET", item_path("LanguageAgent", "a", ns) + "/agentconfig", expect=200).json()
-        cm = self.held("configmaps", "gateway-config", ns)
-        gw = self.held("deployments", "gateway", ns, "apps")
-        agent = self.held("deployments", "a", ns, "apps")
-        acm = self.held("configmaps", "a-agent", ns)
-        return (cm and gw and agent and acm and cm["data"]["config.yaml"] == gc["config"]
-                and gw["spec"]["template"]["spec"]["containers"][0]["env"] == gc["env"]
-                and agent["spec"]["template"]["spec"]["containers"][0]["env"] == ac["env"]
-                and acm["data"]["config.yaml"] == ac["config"])
-
-    def writes(self):
-        calls = self.standin.calls
-        return {k: n for k, n in calls.items() if not k.startswith("GET ")}
-
-    # -------------------------------------------------------------- tests
+class ReconcileTest(ReconcileCase):
 
     def test_a_cluster_gets_its_gateway_agents_and_tools(self):
         ns = self.world()
