@@ -3,6 +3,7 @@ a server reconciling into an in-process kube-apiserver stand-in, one per
 test class, and helpers that read what the stand-in holds."""
 
 import base64
+import copy
 import sys
 import tempfile
 import time
@@ -14,7 +15,8 @@ from harness import item_path, obj
 sys.path.insert(0, str(harness.REPO / "tests" / "standin"))
 from kube_standin import start_standin  # noqa: E402
 
-MANAGED = {"app.kubernetes.io/managed-by": "langop-apiserver"}
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED = {MANAGED_BY: "langop-apiserver"}
 
 
 def keyed_model(name, ns, secret=None):
@@ -112,5 +114,16 @@ class ReconcileCase(harness.ServerTestCase):
         return True
 
     def writes(self):
-        calls = self.standin.calls
+        with self.standin.mu:
+            calls = dict(self.standin.calls)
         return {k: n for k, n in calls.items() if not k.startswith("GET ")}
+
+    def managed_in(self, ns):
+        """{(kind, name): object} of what the stand-in holds with the managed-by
+        label in namespace ns, and the Namespace ns itself when it has it."""
+        st = self.standin
+        with st.store.lock:
+            return {(o["kind"], o["metadata"]["name"]): copy.deepcopy(o)
+                    for (res, ons, _), o in st.store.objects.items()
+                    if (ons == ns or (res.plural == "namespaces" and o["metadata"]["name"] == ns))
+                    and (o["metadata"].get("labels") or {}).get(MANAGED_BY) == MANAGED[MANAGED_BY]}
