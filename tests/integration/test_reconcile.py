@@ -1,120 +1,21 @@
 """The reconcile thread (issue 12) against the kube-apiserver stand-in: the
 objects a LanguageCluster gets in the cluster, which of them change when a
 model is added or a key rotated, pruning, the cluster's finalizer and
-status, and no writes once converged. Each test asserts what the stand-in
-holds afterwards."""
+status. Each test asserts what the stand-in holds afterwards; the helpers
+are in reconcile_base.py. Faults (an outage, a restart half way) and a
+converged minute without writes are in test_reconcile_faults.py."""
 
-import base64
 import json
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import harness
-from harness import collection_path, item_path, obj
-
-sys.path.insert(0, str(harness.REPO / "tests" / "standin"))
-from kube_standin import start_standin  # noqa: E402
-
-MANAGED = {"app.kubernetes.io/managed-by": "langop-apiserver"}
+from harness import item_path, obj
+from reconcile_base import MANAGED, ReconcileCase, keyed_model
 
 
-def keyed_model(name, ns, secret=None):
-    spec = {"provider": "openai", "modelName": "gpt-4o"}
-    if secret:
-        spec["apiKeySecretRef"] = {"name": secret, "key": "api-key"}
-    return obj("LanguageModel", name, ns, spec)
-
-
-class ReconcileTest(harness.ServerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-reconcile-"))
-        cls.kube_cache = cls.tmp / "kube-cache"
-        cls._dyn = None
-        cls.standin, paths = start_standin(cls.tmp / "standin")
-        cls.server = harness.Server(cls.tmp, [f"--kubeconfig={paths['kubeconfig']}", "--reconcile=on",
-                                              "--reconcile-resync-period=1h"])
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.stop()
-            cls.standin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.standin.stop()
-
-    # ------------------------------------------------------------ helpers
-
-    def held(self, plural, name, ns, group=""):
-        return self.standin.get_object(plural, name, ns, group=group)
-
-    def held_all(self, plural, ns, group=""):
-        """Every object of one kind the stand-in holds in namespace ns."""
-        res = self.standin._res(group, plural)
-        with self.standin.store.lock:
-            return [json.loads(json.dumps(o)) for (r, n, _), o in self.standin.store.objects.items()
-                    if r is res and n == ns]
-
-    def wait_for(self, what, fn, timeout=15):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = fn()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                self.fail(f"timed out waiting for {what}\n{self.server.log_tail()}")
-            time.sleep(0.1)
-
-    def secret(self, ns, name, value):
-        return self.standin.put_object({"apiVersion": "v1", "kind": "Secret",
-                                        "metadata": {"name": name, "namespace": ns},
-                                        "data": {"api-key": base64.b64encode(value.encode()).decode()}})
-
-    def gateway_hash(self, ns):
-        d = self.held("deployments", "gateway", ns, "apps")
-        return d and d["spec"]["template"]["metadata"]["annotations"]["langop.io/config-hash"]
-
-    def world(self):
-        """A cluster with two models (one with a key), an agent of the first and a service tool."""
-        ns = self.new_namespace()
-        self.secret(ns, "k1", "sk-one")
-        self.create(keyed_model("m1", ns, "k1"))
-        self.create(keyed_model("m2", ns))
-        a = harness.agent("a", ns)
-        a["spec"]["models"] = [{"name": "m1"}]
-        self.create(a)
-        self.create(harness.tool("t", ns))
-        self.wait_for("the agent's Deployment", lambda: self.held("deployments", "a", ns, "apps"))
-        self.wait_for("the gateway", lambda: self.gateway_hash(ns))
-        self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
-        return ns
-
-    def converged(self, ns):
-        """The gateway and agent a run exactly what gatewayconfig and agentconfig say."""
-        gc = self.api("GET", item_path("LanguageCluster", ns) + "/gatewayconfig", expect=200).json()
-        ac = self.api("GET", item_path("LanguageAgent", "a", ns) + "/agentconfig", expect=200).json()
-        cm = self.held("configmaps", "gateway-config", ns)
-        gw = self.held("deployments", "gateway", ns, "apps")
-        agent = self.held("deployments", "a", ns, "apps")
-        acm = self.held("configmaps", "a-agent", ns)
-        return (cm and gw and agent and acm and cm["data"]["config.yaml"] == gc["config"]
-                and gw["spec"]["template"]["spec"]["containers"][0]["env"] == gc["env"]
-                and agent["spec"]["template"]["spec"]["containers"][0]["env"] == ac["env"]
-                and acm["data"]["config.yaml"] == ac["config"])
-
-    def writes(self):
-        calls = self.standin.calls
-        return {k: n for k, n in calls.items() if not k.startswith("GET ")}
-
-    # -------------------------------------------------------------- tests
+class ReconcileTest(ReconcileCase):
 
     def test_a_cluster_gets_its_gateway_agents_and_tools(self):
         ns = self.world()
@@ -149,6 +50,52 @@ class ReconcileTest(harness.ServerTestCase):
         self.assertIn(("Deployment", "gateway"), kinds)
         self.assertIn(("Deployment", "a"), kinds)
 
+    def test_a_new_model_changes_the_gateway_not_the_agent(self):
+        ns = self.world()
+        agent_rv = self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"]
+        before = self.gateway_hash(ns)
+        self.create(keyed_model("m3", ns, "k1"))
+        self.wait_for("m3 in the gateway config",
+                      lambda: "m3" in self.held("configmaps", "gateway-config", ns)["data"]["config.yaml"])
+        self.wait_for("a new gateway hash", lambda: self.gateway_hash(ns) != before)
+        time.sleep(0.5)
+        self.assertEqual(self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"], agent_rv)
+
+    def test_a_rotated_key_rolls_the_gateway_only(self):
+        ns = self.world()
+        agent_rv = self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"]
+        cm_rv = self.held("configmaps", "gateway-config", ns)["metadata"]["resourceVersion"]
+        before = self.gateway_hash(ns)
+        self.secret(ns, "k1", "sk-rotated")
+        self.wait_for("a new gateway hash", lambda: self.gateway_hash(ns) != before)
+        time.sleep(0.5)
+        self.assertEqual(self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"], agent_rv)
+        self.assertEqual(self.held("configmaps", "gateway-config", ns)["metadata"]["resourceVersion"], cm_rv)
+
+    def test_a_deleted_agent_is_pruned(self):
+        ns = self.world()
+        self.api("DELETE", item_path("LanguageAgent", "a", ns), expect=200)
+        self.wait_for("the agent's Deployment gone", lambda: self.held("deployments", "a", ns, "apps") is None)
+        self.wait_for("the agent's ConfigMap gone", lambda: self.held("configmaps", "a-agent", ns) is None)
+        self.assertIsNotNone(self.held("deployments", "gateway", ns, "apps"))
+
+    def test_a_deleted_cluster_takes_its_objects_then_goes(self):
+        ns = self.world()
+        self.api("DELETE", item_path("LanguageCluster", ns), expect=200)
+        self.wait_for("the cluster gone",
+                      lambda: self.api("GET", item_path("LanguageCluster", ns)).status == 404, timeout=20)
+        for plural, name, group in (("deployments", "gateway", "apps"), ("configmaps", "gateway-config", ""),
+                                    ("deployments", "a", "apps"), ("services", "t", "")):
+            self.assertIsNone(self.held(plural, name, ns, group), f"{plural}/{name}")
+        self.assertIsNotNone(self.held("namespaces", ns, None), "a namespace is never deleted")
+
+    def held_all(self, plural, ns, group=""):
+        """Every object of one kind the stand-in holds in namespace ns."""
+        res = self.standin._res(group, plural)
+        with self.standin.store.lock:
+            return [json.loads(json.dumps(o)) for (r, n, _), o in self.standin.store.objects.items()
+                    if r is res and n == ns]
+
     def events(self, kind, name, ns):
         """(type, reason, message, count) of the core/v1 Events about one langop object, as kubectl describe
         finds them: by involvedObject; a LanguageCluster's are in namespace default."""
@@ -175,52 +122,6 @@ class ReconcileTest(harness.ServerTestCase):
         self.assertIn("missing", ev[0][2])
         self.assertEqual([e for e in self.events("LanguageAgent", "a", ns) if e[1] != "Created"], [],
                          "models and keys leave the agent alone")
-
-    def test_a_new_model_changes_the_gateway_not_the_agent(self):
-        ns = self.world()
-        agent_rv = self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"]
-        before = self.gateway_hash(ns)
-        self.create(keyed_model("m3", ns, "k1"))
-        self.wait_for("m3 in the gateway config",
-                      lambda: "m3" in self.held("configmaps", "gateway-config", ns)["data"]["config.yaml"])
-        self.wait_for("a new gateway hash", lambda: self.gateway_hash(ns) != before)
-        time.sleep(0.5)
-        self.assertEqual(self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"], agent_rv)
-
-    def test_a_rotated_key_rolls_the_gateway_only(self):
-        ns = self.world()
-        agent_rv = self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"]
-        cm_rv = self.held("configmaps", "gateway-config", ns)["metadata"]["resourceVersion"]
-        before = self.gateway_hash(ns)
-        self.secret(ns, "k1", "sk-rotated")
-        self.wait_for("a new gateway hash", lambda: self.gateway_hash(ns) != before)
-        time.sleep(0.5)
-        self.assertEqual(self.held("deployments", "a", ns, "apps")["metadata"]["resourceVersion"], agent_rv)
-        self.assertEqual(self.held("configmaps", "gateway-config", ns)["metadata"]["resourceVersion"], cm_rv)
-
-    def test_converged_means_no_writes(self):
-        self.world()
-        time.sleep(1.5)  # the informers' echoes of its own writes
-        self.standin.reset_calls()
-        time.sleep(4)
-        self.assertEqual(self.writes(), {})
-
-    def test_a_deleted_agent_is_pruned(self):
-        ns = self.world()
-        self.api("DELETE", item_path("LanguageAgent", "a", ns), expect=200)
-        self.wait_for("the agent's Deployment gone", lambda: self.held("deployments", "a", ns, "apps") is None)
-        self.wait_for("the agent's ConfigMap gone", lambda: self.held("configmaps", "a-agent", ns) is None)
-        self.assertIsNotNone(self.held("deployments", "gateway", ns, "apps"))
-
-    def test_a_deleted_cluster_takes_its_objects_then_goes(self):
-        ns = self.world()
-        self.api("DELETE", item_path("LanguageCluster", ns), expect=200)
-        self.wait_for("the cluster gone",
-                      lambda: self.api("GET", item_path("LanguageCluster", ns)).status == 404, timeout=20)
-        for plural, name, group in (("deployments", "gateway", "apps"), ("configmaps", "gateway-config", ""),
-                                    ("deployments", "a", "apps"), ("services", "t", "")):
-            self.assertIsNone(self.held(plural, name, ns, group), f"{plural}/{name}")
-        self.assertIsNotNone(self.held("namespaces", ns, None), "a namespace is never deleted")
 
     def test_a_missing_secret_leaves_its_model_out_until_it_appears(self):
         ns = self.world()
@@ -355,28 +256,10 @@ class ReconcileTest(harness.ServerTestCase):
             self.standin.store.record("DELETED", res, o)
 
 
-class ReconcileShutdownTest(harness.ServerTestCase):
+class ReconcileShutdownTest(ReconcileCase):
     """SIGTERM while every call to kube-apiserver hangs: the server still exits promptly."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = Path(tempfile.mkdtemp(prefix="langop-it-reconcile-stop-"))
-        cls.kube_cache = cls.tmp / "kube-cache"
-        cls._dyn = None
-        cls.standin, paths = start_standin(cls.tmp / "standin")
-        cls.server = harness.Server(cls.tmp, [f"--kubeconfig={paths['kubeconfig']}", "--reconcile=on",
-                                              "--shutdown-grace-period=1s"])
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.stop()
-            cls.standin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.standin.stop()
+    reconcile_flags = ("--shutdown-grace-period=1s",)
 
     def test_sigterm_with_a_hanging_kube_apiserver(self):
         deadline = time.monotonic() + 10

@@ -12,8 +12,9 @@ injection. Standard library plus PyYAML; run with /usr/bin/python3.
 Two ways to use it:
   * in-process: KubeStandin(cert, key, client_ca=None).start() (or
     start_standin(dir), which also makes certificates and a kubeconfig); set
-    .tokens, .sar_rules, .auth_config, add faults with .add_fault(...); read
-    .calls; .stop();
+    .tokens, .sar_rules, .auth_config, add faults with .add_fault(...) (for
+    the next N requests, or for some seconds) or .outage(seconds) (every
+    request fails, open watches are cut); read .calls; .stop();
   * as a process: kube_standin.py --port P --cert F --key F [--client-ca F]
     [--state-file F] [--kubeconfig F]; the test drives it through the
     control endpoints under /standin/ (see CONTROL below).
@@ -513,6 +514,7 @@ class KubeStandin:
         self.auth_config = dict(DEFAULT_AUTH_CONFIG)
         self.caller_tokens = set() # when non-empty, callers need one (or a client cert)
         self.faults = []
+        self.watch_cuts = 0        # outage() counts; a watch opened before the last one is cut
         self.calls = {}            # "METHOD path" -> count
         self.paths = {}            # path -> count
         self.log = []              # recent requests: method, path, query, headers, client CN
@@ -600,18 +602,40 @@ class KubeStandin:
         self.sar_rules.append(rule)
 
     def add_fault(self, action, path="*", method="*", count=1, delay=0.0, retry_after=1,
-                  after=0, size=7):
+                  after=0, size=7, seconds=None):
         """The next count requests matching method and path (an fnmatch pattern on
-        the path without query; its * also matches /) answer: "500", "429" (with Retry-After), "409",
+        the path without query; its * also matches /) answer: "500", "503"
+        (ServiceUnavailable), "429" (with Retry-After), "409",
         "drop" (connection closed, no answer; a watch with after=N: closed after
         N events, without the stream's last chunk), "delay" (served after delay s)
         or "split" (a watch: its stream re-cut into HTTP chunks of size bytes,
-        whatever the event boundaries, as proxies do; other requests as usual)."""
+        whatever the event boundaries, as proxies do; other requests as usual).
+        With seconds, instead of the next count requests: every matching
+        request from now until seconds have passed (count is ignored).
+        Returns the fault, a dict the stand-in keeps current: "hits" is how
+        many requests it answered so far."""
+        f = {"action": str(action), "path": path, "method": method.upper(),
+             "count": int(count), "delay": float(delay),
+             "retryAfter": int(retry_after), "after": int(after),
+             "size": max(1, int(size)), "hits": 0}
+        if seconds is not None:
+            f["until"] = time.monotonic() + float(seconds)
         with self.mu:
-            self.faults.append({"action": str(action), "path": path, "method": method.upper(),
-                                "count": int(count), "delay": float(delay),
-                                "retryAfter": int(retry_after), "after": int(after),
-                                "size": max(1, int(size))})
+            self.faults.append(f)
+        return f
+
+    def outage(self, seconds, action="503"):
+        """kube-apiserver unavailable for seconds (a restart, its etcd down, a
+        load balancer with no backend left): every request, whatever its
+        method and path, answers action ("503", "500" or "drop") until then,
+        and every watch stream open now is cut (no last chunk), as a server
+        going away cuts them. The control endpoints still answer. Returns the
+        fault (add_fault): its "hits" are the requests made during the outage."""
+        f = self.add_fault(action, "*", "*", seconds=seconds)
+        with self.store.lock:
+            self.watch_cuts += 1
+            self.store.lock.notify_all()
+        return f
 
     def clear_faults(self):
         with self.mu:
@@ -1183,15 +1207,19 @@ CONTROL = """Control endpoints (no faults, no caller auth):
                               "reviews": {"tokenreviews": n, "subjectaccessreviews": n}}
   DELETE /standin/calls      reset the counters and the request log
   GET  /standin/log          recent requests (method, path, query, contentType,
-                              authorization, clientCN)
-  POST /standin/faults       {"action": "500|429|409|drop|delay|split", "path": "glob",
+                              authorization, clientCN, time: monotonic seconds)
+  POST /standin/faults       {"action": "500|503|429|409|drop|delay|split", "path": "glob",
                               "method": "GET|*", "count": N, "delay": s, "retryAfter": s,
-                              "after": N, "size": N}
+                              "after": N, "size": N, "seconds": s}
+                             seconds: every matching request for s seconds
+                               (instead of the next count)
                              drop: connection closed, no answer; on a watch with
                                "after": N, closed after N events (no last chunk)
                              split: a watch's stream re-cut into HTTP chunks of
                                "size" bytes (default 7), across event boundaries
   DELETE /standin/faults     remove every fault
+  POST /standin/outage       {"seconds": s, "action": "503|500|drop"}: every request
+                               answers action for s seconds, open watch streams are cut
   PUT  /standin/state        {"tokens": {...}, "sarRules": [...], "authConfig": {...},
                               "callerTokens": [...], "objects": [...]}
   POST /standin/status       {"group": "", "resource": "deployments", "namespace": "ns",
@@ -1296,6 +1324,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except ApiError as e:
                 return self.send_error_status(e)
         with st.mu:
+            now = time.monotonic()
             key = f"{self.command} {path}"
             st.calls[key] = st.calls.get(key, 0) + 1
             st.paths[path] = st.paths.get(path, 0) + 1
@@ -1303,15 +1332,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                            "contentType": self.headers.get("Content-Type"),
                            "authorization": self.headers.get("Authorization"),
                            "userAgent": self.headers.get("User-Agent"),
-                           "clientCN": self.client_cn()})
+                           "clientCN": self.client_cn(), "time": now})
             del st.log[:-500]
+            live = lambda f: now < f["until"] if "until" in f else f["count"] > 0
             fault = None
             for f in st.faults:
-                if f["count"] > 0 and f["method"] in ("*", self.command) and fnmatch.fnmatchcase(path, f["path"]):
-                    f["count"] -= 1
+                if live(f) and f["method"] in ("*", self.command) and fnmatch.fnmatchcase(path, f["path"]):
+                    if "until" not in f:
+                        f["count"] -= 1
+                    f["hits"] += 1
                     fault = dict(f)
                     break
-            st.faults = [f for f in st.faults if f["count"] > 0]
+            st.faults = [f for f in st.faults if live(f)]
+        self.watch_cuts = st.watch_cuts  # watch(): cut when an outage begins
         self.stream_fault = None  # split, or drop after N events: watch() acts on it
         if fault:
             a = fault["action"]
@@ -1324,6 +1357,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif a == "500":
                 return self.send_error_status(ApiError(500, "InternalError", "Internal error occurred: injected by the stand-in",
                                                        {"causes": [{"message": "injected by the stand-in"}]}))
+            elif a == "503":
+                return self.send_error_status(ApiError(503, "ServiceUnavailable",
+                                                       "the server is currently unable to handle the request"))
             elif a == "429":
                 return self.send_error_status(ApiError(429, "TooManyRequests", "the server has received too many requests and has asked us to try again later",
                                                        {"retryAfterSeconds": fault["retryAfter"]},
@@ -1372,8 +1408,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/standin/faults" and self.command == "POST":
             st.add_fault(data.get("action", "500"), data.get("path", "*"), data.get("method", "*"),
                          data.get("count", 1), data.get("delay", 0), data.get("retryAfter", 1),
-                         data.get("after", 0), data.get("size", 7))
-            return self.send_json(201, {"faults": st.faults})
+                         data.get("after", 0), data.get("size", 7), data.get("seconds"))
+            with st.mu:
+                return self.send_json(201, {"faults": list(st.faults)})
+        if path == "/standin/outage" and self.command == "POST":
+            return self.send_json(201, st.outage(data.get("seconds", 30), data.get("action", "503")))
         if path == "/standin/faults" and self.command == "DELETE":
             st.clear_faults()
             return self.send_json(200, {})
@@ -1658,6 +1697,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return self.cut_stream(out)
             out.flush()
             while not (initial and initial[0][0] == "ERROR"):
+                with store.lock:
+                    gone = self.standin.watch_cuts != self.watch_cuts  # outage(): the server went away
+                if gone:
+                    return self.cut_stream(out)
                 with store.lock:
                     batch = [e for e in (seen_as(t, r, o, prev) for (rv, t, r, o, prev) in store.history
                                          if rv > since) if e]

@@ -764,6 +764,64 @@ class TestFaults(StandinCase):
                                 http.client.BadStatusLine)):
             self.c.req("GET", CMS)
 
+    def test_a_fault_for_some_seconds(self):
+        f = self.st.add_fault("503", path=CMS + "/*", method="GET", count=1, seconds=0.8)
+        for _ in range(3):  # not only the next one: count is ignored
+            self.assertStatus(self.c.req("GET", CMS + "/nothing"), 503, "ServiceUnavailable")
+        self.assertEqual(self.c.req("POST", CMS, cm("timed"))[0], 201)  # other methods untouched
+        self.assertEqual(f["hits"], 3)
+        time.sleep(0.9)
+        self.assertEqual(self.c.req("GET", CMS + "/timed")[0], 200)
+        self.assertEqual((f["hits"], self.st.faults), (3, []))
+        code, _, body = self.c.req("POST", "/standin/faults", {"action": "500", "path": "/version",
+                                                                "seconds": 0.5})
+        self.assertEqual(code, 201)
+        self.assertEqual([x["action"] for x in body["faults"]], ["500"])
+        self.assertEqual(self.c.req("GET", "/version")[0], 500)
+        self.assertEqual(self.c.req("GET", "/version")[0], 500)
+        time.sleep(0.6)
+        self.assertEqual(self.c.req("GET", "/version")[0], 200)
+
+    def test_outage(self):
+        self.c.req("POST", CMS, cm("before"))
+        rv = self.c.req("GET", CMS)[2]["metadata"]["resourceVersion"]
+        path = f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=20"
+        got = {}
+        watcher = threading.Thread(target=lambda: got.update(w=raw_chunks(self.c, path)))
+        watcher.start()
+        time.sleep(0.3)  # the watch is open and waiting
+        t0 = time.monotonic()
+        f = self.st.outage(1.5)
+        watcher.join(5)
+        self.assertFalse(watcher.is_alive(), "an open watch is cut when the outage begins")
+        self.assertLess(time.monotonic() - t0, 1.2)
+        self.assertEqual(got["w"], (200, [], False))  # cut: no last chunk
+        # every method and path, watches too
+        for method, p, body in (("GET", CMS + "/before", None), ("GET", CMS, None), ("GET", path, None),
+                                ("POST", CMS, cm("during")), ("PATCH", CMS + "/before", {"data": {"a": "b"}}),
+                                ("DELETE", CMS + "/before", None), ("GET", "/version", None),
+                                ("GET", "/healthz", None)):
+            s = self.assertStatus(self.c.req(method, p, body, "application/merge-patch+json"), 503,
+                                  "ServiceUnavailable")
+            self.assertEqual(s["message"], "the server is currently unable to handle the request")
+        self.assertEqual(self.c.req("GET", "/standin/calls")[0], 200)  # the controls still answer
+        self.assertEqual(f["hits"], 8)
+        self.assertEqual(len([e for e in self.st.log if t0 <= e["time"]]), 8)
+        time.sleep(max(0.0, t0 + 1.6 - time.monotonic()))
+        # back, with nothing done during the outage
+        self.assertEqual(self.c.req("GET", CMS + "/before")[2]["data"], {})
+        self.assertEqual(self.c.req("GET", CMS + "/during")[0], 404)
+        self.assertEqual(f["hits"], 8)
+        self.assertEqual(self.st.faults, [])
+        # a watch opened after the outage is not cut by it
+        status, chunks, ended = raw_chunks(self.c, f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=1")
+        self.assertEqual((status, chunks, ended), (200, [], True))
+        code, _, body = self.c.req("POST", "/standin/outage", {"seconds": 0.5, "action": "500"})
+        self.assertEqual((code, body["action"]), (201, "500"))
+        self.assertStatus(self.c.req("GET", CMS), 500, "InternalError")
+        time.sleep(0.6)
+        self.assertEqual(self.c.req("GET", CMS)[0], 200)
+
     def test_log_has_the_content_type(self):
         self.c.req("POST", CMS, cm("ct"))
         self.c.req("PATCH", CMS + "/ct", {"data": {"a": "b"}}, "application/merge-patch+json")
