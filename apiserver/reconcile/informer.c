@@ -19,6 +19,7 @@ struct informer {
     char *label_selector; /* escaped for a query, or NULL */
     json_t *(*transform)(const json_t *);
     informer_event_fn on_event;
+    void (*on_recovered)(void *);
     void *ctx;
     long watch_timeout_ms;
     long backoff_max_ms;
@@ -284,12 +285,16 @@ static void *informer_main(void *arg)
     int failures = 0;
     while (!atomic_load(&inf->stop)) {
         lo_err_t err = {0};
-        if (rv == NULL && relist(inf, &rv, &err) != 0) {
-            if (!atomic_load(&inf->stop))
-                lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
-            lo_err_clear(&err);
-            sleep_unless_stopped(inf, backoff_ms(inf, failures++));
-            continue;
+        if (rv == NULL) {
+            if (relist(inf, &rv, &err) != 0) {
+                if (!atomic_load(&inf->stop))
+                    lo_log(LO_INFO, "informer %s: list failed: %s", inf->path, err.message);
+                lo_err_clear(&err);
+                sleep_unless_stopped(inf, backoff_ms(inf, failures++));
+                continue;
+            }
+            if (failures > 0 && inf->on_recovered)
+                inf->on_recovered(inf->ctx);
         }
         watch_state_t ws = {.inf = inf};
         kube_watch_options_t wo = {.resource_version = rv, .timeout_ms = inf->watch_timeout_ms, .stop = &inf->stop};
@@ -300,14 +305,19 @@ static void *informer_main(void *arg)
             free(rv);
             rv = last;
         }
+        if (ws.events > 0) /* the server answered: a break now starts the backoff over */
+            failures = 0;
         if (rc == KUBE_EGONE) { /* history gone: list again at once */
             free(rv);
             rv = NULL;
         } else if (rc == KUBE_OK && (ws.events > 0 || lo_now_ms() - started >= 1000)) {
             failures = 0;
         } else if (!atomic_load(&inf->stop)) { /* a failure, or a stream that ends at once */
-            if (rc != KUBE_OK)
+            if (rc != KUBE_OK) {
                 lo_log(LO_INFO, "informer %s: watch failed: %s", inf->path, err.message);
+                free(rv); /* what happened meanwhile is known only to a new list */
+                rv = NULL;
+            }
             sleep_unless_stopped(inf, backoff_ms(inf, failures++));
         }
         lo_err_clear(&err);
@@ -327,6 +337,7 @@ informer_t *informer_new(kube_client_t *kube, const informer_options_t *opts)
     inf->label_selector = opts->label_selector ? query_escape(opts->label_selector) : NULL;
     inf->transform = opts->transform;
     inf->on_event = opts->on_event;
+    inf->on_recovered = opts->on_recovered;
     inf->ctx = opts->ctx;
     inf->watch_timeout_ms = opts->watch_timeout_ms > 0 ? opts->watch_timeout_ms : 300000;
     inf->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 30000;

@@ -111,10 +111,18 @@ static int api_items(reconciler_t *r, const char *path, json_t **items, lo_err_t
 
 /* ---- triggers ---- */
 
+static void enqueue_key(reconciler_t *r, const char *cluster, int forget)
+{
+    if (cluster && cluster[0]) {
+        if (forget)
+            workqueue_forget(r->queue, cluster);
+        workqueue_add(r->queue, cluster);
+    }
+}
+
 static void enqueue(reconciler_t *r, const char *cluster)
 {
-    if (cluster && cluster[0])
-        workqueue_add(r->queue, cluster);
+    enqueue_key(r, cluster, 0);
 }
 
 /* On the store's writer thread: names the clusters of a commit, never blocks. */
@@ -785,8 +793,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Every cluster of the store, and every cluster the cluster's objects name (orphans get pruned). */
-static void enqueue_all(reconciler_t *r)
+/*
+ * Every cluster of the store, and every cluster the cluster's objects name
+ * (orphans get pruned); forget: with their backoff forgotten.
+ */
+static void enqueue_all(reconciler_t *r, int forget)
 {
     json_t *items;
     lo_err_t err = {0};
@@ -794,13 +805,26 @@ static void enqueue_all(reconciler_t *r)
     lo_err_clear(&err);
     size_t i;
     json_t *c;
-    json_array_foreach(items, i, c) enqueue(r, str_of(meta_of(c), "name"));
+    json_array_foreach(items, i, c) enqueue_key(r, str_of(meta_of(c), "name"), forget);
     json_decref(items);
     for (size_t k = 0; k < N_OWNED; k++) {
+        if (r->owned[k] == NULL) /* still starting */
+            continue;
         json_t *list = informer_list(r->owned[k], NULL, NULL, NULL);
-        json_array_foreach(list, i, c) enqueue(r, str_of(json_object_get(meta_of(c), "labels"), DESIRED_LABEL_CLUSTER));
+        json_array_foreach(list, i, c)
+            enqueue_key(r, str_of(json_object_get(meta_of(c), "labels"), DESIRED_LABEL_CLUSTER), forget);
         json_decref(list);
     }
+}
+
+/*
+ * An informer is back after failures: kube-apiserver was away, and the
+ * clusters whose reconciles failed meanwhile may be waiting minutes of
+ * backoff with nothing else to wake them. They start over now.
+ */
+static void on_recovered(void *ctx)
+{
+    enqueue_all(ctx, 1);
 }
 
 static void *resync_main(void *arg)
@@ -809,7 +833,7 @@ static void *resync_main(void *arg)
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         pthread_mutex_unlock(&r->lock);
-        enqueue_all(r);
+        enqueue_all(r, 0);
         pthread_mutex_lock(&r->lock);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -840,7 +864,7 @@ static informer_t *start_informer(reconciler_t *r, const char *path, const char 
                                   json_t *(*transform)(const json_t *), informer_event_fn fn, lo_err_t *err)
 {
     informer_options_t io = {.path = path, .label_selector = selector, .transform = transform, .on_event = fn,
-                             .ctx = r};
+                             .on_recovered = on_recovered, .ctx = r};
     informer_t *inf = informer_new(r->o.kube, &io);
     if (informer_start(inf, err) != 0) {
         informer_free(inf);

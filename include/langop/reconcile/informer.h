@@ -5,9 +5,13 @@
  * One thread per informer: LIST the collection (pages of 500, with the
  * label selector), replace the cache with it, then WATCH from the list's
  * resourceVersion. The watch is resumed from the last event's (or
- * bookmark's) resourceVersion whenever the stream ends; 410 Gone means the
- * server no longer has that history, and the informer lists again. A
- * failure waits with backoff (0.5 s doubling to 30 s) before the next try.
+ * bookmark's) resourceVersion whenever the stream ends cleanly; 410 Gone
+ * means the server no longer has that history, and a stream or a watch
+ * that fails may have missed anything: the informer lists again, as
+ * client-go's reflector does. A failure waits with backoff (0.5 s doubling
+ * to 30 s) before the next try, and the first list that succeeds after
+ * failures calls on_recovered (a caller whose own retries backed off while
+ * the server was away can start over at once).
  * After a relist, every difference with the old cache is passed on as an
  * event, so nothing that happened while the stream was down goes unseen.
  *
@@ -39,6 +43,7 @@ typedef struct informer_options {
     const char *label_selector; /* NULL: every object */
     json_t *(*transform)(const json_t *obj); /* a new object to keep; NULL keeps obj */
     informer_event_fn on_event; /* may be NULL */
+    void (*on_recovered)(void *ctx); /* after a failure, the first list that succeeds; may be NULL */
     void *ctx;
     long watch_timeout_ms;      /* one watch request's length; 0: 5 min */
     long backoff_max_ms;        /* 0: 30 s */
