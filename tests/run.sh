@@ -15,21 +15,21 @@
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
 # and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
-# write-path, watch, HTTP, hostile-request and fuzz integration tests against that server; any
+# write-path, watch, HTTP, hostile-request, fuzz and reconcile integration tests against that server; any
 # sanitizer report fails it). Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when
 # anything failed, including a build.
 #
 # Environment: LANGOP_BUILDDIR (default build), LANGOP_SAN_BUILDDIR (default
 # build-sanitize), LANGOP_IT_TIMEOUT (seconds for the integration suite,
-# default 420), LANGOP_SANITIZE=0 to leave the sanitizer suite out.
+# default 600), LANGOP_SANITIZE=0 to leave the sanitizer suite out.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 # shellcheck source=deploy/lib.sh
 . deploy/lib.sh
 builddir=${LANGOP_BUILDDIR:-build}
-it_timeout=${LANGOP_IT_TIMEOUT:-420}
+it_timeout=${LANGOP_IT_TIMEOUT:-600}
 total_pass=0
 total_fail=0
 summary=()
@@ -178,7 +178,7 @@ sanitize() {
   read -r spass sfail <<<"$(unit_counts "$dir")"
   echo "== sanitizers: write path, watch, HTTP and fuzz integration tests"
   read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz -k hostile_requests \
-    -k test_watch)"
+    -k test_watch -k ReconcileTest)"
   unset ASAN_OPTIONS UBSAN_OPTIONS
   reports=$(find "$logs" -type f | wc -l)
   if [ "$reports" -gt 0 ]; then
