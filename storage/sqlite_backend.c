@@ -69,6 +69,7 @@
 #include "backend.h"
 
 #include "langop/storage/store.h" /* the store_txn_* reads are implemented here */
+#include "langop/core/codec.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -454,7 +455,9 @@ static void bind_key(sqlite3_stmt *st, int first, const char *resource, const ch
 /* Decodes a stored body. *out is new. Anything but a JSON object is corrupt. */
 static int decode_body(const void *text, int len, json_t **out)
 {
-    json_t *obj = text ? json_loadb(text, (size_t)len, 0, NULL) : NULL;
+    json_t *obj = NULL;
+    if (text != NULL && (obj = codec_decode_json_fast(text, (size_t)len, NULL)) == NULL)
+        obj = json_loadb(text, (size_t)len, 0, NULL);
     if (!json_is_object(obj)) {
         json_decref(obj);
         return -1;
