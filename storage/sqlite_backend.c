@@ -236,6 +236,23 @@ typedef struct cache_slot {
     json_t *obj;                 /* read-only, shared */
 } cache_slot_t;
 
+/*
+ * What the writer read in the batch in progress, by key. A batch of creates
+ * in one namespace reads its LanguageCluster for every create (membership,
+ * capacity), each time a query; through the memo, once per batch. A key is
+ * forgotten when the batch writes it and every key when the batch ends
+ * (commit or rollback), so a read through the memo returns what the query
+ * would have.
+ */
+#define WRITER_MEMO_SLOTS 8
+
+typedef struct memo_slot {
+    char *key;                   /* as cache_key() makes it; NULL: free */
+    size_t key_len;
+    int64_t rv;
+    json_t *obj;                 /* read-only, shared */
+} memo_slot_t;
+
 struct backend {
     char *path;
     int sync_full;
@@ -250,6 +267,9 @@ struct backend {
 
     pthread_mutex_t cache_mu;    /* guards cache */
     cache_slot_t cache[OBJECT_CACHE_SLOTS];
+
+    memo_slot_t memo[WRITER_MEMO_SLOTS]; /* writer thread only */
+    size_t memo_next;            /* the slot the next entry takes */
 
     pthread_key_t reader_key;    /* this thread's reader_t, created lazily */
     pthread_mutex_t readers_mu;  /* guards the readers list */
@@ -468,10 +488,16 @@ static int decode_body(const void *text, int len, json_t **out)
 
 /* ---- the object cache ---- */
 
+/* resource \0 namespace \0 name into buf; its length, or 0 when it does not fit. */
 static size_t cache_key(char *buf, size_t size, const char *resource, const char *ns, const char *name)
 {
-    int n = snprintf(buf, size, "%s%c%s%c%s", resource, 0, ns, 0, name);
-    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+    size_t r = strlen(resource), n = strlen(ns), m = strlen(name);
+    if (r + n + m + 3 > size)
+        return 0;
+    memcpy(buf, resource, r + 1);
+    memcpy(buf + r + 1, ns, n + 1);
+    memcpy(buf + r + n + 2, name, m + 1);
+    return r + n + m + 2;
 }
 
 static cache_slot_t *cache_slot(backend_t *b, const char *key, size_t len)
@@ -510,6 +536,51 @@ static void cache_put(backend_t *b, const char *key, size_t len, int64_t rv, jso
     free(old_key);
 }
 
+/* ---- the writer's memo ---- */
+
+static memo_slot_t *memo_find(backend_t *b, const char *key, size_t len)
+{
+    for (size_t i = 0; i < WRITER_MEMO_SLOTS; i++) {
+        memo_slot_t *m = &b->memo[i];
+        if (m->key && m->key_len == len && memcmp(m->key, key, len) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void memo_drop(memo_slot_t *m)
+{
+    json_decref(m->obj);
+    free(m->key);
+    *m = (memo_slot_t){0};
+}
+
+static void memo_put(backend_t *b, const char *key, size_t len, int64_t rv, json_t *obj)
+{
+    memo_slot_t *m = &b->memo[b->memo_next];
+    b->memo_next = (b->memo_next + 1) % WRITER_MEMO_SLOTS;
+    memo_drop(m);
+    m->key = lo_malloc(len);
+    memcpy(m->key, key, len);
+    *m = (memo_slot_t){.key = m->key, .key_len = len, .rv = rv, .obj = json_incref(obj)};
+}
+
+/* The batch wrote the key: its next read is a query. */
+static void memo_forget(backend_t *b, const char *resource, const char *ns, const char *name)
+{
+    char key[3 * 256 + 8];
+    size_t len = cache_key(key, sizeof(key), resource, ns, name);
+    memo_slot_t *m = len ? memo_find(b, key, len) : NULL;
+    if (m)
+        memo_drop(m);
+}
+
+static void memo_clear(backend_t *b)
+{
+    for (size_t i = 0; i < WRITER_MEMO_SLOTS; i++)
+        memo_drop(&b->memo[i]);
+}
+
 static void cache_clear(backend_t *b)
 {
     for (size_t i = 0; i < OBJECT_CACHE_SLOTS; i++) {
@@ -528,6 +599,15 @@ static int conn_get(store_txn_t *txn, const char *resource, const char *ns, cons
                     int64_t *rv, lo_err_t *err)
 {
     conn_t *c = txn->conn;
+    char key[3 * 256 + 8];
+    size_t key_len = cache_key(key, sizeof(key), resource, ns, name);
+    memo_slot_t *m = txn->writer && key_len ? memo_find(txn->b, key, key_len) : NULL;
+    if (m != NULL) {
+        *out = json_incref(m->obj);
+        if (rv)
+            *rv = m->rv;
+        return STORE_OK;
+    }
     sqlite3_stmt *st = c->st[ST_GET];
     int ret = STORE_OK;
     bind_key(st, 1, resource, ns, name);
@@ -539,8 +619,7 @@ static int conn_get(store_txn_t *txn, const char *resource, const char *ns, cons
     } else {
         int64_t at = sqlite3_column_int64(st, 0);
         int bytes = sqlite3_column_bytes(st, 1);
-        char key[3 * 256 + 8];
-        size_t len = bytes <= OBJECT_CACHE_MAX_BYTES ? cache_key(key, sizeof(key), resource, ns, name) : 0;
+        size_t len = bytes <= OBJECT_CACHE_MAX_BYTES ? key_len : 0;
         json_t *obj = len ? cache_get(txn->b, key, len, at) : NULL;
         if (obj != NULL)
             ; /* a hit */
@@ -552,6 +631,8 @@ static int conn_get(store_txn_t *txn, const char *resource, const char *ns, cons
             *out = obj;
             if (rv)
                 *rv = at;
+            if (txn->writer && key_len)
+                memo_put(txn->b, key, key_len, at, obj);
         }
     }
     sqlite3_reset(st);
@@ -761,6 +842,7 @@ void backend_close(backend_t *b)
     pthread_mutex_unlock(&b->readers_mu);
     conn_close(&b->ckpt);
     conn_close(&b->writer);
+    memo_clear(b);
     cache_clear(b);
     pthread_mutex_destroy(&b->cache_mu);
     pthread_mutex_destroy(&b->ckpt_mu);
@@ -951,6 +1033,7 @@ int store_txn_names(store_txn_t *txn, const char *resource, const char *ns, json
 int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
 {
     assert(txn->writer);
+    memo_clear(txn->b);
     if (stmt_run(txn->conn, ST_BEGIN, err) != STORE_OK)
         return STORE_IO;
     if (stmt_int(txn->conn, ST_SEQ, 0, &txn->seq, err) != STORE_OK) {
@@ -963,6 +1046,7 @@ int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
 
 int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 {
+    memo_clear(txn->b);
     if (stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
         conn_rollback(txn->conn);
         return STORE_IO;
@@ -972,6 +1056,7 @@ int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 
 void backend_batch_rollback(store_txn_t *txn)
 {
+    memo_clear(txn->b);
     conn_rollback(txn->conn);
 }
 
@@ -1003,6 +1088,7 @@ int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *
     conn_t *c = txn->conn;
     int64_t id = txn->seq + 1;
     ns = ns ? ns : "";
+    memo_forget(txn->b, resource, ns, name);
 
     sqlite3_stmt *ev = c->st[ST_EVENT_INSERT];
     sqlite3_bind_int64(ev, 1, id);
