@@ -24,7 +24,9 @@
  *   counts(resource, namespace, n)   PRIMARY KEY (resource, namespace)
  *       How many objects each (resource, namespace) holds: kept with every
  *       ADDED and DELETED change, so that counting (capacity, the derived
- *       counts of a LanguageCluster) costs one row, not a scan.
+ *       counts of a LanguageCluster) costs one row, not a scan. A batch sums
+ *       its changes per (resource, namespace) and writes each sum once,
+ *       before its commit (see count_delta_t).
  *
  *   meta(k, v)   'schema_version' = 1, 'compacted_rv' = the compaction horizon,
  *                'compacted_through' = how far compaction has removed events,
@@ -36,8 +38,9 @@
  *     only grows, even when compaction deletes the newest events, so an rv is
  *     never reused across restarts.
  *  2. For every objects row there is an events row with id = objects.rv, type
- *     ADDED or MODIFIED, and the same body; counts.n is the number of
- *     objects rows of its (resource, namespace).
+ *     ADDED or MODIFIED, and the same body; counts.n (plus, inside a batch,
+ *     the batch's sum not written yet) is the number of objects rows of its
+ *     (resource, namespace).
  *  3. Only the writer connection writes, one batch transaction at a time;
  *     inside it the rv counter (store_txn.seq) assigns ids with no gaps, and
  *     a rolled-back batch's next begin reads the counter again.
@@ -253,6 +256,17 @@ typedef struct memo_slot {
     json_t *obj;                 /* read-only, shared */
 } memo_slot_t;
 
+/*
+ * The batch's changes to the counts table, one per (resource, namespace),
+ * written just before its commit: one upsert per namespace and batch where
+ * each create and delete made one. store_txn_count() in the writer adds
+ * them to what the table holds, so the count it gives is the batch's own.
+ */
+typedef struct count_delta {
+    char *resource, *ns;
+    int64_t n;
+} count_delta_t;
+
 struct backend {
     char *path;
     int sync_full;
@@ -270,6 +284,8 @@ struct backend {
 
     memo_slot_t memo[WRITER_MEMO_SLOTS]; /* writer thread only */
     size_t memo_next;            /* the slot the next entry takes */
+    count_delta_t *deltas;       /* writer thread only: the batch's changes to counts, not written yet */
+    size_t n_deltas, cap_deltas;
 
     pthread_key_t reader_key;    /* this thread's reader_t, created lazily */
     pthread_mutex_t readers_mu;  /* guards the readers list */
@@ -581,6 +597,57 @@ static void memo_clear(backend_t *b)
         memo_drop(&b->memo[i]);
 }
 
+/* ---- the batch's counts ---- */
+
+static count_delta_t *delta_find(backend_t *b, const char *resource, const char *ns)
+{
+    for (size_t i = 0; i < b->n_deltas; i++)
+        if (strcmp(b->deltas[i].resource, resource) == 0 && strcmp(b->deltas[i].ns, ns) == 0)
+            return &b->deltas[i];
+    return NULL;
+}
+
+static void delta_add(backend_t *b, const char *resource, const char *ns, int64_t n)
+{
+    count_delta_t *d = delta_find(b, resource, ns);
+    if (d == NULL) {
+        if (b->n_deltas == b->cap_deltas) {
+            b->cap_deltas = b->cap_deltas ? 2 * b->cap_deltas : 8;
+            b->deltas = lo_realloc(b->deltas, b->cap_deltas * sizeof(*b->deltas));
+        }
+        d = &b->deltas[b->n_deltas++];
+        *d = (count_delta_t){lo_strdup(resource), lo_strdup(ns), 0};
+    }
+    d->n += n;
+}
+
+static void deltas_clear(backend_t *b)
+{
+    for (size_t i = 0; i < b->n_deltas; i++) {
+        free(b->deltas[i].resource);
+        free(b->deltas[i].ns);
+    }
+    b->n_deltas = 0;
+}
+
+/* Writes the batch's counts (before its commit). */
+static int deltas_write(backend_t *b, conn_t *c, lo_err_t *err)
+{
+    sqlite3_stmt *st = c->st[ST_COUNT_ADD];
+    int rc = STORE_OK;
+    for (size_t i = 0; i < b->n_deltas && rc == STORE_OK; i++) {
+        if (b->deltas[i].n == 0)
+            continue;
+        sqlite3_bind_text(st, 1, b->deltas[i].resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, b->deltas[i].ns, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, b->deltas[i].n);
+        rc = stmt_run(c, ST_COUNT_ADD, err);
+        sqlite3_clear_bindings(st);
+    }
+    deltas_clear(b);
+    return rc;
+}
+
 static void cache_clear(backend_t *b)
 {
     for (size_t i = 0; i < OBJECT_CACHE_SLOTS; i++) {
@@ -843,6 +910,8 @@ void backend_close(backend_t *b)
     conn_close(&b->ckpt);
     conn_close(&b->writer);
     memo_clear(b);
+    deltas_clear(b);
+    free(b->deltas);
     cache_clear(b);
     pthread_mutex_destroy(&b->cache_mu);
     pthread_mutex_destroy(&b->ckpt_mu);
@@ -930,6 +999,9 @@ int store_txn_count(store_txn_t *txn, const char *resource, const char *ns, int6
     sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
     int rc = stmt_int(c, ST_COUNT, 0, count, err);
     sqlite3_clear_bindings(st);
+    const count_delta_t *d = txn->writer && rc == STORE_OK ? delta_find(txn->b, resource, ns ? ns : "") : NULL;
+    if (d)
+        *count += d->n;
     return rc;
 }
 
@@ -1034,6 +1106,7 @@ int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
 {
     assert(txn->writer);
     memo_clear(txn->b);
+    deltas_clear(txn->b);
     if (stmt_run(txn->conn, ST_BEGIN, err) != STORE_OK)
         return STORE_IO;
     if (stmt_int(txn->conn, ST_SEQ, 0, &txn->seq, err) != STORE_OK) {
@@ -1047,7 +1120,7 @@ int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
 int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 {
     memo_clear(txn->b);
-    if (stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
+    if (deltas_write(txn->b, txn->conn, err) != STORE_OK || stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
         conn_rollback(txn->conn);
         return STORE_IO;
     }
@@ -1057,6 +1130,7 @@ int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 void backend_batch_rollback(store_txn_t *txn)
 {
     memo_clear(txn->b);
+    deltas_clear(txn->b);
     conn_rollback(txn->conn);
 }
 
@@ -1106,16 +1180,6 @@ int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *
     if (rc != STORE_OK)
         return rc;
 
-    if (type != STORE_EVENT_MODIFIED) {
-        sqlite3_stmt *count = c->st[ST_COUNT_ADD];
-        sqlite3_bind_text(count, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(count, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(count, 3, type == STORE_EVENT_ADDED ? 1 : -1);
-        rc = stmt_run(c, ST_COUNT_ADD, err);
-        sqlite3_clear_bindings(count);
-        if (rc != STORE_OK)
-            return rc;
-    }
     if (type == STORE_EVENT_DELETED) {
         sqlite3_stmt *del = c->st[ST_DELETE];
         bind_key(del, 1, resource, ns, name);
@@ -1131,6 +1195,8 @@ int backend_write_change(store_txn_t *txn, store_event_type_t type, const char *
     }
     if (rc != STORE_OK)
         return rc;
+    if (type != STORE_EVENT_MODIFIED)
+        delta_add(txn->b, resource, ns, type == STORE_EVENT_ADDED ? 1 : -1);
     txn->seq = id;
     *rv = id;
     return STORE_OK;
