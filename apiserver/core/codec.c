@@ -1038,17 +1038,50 @@ json_t *codec_decode_auto(const char *buf, size_t len, lo_err_t *err)
  * as the shortest text that reads back the same, with a '.' or an
  * exponent so that they stay reals (as Go prints a float64).
  */
+/* The bytes a JSON string cannot hold as they are: 1 for each. */
+static const unsigned char json_needs_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+    [0x08] = 1, [0x09] = 1, [0x0A] = 1, [0x0B] = 1, [0x0C] = 1, [0x0D] = 1, [0x0E] = 1, [0x0F] = 1,
+    [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1A] = 1, [0x1B] = 1, [0x1C] = 1, [0x1D] = 1, [0x1E] = 1, [0x1F] = 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+/*
+ * The encoder's own appends: the buffer is private to codec_encode_json_len
+ * until it returns, so these skip lo_buf's NUL after every byte (it is put
+ * once at the end) and its call per byte.
+ */
+static inline void put_byte(lo_buf_t *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        lo_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+}
+
+static inline void put_bytes(lo_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        lo_buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
 static void encode_string(lo_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson prints them */
-    lo_buf_reserve(b, n + 2);
-    b->data[b->len++] = '"';
-    size_t run = 0; /* bytes since the last escape, copied in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && !json_needs_escape[u[i]])
+        i++;
+    put_byte(b, '"');
+    put_bytes(b, s, i); /* most strings are this run alone */
+    size_t run = i; /* the start of the bytes not copied yet */
+    for (; i < n; i++) {
+        unsigned char c = u[i];
+        if (!json_needs_escape[c])
             continue;
-        lo_buf_put(b, s + run, i - run);
+        put_bytes(b, s + run, i - run);
         run = i + 1;
         char esc[6] = {'\\', 0};
         size_t elen = 2;
@@ -1064,10 +1097,26 @@ static void encode_string(lo_buf_t *b, const char *s, size_t n)
             esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
             elen = 6;
         }
-        lo_buf_put(b, esc, elen);
+        put_bytes(b, esc, elen);
     }
-    lo_buf_put(b, s + run, n - run);
-    lo_buf_char(b, '"');
+    put_bytes(b, s + run, n - run);
+    put_byte(b, '"');
+}
+
+/* An integer in decimal, as "%" JSON_INTEGER_FORMAT prints it. */
+static void encode_integer(lo_buf_t *b, json_int_t v)
+{
+    char num[24];
+    char *end = num + sizeof(num), *p = end;
+    /* in unsigned arithmetic, so that the most negative value has a magnitude too */
+    unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0)
+        *--p = '-';
+    put_bytes(b, p, (size_t)(end - p));
 }
 
 static void format_real(double d, char *buf, size_t size);
@@ -1082,48 +1131,48 @@ static void encode_value(lo_buf_t *b, const json_t *v, int depth)
         const char *key;
         json_t *e;
         int first = 1;
-        lo_buf_char(b, '{');
+        put_byte(b, '{');
         json_object_foreach((json_t *)v, key, e) {
             if (!first)
-                lo_buf_char(b, ',');
+                put_byte(b, ',');
             first = 0;
             encode_string(b, key, strlen(key));
-            lo_buf_char(b, ':');
+            put_byte(b, ':');
             encode_value(b, e, depth + 1);
         }
-        lo_buf_char(b, '}');
+        put_byte(b, '}');
         return;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *e;
-        lo_buf_char(b, '[');
+        put_byte(b, '[');
         json_array_foreach(v, i, e) {
             if (i > 0)
-                lo_buf_char(b, ',');
+                put_byte(b, ',');
             encode_value(b, e, depth + 1);
         }
-        lo_buf_char(b, ']');
+        put_byte(b, ']');
         return;
     }
     case JSON_STRING:
         encode_string(b, json_string_value(v), json_string_length(v));
         return;
     case JSON_INTEGER:
-        lo_buf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        encode_integer(b, json_integer_value(v));
         return;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof(num));
-        lo_buf_put(b, num, strlen(num));
+        put_bytes(b, num, strlen(num));
         return;
     case JSON_TRUE:
-        lo_buf_put(b, "true", 4);
+        put_bytes(b, "true", 4);
         return;
     case JSON_FALSE:
-        lo_buf_put(b, "false", 5);
+        put_bytes(b, "false", 5);
         return;
     case JSON_NULL:
-        lo_buf_put(b, "null", 4);
+        put_bytes(b, "null", 4);
         return;
     }
 }
@@ -1131,8 +1180,9 @@ static void encode_value(lo_buf_t *b, const json_t *v, int depth)
 char *codec_encode_json_len(const json_t *value, size_t *len)
 {
     lo_buf_t b = {0};
-    lo_buf_reserve(&b, 255);
+    lo_buf_reserve(&b, 1023);
     encode_value(&b, value, 0);
+    b.data[b.len] = '\0'; /* put_byte and put_bytes leave room for it */
     if (len)
         *len = b.len;
     return b.data;

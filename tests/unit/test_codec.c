@@ -607,6 +607,19 @@ static void test_json_encode_matches_jansson(void **state)
         json_decref(back);
         json_decref(v);
     }
+    /* integers at the edges, and a text longer than the first buffer */
+    json_t *v = json_pack("[IIIII]", (json_int_t)INT64_MIN, (json_int_t)INT64_MAX, (json_int_t)-10, (json_int_t)10,
+                          (json_int_t)0);
+    char *long_text = calloc(1, 5000);
+    memset(long_text, 'x', 4999);
+    long_text[100] = '\n';
+    json_array_append_new(v, json_string(long_text));
+    free(long_text);
+    char *ours = codec_encode_json(v), *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_string_equal(ours, theirs);
+    free(ours);
+    free(theirs);
+    json_decref(v);
 }
 
 /* Hostile input: every decoder must return a value or a 400, never crash or leak. */
