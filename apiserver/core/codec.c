@@ -527,8 +527,334 @@ static int json_check_depth(const char *buf, size_t len, lo_err_t *err)
     return 0;
 }
 
+/*
+ * The fast path of JSON decoding. jansson's loader reads through a stream
+ * that takes one byte at a time, a token buffer and a second pass for
+ * duplicate keys: about 60 000 instructions for a 250-byte object, the
+ * dearest step of a create. This parser builds the same jansson tree in
+ * one pass over the text, and finds duplicate keys on the way (a key
+ * already in the object it is building).
+ *
+ * It takes only text whose meaning it is sure of: ASCII or well-formed
+ * UTF-8 in strings, the two-character escapes, plain keys (no escape),
+ * integers of up to 18 digits, nesting within CODEC_MAX_DEPTH. Anything
+ * else (\u escapes, reals, big integers, malformed text) makes it give up,
+ * and jansson decodes the text instead: the language accepted, the trees
+ * and the error messages stay jansson's.
+ */
+typedef struct fseg {
+    const char *key;   /* the key of the member being read (objects), or NULL (arrays) */
+    size_t key_len;
+    size_t index;      /* the element being read (arrays) */
+} fseg_t;
+
+typedef struct fdec {
+    const char *p, *end;
+    int depth;
+    fseg_t path[CODEC_MAX_DEPTH + 1]; /* the open containers, outermost first */
+    json_t *dups;      /* NULL: duplicates not asked for */
+    json_t *reported;  /* paths in dups (owned; made on the first duplicate) */
+    char *scratch;     /* unescaped string values (owned) */
+    size_t scratch_cap;
+} fdec_t;
+
+static void fdec_skip_ws(fdec_t *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (first byte >= 0x80), or 0. */
+static size_t utf8_sequence(const unsigned char *s, const unsigned char *end)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/*
+ * Reads the string at d->p (just past its opening quote) up to and past its
+ * closing quote. *out and *len: its bytes, in the input when it has no
+ * escape (*escaped 0), else in d->scratch. Returns -1 to give up.
+ */
+static int fdec_string(fdec_t *d, const char **out, size_t *len, int *escaped)
+{
+    const unsigned char *s = (const unsigned char *)d->p, *end = (const unsigned char *)d->end;
+    const unsigned char *start = s;
+    size_t n = 0; /* bytes written to scratch (once escaped) */
+    *escaped = 0;
+    while (s < end) {
+        unsigned char c = *s;
+        if (c == '"') {
+            if (*escaped) {
+                *out = d->scratch;
+                *len = n;
+            } else {
+                *out = (const char *)start;
+                *len = (size_t)(s - start);
+            }
+            d->p = (const char *)s + 1;
+            return 0;
+        }
+        size_t take = 1;
+        if (c < 0x20) {
+            return -1;
+        } else if (c >= 0x80) {
+            take = utf8_sequence(s, end);
+            if (take == 0)
+                return -1;
+        } else if (c == '\\') {
+            if (s + 1 >= end)
+                return -1;
+            char e;
+            switch (s[1]) {
+            case '"': e = '"'; break;
+            case '\\': e = '\\'; break;
+            case '/': e = '/'; break;
+            case 'b': e = '\b'; break;
+            case 'f': e = '\f'; break;
+            case 'n': e = '\n'; break;
+            case 'r': e = '\r'; break;
+            case 't': e = '\t'; break;
+            default: return -1; /* \u and the invalid ones: jansson's */
+            }
+            if (!*escaped) { /* from here on the string is copied */
+                *escaped = 1;
+                n = (size_t)(s - start);
+                if (d->scratch_cap < (size_t)(end - start)) {
+                    d->scratch_cap = (size_t)(end - start);
+                    d->scratch = lo_realloc(d->scratch, d->scratch_cap);
+                }
+                memcpy(d->scratch, start, n);
+            }
+            d->scratch[n++] = e;
+            s += 2;
+            continue;
+        }
+        if (*escaped) {
+            memcpy(d->scratch + n, s, take);
+            n += take;
+        }
+        s += take;
+    }
+    return -1;
+}
+
+/* Records the key at the top of the path as a duplicate (dotted path, once). */
+static void fdec_duplicate(fdec_t *d)
+{
+    lo_buf_t b = {0};
+    for (int i = 0; i < d->depth; i++) {
+        const fseg_t *g = &d->path[i];
+        if (g->key) {
+            if (b.len > 0)
+                lo_buf_char(&b, '.');
+            lo_buf_put(&b, g->key, g->key_len);
+        } else {
+            char idx[32];
+            lo_buf_put(&b, idx, (size_t)snprintf(idx, sizeof(idx), "[%zu]", g->index));
+        }
+    }
+    lo_buf_char(&b, '\0');
+    if (d->reported == NULL)
+        d->reported = json_object();
+    if (json_object_get(d->reported, b.data) == NULL) {
+        json_object_set_new(d->reported, b.data, json_true());
+        json_array_append_new(d->dups, json_string(b.data));
+    }
+    free(b.data);
+}
+
+static json_t *fdec_value(fdec_t *d);
+
+static json_t *fdec_object(fdec_t *d)
+{
+    json_t *obj = json_object();
+    fseg_t *g = &d->path[d->depth++];
+    *g = (fseg_t){0};
+    fdec_skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return obj;
+    }
+    for (;;) {
+        if (d->p >= d->end || *d->p != '"')
+            break;
+        d->p++;
+        const char *key;
+        size_t key_len;
+        int escaped;
+        if (fdec_string(d, &key, &key_len, &escaped) != 0 || escaped || memchr(key, '\0', key_len))
+            break;
+        fdec_skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+            break;
+        d->p++;
+        g->key = key;
+        g->key_len = key_len;
+        if (d->dups && json_object_getn(obj, key, key_len) != NULL)
+            fdec_duplicate(d);
+        json_t *v = fdec_value(d);
+        if (v == NULL)
+            break;
+        json_object_setn_new_nocheck(obj, key, key_len, v);
+        fdec_skip_ws(d);
+        if (d->p >= d->end)
+            break;
+        char c = *d->p++;
+        if (c == '}') {
+            d->depth--;
+            return obj;
+        }
+        if (c != ',')
+            break;
+        fdec_skip_ws(d);
+    }
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *fdec_array(fdec_t *d)
+{
+    json_t *arr = json_array();
+    fseg_t *g = &d->path[d->depth++];
+    *g = (fseg_t){0};
+    fdec_skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return arr;
+    }
+    for (;;) {
+        json_t *v = fdec_value(d);
+        if (v == NULL)
+            break;
+        json_array_append_new(arr, v);
+        g->index++;
+        fdec_skip_ws(d);
+        if (d->p >= d->end)
+            break;
+        char c = *d->p++;
+        if (c == ']') {
+            d->depth--;
+            return arr;
+        }
+        if (c != ',')
+            break;
+    }
+    json_decref(arr);
+    return NULL;
+}
+
+/* An integer of up to 18 digits (no fraction, no exponent), or NULL. */
+static json_t *fdec_integer(fdec_t *d)
+{
+    const char *s = d->p;
+    int negative = s < d->end && *s == '-';
+    if (negative)
+        s++;
+    const char *digits = s;
+    json_int_t v = 0;
+    while (s < d->end && *s >= '0' && *s <= '9')
+        v = v * 10 + (*s++ - '0');
+    size_t n = (size_t)(s - digits);
+    if (n == 0 || n > 18 || (n > 1 && *digits == '0'))
+        return NULL;
+    if (s < d->end && (*s == '.' || *s == 'e' || *s == 'E'))
+        return NULL;
+    d->p = s;
+    return json_integer(negative ? -v : v);
+}
+
+static json_t *fdec_literal(fdec_t *d, const char *word, size_t n, json_t *v)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        return NULL;
+    const char *after = d->p + n;
+    if (after < d->end && ((*after >= 'a' && *after <= 'z') || (*after >= 'A' && *after <= 'Z')))
+        return NULL; /* a longer word: jansson's error */
+    d->p = after;
+    return v;
+}
+
+/* The value at d->p (white space first), or NULL to give up. */
+static json_t *fdec_value(fdec_t *d)
+{
+    fdec_skip_ws(d);
+    if (d->p >= d->end)
+        return NULL;
+    char c = *d->p;
+    if (c == '{' || c == '[') {
+        if (d->depth >= CODEC_MAX_DEPTH)
+            return NULL;
+        d->p++;
+        return c == '{' ? fdec_object(d) : fdec_array(d);
+    }
+    if (c == '"') {
+        const char *s;
+        size_t len;
+        int escaped;
+        d->p++;
+        if (fdec_string(d, &s, &len, &escaped) != 0 || memchr(s, '\0', len))
+            return NULL;
+        return json_stringn_nocheck(s, len);
+    }
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return fdec_integer(d);
+    if (c == 't')
+        return fdec_literal(d, "true", 4, json_true());
+    if (c == 'f')
+        return fdec_literal(d, "false", 5, json_false());
+    if (c == 'n')
+        return fdec_literal(d, "null", 4, json_null());
+    return NULL;
+}
+
+json_t *codec_decode_json_fast(const char *buf, size_t len, json_t *dups)
+{
+    fdec_t d = {.p = buf, .end = buf + len, .dups = dups};
+    json_t *v = fdec_value(&d);
+    fdec_skip_ws(&d);
+    if (v != NULL && d.p != d.end) {
+        json_decref(v);
+        v = NULL;
+    }
+    if (v == NULL && dups != NULL)
+        json_array_clear(dups);
+    json_decref(d.reported);
+    free(d.scratch);
+    return v;
+}
+
 json_t *codec_decode_json(const char *buf, size_t len, lo_err_t *err)
 {
+    json_t *fast = codec_decode_json_fast(buf, len, NULL);
+    if (fast != NULL)
+        return fast;
     if (json_check_depth(buf, len, err) < 0)
         return NULL;
     json_error_t jerr;
@@ -669,8 +995,17 @@ json_t *codec_decode_json_checked(const char *buf, size_t len, json_t **duplicat
 {
     if (duplicates)
         *duplicates = NULL;
-    json_t *v = codec_decode_json(buf, len, err);
-    if (v == NULL || duplicates == NULL)
+    if (duplicates == NULL)
+        return codec_decode_json(buf, len, err);
+    json_t *dups = json_array();
+    json_t *v = codec_decode_json_fast(buf, len, dups);
+    if (v != NULL) {
+        *duplicates = dups;
+        return v;
+    }
+    json_decref(dups);
+    v = codec_decode_json(buf, len, err);
+    if (v == NULL)
         return v;
     *duplicates = json_array();
     json_scan_duplicates(buf, len, *duplicates);
@@ -703,17 +1038,50 @@ json_t *codec_decode_auto(const char *buf, size_t len, lo_err_t *err)
  * as the shortest text that reads back the same, with a '.' or an
  * exponent so that they stay reals (as Go prints a float64).
  */
+/* The bytes a JSON string cannot hold as they are: 1 for each. */
+static const unsigned char json_needs_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+    [0x08] = 1, [0x09] = 1, [0x0A] = 1, [0x0B] = 1, [0x0C] = 1, [0x0D] = 1, [0x0E] = 1, [0x0F] = 1,
+    [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1A] = 1, [0x1B] = 1, [0x1C] = 1, [0x1D] = 1, [0x1E] = 1, [0x1F] = 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+/*
+ * The encoder's own appends: the buffer is private to codec_encode_json_len
+ * until it returns, so these skip lo_buf's NUL after every byte (it is put
+ * once at the end) and its call per byte.
+ */
+static inline void put_byte(lo_buf_t *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        lo_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+}
+
+static inline void put_bytes(lo_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        lo_buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
 static void encode_string(lo_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson prints them */
-    lo_buf_reserve(b, n + 2);
-    b->data[b->len++] = '"';
-    size_t run = 0; /* bytes since the last escape, copied in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && !json_needs_escape[u[i]])
+        i++;
+    put_byte(b, '"');
+    put_bytes(b, s, i); /* most strings are this run alone */
+    size_t run = i; /* the start of the bytes not copied yet */
+    for (; i < n; i++) {
+        unsigned char c = u[i];
+        if (!json_needs_escape[c])
             continue;
-        lo_buf_put(b, s + run, i - run);
+        put_bytes(b, s + run, i - run);
         run = i + 1;
         char esc[6] = {'\\', 0};
         size_t elen = 2;
@@ -729,10 +1097,26 @@ static void encode_string(lo_buf_t *b, const char *s, size_t n)
             esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
             elen = 6;
         }
-        lo_buf_put(b, esc, elen);
+        put_bytes(b, esc, elen);
     }
-    lo_buf_put(b, s + run, n - run);
-    lo_buf_char(b, '"');
+    put_bytes(b, s + run, n - run);
+    put_byte(b, '"');
+}
+
+/* An integer in decimal, as "%" JSON_INTEGER_FORMAT prints it. */
+static void encode_integer(lo_buf_t *b, json_int_t v)
+{
+    char num[24];
+    char *end = num + sizeof(num), *p = end;
+    /* in unsigned arithmetic, so that the most negative value has a magnitude too */
+    unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0)
+        *--p = '-';
+    put_bytes(b, p, (size_t)(end - p));
 }
 
 static void format_real(double d, char *buf, size_t size);
@@ -747,48 +1131,48 @@ static void encode_value(lo_buf_t *b, const json_t *v, int depth)
         const char *key;
         json_t *e;
         int first = 1;
-        lo_buf_char(b, '{');
+        put_byte(b, '{');
         json_object_foreach((json_t *)v, key, e) {
             if (!first)
-                lo_buf_char(b, ',');
+                put_byte(b, ',');
             first = 0;
             encode_string(b, key, strlen(key));
-            lo_buf_char(b, ':');
+            put_byte(b, ':');
             encode_value(b, e, depth + 1);
         }
-        lo_buf_char(b, '}');
+        put_byte(b, '}');
         return;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *e;
-        lo_buf_char(b, '[');
+        put_byte(b, '[');
         json_array_foreach(v, i, e) {
             if (i > 0)
-                lo_buf_char(b, ',');
+                put_byte(b, ',');
             encode_value(b, e, depth + 1);
         }
-        lo_buf_char(b, ']');
+        put_byte(b, ']');
         return;
     }
     case JSON_STRING:
         encode_string(b, json_string_value(v), json_string_length(v));
         return;
     case JSON_INTEGER:
-        lo_buf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        encode_integer(b, json_integer_value(v));
         return;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof(num));
-        lo_buf_put(b, num, strlen(num));
+        put_bytes(b, num, strlen(num));
         return;
     case JSON_TRUE:
-        lo_buf_put(b, "true", 4);
+        put_bytes(b, "true", 4);
         return;
     case JSON_FALSE:
-        lo_buf_put(b, "false", 5);
+        put_bytes(b, "false", 5);
         return;
     case JSON_NULL:
-        lo_buf_put(b, "null", 4);
+        put_bytes(b, "null", 4);
         return;
     }
 }
@@ -796,8 +1180,9 @@ static void encode_value(lo_buf_t *b, const json_t *v, int depth)
 char *codec_encode_json_len(const json_t *value, size_t *len)
 {
     lo_buf_t b = {0};
-    lo_buf_reserve(&b, 255);
+    lo_buf_reserve(&b, 1023);
     encode_value(&b, value, 0);
+    b.data[b.len] = '\0'; /* put_byte and put_bytes leave room for it */
     if (len)
         *len = b.len;
     return b.data;

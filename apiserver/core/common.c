@@ -290,12 +290,16 @@ void lo_log(int level, const char *fmt, ...)
 {
     if (level > lo_verbosity)
         return;
-    char stamp[32];
+    static __thread time_t stamp_at = (time_t)-1; /* the stamp's seconds change once a second */
+    static __thread char stamp[32];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
+    if (ts.tv_sec != stamp_at) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
+        stamp_at = ts.tv_sec;
+    }
     char line[LOG_LINE_MAX];
     int head = snprintf(line, sizeof(line), "I%s.%06ld ", stamp, ts.tv_nsec / 1000);
     va_list ap;
@@ -316,10 +320,22 @@ void lo_log(int level, const char *fmt, ...)
 
 void lo_time_rfc3339(char *buf, size_t size)
 {
+    /* a create asks twice (creationTimestamp, managedFields): gmtime and strftime once a second per thread */
+    static __thread time_t cached_at = (time_t)-1;
+    static __thread char cached[32];
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cached_at = now;
+    }
+    if (size == 0)
+        return;
+    size_t n = strlen(cached);
+    n = n < size ? n : size - 1;
+    memcpy(buf, cached, n);
+    buf[n] = '\0';
 }
 
 int lo_time_parse(const char *text, int64_t *unix_seconds)

@@ -176,6 +176,17 @@ static const json_t *child_schema(const mf_ctx_t *c, const json_t *sch, const ch
 /* ---------------------------------------------------------------------- */
 /* Path elements                                                          */
 
+/* "f:<key>", the path element of a struct field; caller frees (a create makes one per field: no printf). */
+static char *field_pe(const char *key)
+{
+    size_t n = strlen(key);
+    char *pe = lo_malloc(n + 3);
+    pe[0] = 'f';
+    pe[1] = ':';
+    memcpy(pe + 2, key, n + 1);
+    return pe;
+}
+
 /* The path element of a list item ("k:{...}" with the keys sorted by name,
  * or "v:<json>"); caller frees. NULL when the item cannot be identified
  * (a key missing without a schema default, or a set item that is not a
@@ -502,7 +513,7 @@ static json_t *set_walk(mf_ctx_t *c, const json_t *sch, const json_t *v, const s
     json_object_foreach((json_t *)v, key, cv) {
         int declared = 0, cself = 0;
         const json_t *csch = child_schema(c, sch, key, &declared);
-        char *pe = lo_sprintf("f:%s", key);
+        char *pe = field_pe(key);
         seg_t here = {pe, at};
         json_t *children = set_walk(c, csch, cv, &here, &cself);
         if (json_is_null(cv) || (json_is_object(cv) && json_object_size(cv) == 0) || !declared)
@@ -555,7 +566,7 @@ static void cmp_struct(mf_ctx_t *c, const json_t *sch, const json_t *l, const js
     json_t *v;
     if (json_is_object(l))
         json_object_foreach((json_t *)l, key, v) {
-            char *pe = lo_sprintf("f:%s", key);
+            char *pe = field_pe(key);
             cmp_into(c, child_schema(c, sch, key, NULL), v, json_object_get(r, key), me, pe);
             free(pe);
         }
@@ -563,7 +574,7 @@ static void cmp_struct(mf_ctx_t *c, const json_t *sch, const json_t *l, const js
         json_object_foreach((json_t *)r, key, v) {
             if (json_object_get(l, key) != NULL)
                 continue;
-            char *pe = lo_sprintf("f:%s", key);
+            char *pe = field_pe(key);
             cmp_into(c, child_schema(c, sch, key, NULL), NULL, v, me, pe);
             free(pe);
         }
@@ -689,7 +700,7 @@ static json_t *create_node(mf_ctx_t *c, const json_t *sch, const json_t *r, cons
             if (skip && strcmp(key, skip) == 0)
                 continue;
             int top = sch == c->root && strcmp(key, "metadata") == 0;
-            create_child(c, child_schema(c, sch, key, NULL), v, strip, lo_sprintf("f:%s", key),
+            create_child(c, child_schema(c, sch, key, NULL), v, strip, field_pe(key),
                          top ? "managedFields" : NULL, &kids, &n, &cap);
         }
     } else if (nk != NK_LEAF && !container_empty(r)) {

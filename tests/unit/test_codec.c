@@ -276,6 +276,90 @@ static void test_json_decode(void **state)
     lo_err_clear(&err);
 }
 
+/* The fast path decodes what it takes exactly as jansson does: same tree, same key order. */
+static void assert_fast_same(const char *buf, size_t len)
+{
+    json_t *fast = codec_decode_json_fast(buf, len, NULL);
+    if (fast == NULL)
+        return;
+    json_t *slow = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
+    if (slow == NULL)
+        fail_msg("the fast path took text jansson refuses: %.*s", (int)len, buf);
+    char *a = codec_encode_json(fast), *b = codec_encode_json(slow);
+    if (!json_equal(fast, slow) || strcmp(a, b) != 0)
+        fail_msg("%.*s: fast %s, jansson %s", (int)len, buf, a, b);
+    free(a);
+    free(b);
+    json_decref(fast);
+    json_decref(slow);
+}
+
+static void test_json_fast_path(void **state)
+{
+    (void)state;
+    /* what it takes: objects as clients send them, escapes, UTF-8, integers, literals, duplicates */
+    static const char *const taken[] = {
+        "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguagePersona\",\"metadata\":{\"generateName\":\"p-\","
+        "\"namespace\":\"bench\"},\"spec\":{\"tone\":\"friendly\",\"expertise\":\"k8s\"}}",
+        " { \"a\" : [ 1 , -2 , 0 , -0 , 123456789012345678 ] , \"b\" : { } , \"c\" : [ ] } ",
+        "{\"s\":\"line\\none\\t\\\"q\\\" \\\\ \\/ \\b\\f\\r\"}",
+        "{\"u\":\"caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80 \xed\x9f\xbf \xf4\x8f\xbf\xbf\x7f\"}",
+        "[true,false,null,\"x\"]", "42", "\"s\"", "null", "{\"a\":1,\"b\":2,\"a\":3}",
+    };
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        json_t *v = codec_decode_json_fast(taken[i], strlen(taken[i]), NULL);
+        if (v == NULL)
+            fail_msg("the fast path left to jansson: %s", taken[i]);
+        json_decref(v);
+        assert_fast_same(taken[i], strlen(taken[i]));
+    }
+    /* what it leaves to jansson (which decodes or refuses it) */
+    static const char *const left[] = {
+        "{\"a\":\"\\u0041\"}", "{\"k\\n\":1}", "[1.5]", "[1e3]", "[1234567890123456789]", "[01]", "[-]",
+        "{\"a\":\"\x01\"}", "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf5\x80\x80\x80\"}",
+        "{\"a\":\"\xe2\x80\"}", "{\"a\":\"\xf0\x8f\xbf\xbf\"}", "{\"a\":\"\xf4\x90\x80\x80\"}", "[truex]",
+        "{\"a\":1,}", "[1,]", "{\"a\" 1}", "{\"a\":1} x", "", "   ", "{\"a\":1", "\"abc", "{\"a\":\"x\\q\"}",
+        "\xef\xbb\xbf{}",
+    };
+    for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
+        json_t *dups = json_array();
+        json_t *v = codec_decode_json_fast(left[i], strlen(left[i]), dups);
+        if (v != NULL)
+            fail_msg("the fast path took: %s", left[i]);
+        assert_int_equal(json_array_size(dups), 0);
+        json_decref(dups);
+    }
+    json_t *deep = NULL;
+    char nest[2 * (CODEC_MAX_DEPTH + 1) + 1];
+    for (int depth = CODEC_MAX_DEPTH; depth <= CODEC_MAX_DEPTH + 1; depth++) {
+        memset(nest, '[', (size_t)depth);
+        memset(nest + depth, ']', (size_t)depth);
+        deep = codec_decode_json_fast(nest, 2 * (size_t)depth, NULL);
+        if ((deep != NULL) != (depth <= CODEC_MAX_DEPTH))
+            fail_msg("nesting %d: the fast path %s it", depth, deep ? "took" : "left");
+        json_decref(deep);
+    }
+
+    /* mutations of a seed: whatever the fast path takes, jansson reads the same */
+    static const char seed[] = "{\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"y\",\"x\":\"z\"}},"
+                               "\"spec\":{\"n\":[1,-20,300,{\"t\":true,\"f\":false,\"z\":null}],\"s\":\"a\\nb\\\"c\xc3\xa9\"}}";
+    static const char alphabet[] = "{}[]:,-\"\\ \t\n\0az09.eE\xc3\xa9\xff\x80\xed\xf4untrfls/";
+    size_t seed_len = sizeof(seed) - 1;
+    char buf[sizeof(seed)];
+    unsigned int rnd = 4242;
+    for (size_t cut = 0; cut <= seed_len; cut++)
+        assert_fast_same(seed, cut);
+    for (int round = 0; round < 20000; round++) {
+        memcpy(buf, seed, seed_len);
+        int edits = 1 + round % 4;
+        for (int e = 0; e < edits; e++) {
+            rnd = rnd * 1103515245u + 12345u;
+            buf[(rnd >> 8) % seed_len] = alphabet[(rnd >> 20) % (sizeof(alphabet) - 1)];
+        }
+        assert_fast_same(buf, seed_len);
+    }
+}
+
 static void assert_dups(const char *text, const char *want_json)
 {
     lo_err_t err = {0};
@@ -523,6 +607,19 @@ static void test_json_encode_matches_jansson(void **state)
         json_decref(back);
         json_decref(v);
     }
+    /* integers at the edges, and a text longer than the first buffer */
+    json_t *v = json_pack("[IIIII]", (json_int_t)INT64_MIN, (json_int_t)INT64_MAX, (json_int_t)-10, (json_int_t)10,
+                          (json_int_t)0);
+    char *long_text = calloc(1, 5000);
+    memset(long_text, 'x', 4999);
+    long_text[100] = '\n';
+    json_array_append_new(v, json_string(long_text));
+    free(long_text);
+    char *ours = codec_encode_json(v), *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_string_equal(ours, theirs);
+    free(ours);
+    free(theirs);
+    json_decref(v);
 }
 
 /* Hostile input: every decoder must return a value or a 400, never crash or leak. */
@@ -593,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_yaml_encode_yaml11_lookalikes),
         cmocka_unit_test(test_json_encode_matches_jansson),
+        cmocka_unit_test(test_json_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -902,6 +902,78 @@ static void test_txn_sees_batch_so_far(void **state)
     json_decref(g);
 }
 
+/* What a check saw of ns1/a and of the count of ns1. */
+typedef struct seen {
+    int v_of_a;
+    int64_t n_ns1;
+} seen_t;
+
+static int seen_check(store_txn_t *txn, const json_t *obj, void *ctx, lo_err_t *err)
+{
+    (void)obj;
+    seen_t *s = ctx;
+    for (int i = 0; i < 2; i++) { /* twice: the second read is the writer's memory of the first */
+        json_t *a = NULL;
+        if (store_txn_get(txn, RES, "ns1", "a", &a, NULL, err) != STORE_OK)
+            return -1;
+        int v = obj_v(a);
+        json_decref(a);
+        if (i == 1 && v != s->v_of_a)
+            return -1;
+        s->v_of_a = v;
+    }
+    return store_txn_count(txn, RES, "ns1", &s->n_ns1, err) == STORE_OK ? 0 : -1;
+}
+
+/*
+ * Inside one batch, a key read again (the writer remembers what it read)
+ * gives what the batch wrote since, and counts give the batch's creates and
+ * deletes before they are written.
+ */
+static void test_batch_reads_follow_its_writes(void **state)
+{
+    fx_t *f = *state;
+    put(f->s, "ns1", "a", 1);
+    json_t *x = mk_obj("ns1", "x", 10), *a2 = mk_obj("ns1", "a", 2), *y = mk_obj("ns1", "y", 11);
+    seen_t seen[4] = {0};
+    store_op_t ops[4] = {put_op("ns1", "x", x, STORE_RV_ABSENT), put_op("ns1", "a", a2, STORE_RV_ANY),
+                         put_op("ns1", "y", y, STORE_RV_ABSENT), del_op("ns1", "x", STORE_RV_ANY)};
+    for (int i = 0; i < 4; i++) {
+        ops[i].check = seen_check;
+        ops[i].check_ctx = &seen[i];
+    }
+    assert_int_equal(store_write(f->s, ops, 4), STORE_OK); /* one submission: one batch */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ops[i].rc, STORE_OK);
+        store_op_clear(&ops[i]);
+    }
+    assert_int_equal(seen[0].v_of_a, 1);
+    assert_int_equal(seen[0].n_ns1, 1);
+    assert_int_equal(seen[1].v_of_a, 1); /* its own change comes after its check */
+    assert_int_equal(seen[1].n_ns1, 2);
+    assert_int_equal(seen[2].v_of_a, 2);
+    assert_int_equal(seen[2].n_ns1, 2);
+    assert_int_equal(seen[3].v_of_a, 2);
+    assert_int_equal(seen[3].n_ns1, 3);
+    assert_int_equal(count_of(f->s, RES, "ns1"), 2); /* a, y */
+
+    /* the next batch reads what this one committed */
+    json_t *z = mk_obj("ns1", "z", 12);
+    seen_t after = {0};
+    store_op_t op = put_op("ns1", "z", z, STORE_RV_ABSENT);
+    op.check = seen_check;
+    op.check_ctx = &after;
+    assert_int_equal(store_write(f->s, &op, 1), STORE_OK);
+    store_op_clear(&op);
+    assert_int_equal(after.v_of_a, 2);
+    assert_int_equal(after.n_ns1, 2);
+    assert_int_equal(count_of(f->s, RES, "ns1"), 3);
+    json_decref(x);
+    json_decref(a2);
+    json_decref(y);
+    json_decref(z);
+}
+
 /* A snapshot sees one committed state, whatever is committed after it. */
 static void test_snapshot(void **state)
 {
@@ -3097,6 +3169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_sees_batch_so_far, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_reads_follow_its_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),

@@ -37,6 +37,15 @@ json_t *codec_decode_json(const char *buf, size_t len, lo_err_t *err);
  */
 json_t *codec_decode_json_checked(const char *buf, size_t len, json_t **duplicates, lo_err_t *err);
 
+/**
+ * The fast path of codec_decode_json: a new tree, the same jansson would
+ * build, for the text it is sure of (see codec.c), or NULL (err untouched)
+ * when it leaves the text to jansson. dups (may be NULL) receives the
+ * duplicate keys' paths as codec_decode_json_checked reports them; it is
+ * left empty when the answer is NULL.
+ */
+json_t *codec_decode_json_fast(const char *buf, size_t len, json_t *dups);
+
 /** YAML text (first document) -> new tree. */
 json_t *codec_decode_yaml(const char *buf, size_t len, lo_err_t *err);
 
