@@ -244,7 +244,15 @@ class ReconcileFaultsTest(ReconcileCase):
         self.standin.reset_calls()
         t0 = time.monotonic()
         time.sleep(60)  # 2 or 3 resyncs of every cluster of this server, all converged
-        self.assertEqual(self.writes(), {}, f"writes in the idle minute after {time.monotonic() - t0:.0f} s")
+        with self.standin.mu:
+            log = [f'{e["time"] - t0:5.1f}s {e["method"]} {e["path"]}' for e in self.standin.log
+                   if e["method"] != "GET" or "watch" not in e.get("query", "")]
+        with self.standin.store.lock:
+            events = [(e["involvedObject"]["kind"], e["involvedObject"]["name"], e["reason"], e["message"], e["count"])
+                      for (res, _, _), e in self.standin.store.objects.items()
+                      if res.plural == "events" and ns in (e["involvedObject"]["name"], e["metadata"]["namespace"])]
+        self.assertEqual(self.writes(), {}, f"writes in the idle minute after {time.monotonic() - t0:.0f} s; "
+                         f"its Events: {events}; its requests: {log}")
         # nor did our own API change: no status rewritten by a resync
         now = {c["metadata"]["name"]: c["metadata"]["resourceVersion"] for c in
                self.api("GET", collection_path("LanguageCluster"), expect=200).json()["items"]}
