@@ -163,6 +163,11 @@ class ReconcileTest(ReconcileCase):
                                                             else None)(self.get("LanguageAgent", "a", ns)))
         ready = [x for x in agent["status"]["conditions"] if x["type"] == "Ready"][0]
         self.assertEqual((ready["status"], ready["reason"]), ("True", "Available"))
+        self.assertEqual(self.get("LanguageTool", "t", ns)["status"]["phase"], "Pending", "its Deployment has none")
+        td = self.held("deployments", "t", ns, "apps")
+        self.standin.set_status("deployments", "t", {"observedGeneration": td["metadata"].get("generation", 1),
+                                                     "replicas": 1, "availableReplicas": 1}, namespace=ns, group="apps")
+        self.wait_for("the tool Running", lambda: self.get("LanguageTool", "t", ns)["status"].get("phase") == "Running")
         g = self.held("deployments", "gateway", ns, "apps")
         self.standin.set_status("deployments", "gateway", {"observedGeneration": g["metadata"].get("generation", 1),
                                                            "replicas": 1, "readyReplicas": 1, "availableReplicas": 1},
