@@ -65,7 +65,8 @@ What is simplified against the real kube-apiserver (on purpose):
     gracePeriodSeconds on deletes are ignored; dryRun=All does the write,
     answers it, then puts the store back (its answer has a resourceVersion);
   * discovery is the legacy APIGroupList/APIResourceList (no aggregated
-    v2 discovery: clients fall back); no OpenAPI (404); no Table output.
+    v2 discovery: clients fall back); no OpenAPI (404); Table output has the
+    Name and Age columns only.
 """
 
 import argparse

@@ -120,7 +120,7 @@ int kube_get(kube_client_t *c, const char *path, json_t **out, lo_err_t *err);
 typedef int (*kube_watch_fn)(void *arg, const char *type, json_t *object);
 
 typedef struct kube_watch_options {
-    const char *resource_version; /* start after this (NULL or "": from now, as kube) */
+    const char *resource_version; /* start after this; NULL or "": as kube, ADDED for every object first */
     long timeout_ms;              /* end the stream (cleanly) after this; 0: 300000 */
     const atomic_int *stop;       /* when it becomes non-zero, end within ~1 s; may be NULL */
 } kube_watch_options_t;
