@@ -779,7 +779,7 @@ static json_t *fdec_integer(fdec_t *d)
         s++;
     const char *digits = s;
     json_int_t v = 0;
-    while (s < d->end && *s >= '0' && *s <= '9')
+    while (s < d->end && *s >= '0' && *s <= '9' && s - digits < 19) /* 18 digits fit; a 19th gives up */
         v = v * 10 + (*s++ - '0');
     size_t n = (size_t)(s - digits);
     if (n == 0 || n > 18 || (n > 1 && *digits == '0'))
