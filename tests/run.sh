@@ -13,7 +13,8 @@
 # "crd-schemas" (tests/tools/check_crd_schemas.py: openapi/*.yaml obey the
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
-# and python3-kubernetes), and "sanitize" (a build with AddressSanitizer,
+# and python3-kubernetes), "faults" (its reconcile fault tests, run alongside
+# the rest: a kube-apiserver outage, a restart half way, an idle minute), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
 # write-path, watch, HTTP, hostile-request, fuzz and reconcile integration tests against that server; any
 # sanitizer report fails it). Prints one result line per suite and, as its
@@ -160,9 +161,19 @@ if /usr/bin/python3 tests/tools/check_crd_schemas.py; then cpass=$((cpass + 1));
 if /usr/bin/python3 tests/tools/test_check_crd_schemas.py; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
 record crd-schemas "$cpass" "$cfail"
 
-echo "== integration tests"
-read -r ipass ifail inote <<<"$(run_integration "$builddir/langop-apiserver" "$it_timeout")"
+echo "== integration tests (the reconcile fault tests alongside: they mostly wait, through an outage and an idle minute)"
+faults_log=$(mktemp)
+faults_result=$(mktemp)
+run_integration "$builddir/langop-apiserver" "$it_timeout" -k reconcile_faults >"$faults_result" 2>"$faults_log" &
+faults_pid=$!
+read -r ipass ifail inote <<<"$(run_integration "$builddir/langop-apiserver" "$it_timeout" --exclude reconcile_faults)"
 record integration "$ipass" "$ifail" "$inote"
+wait "$faults_pid"
+echo "== reconcile fault tests (run alongside)"
+cat "$faults_log"
+read -r fpass ffail fnote <"$faults_result"
+record faults "${fpass:-0}" "${ffail:-1}" "$fnote"
+rm -f "$faults_log" "$faults_result"
 
 sanitize() {
   local dir=${LANGOP_SAN_BUILDDIR:-build-sanitize} logs spass sfail ipass ifail inote reports

@@ -107,11 +107,27 @@ class LineResult(unittest.TestResult):
         self.stream.write(f"SKIP {test.id()}: {reason}\n")
 
 
+def without(suite, patterns):
+    """suite less the tests whose id contains one of patterns (a class none of
+    whose tests is left is not set up at all)."""
+    kept = unittest.TestSuite()
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            sub = without(t, patterns)
+            if sub.countTestCases():
+                kept.addTest(sub)
+        elif not any(p in t.id() for p in patterns):
+            kept.addTest(t)
+    return kept
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--binary", default=str(HERE.parents[1] / "build" / "langop-apiserver"))
     ap.add_argument("-k", dest="patterns", action="append", default=[],
                     help="only tests whose id contains this substring (repeatable)")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="leave out tests whose id contains this substring (repeatable)")
     ap.add_argument("-q", "--quiet", action="store_true", help="do not print failure details")
     args = ap.parse_args()
 
@@ -124,6 +140,8 @@ def main():
     if args.patterns:
         loader.testNamePatterns = [f"*{p}*" for p in args.patterns]
     suite = loader.discover(str(HERE), pattern="test_*.py", top_level_dir=str(HERE))
+    if args.exclude:
+        suite = without(suite, args.exclude)
 
     print(f"integration: binary {harness.BINARY}, kubectl {harness.KUBECTL}", flush=True)
     t0 = time.monotonic()
