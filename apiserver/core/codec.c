@@ -779,11 +779,11 @@ static json_t *fdec_integer(fdec_t *d)
         s++;
     const char *digits = s;
     json_int_t v = 0;
-    while (s < d->end && *s >= '0' && *s <= '9' && s - digits < 19) /* 18 digits fit; a 19th gives up */
+    while (s < d->end && *s >= '0' && *s <= '9' && s - digits < 18) /* 18 digits fit in v */
         v = v * 10 + (*s++ - '0');
     size_t n = (size_t)(s - digits);
-    if (n == 0 || n > 18 || (n > 1 && *digits == '0'))
-        return NULL;
+    if (n == 0 || (s < d->end && *s >= '0' && *s <= '9') || (n > 1 && *digits == '0'))
+        return NULL; /* none, a 19th digit (jansson's range check decides), a leading zero */
     if (s < d->end && (*s == '.' || *s == 'e' || *s == 'E'))
         return NULL;
     d->p = s;
