@@ -92,6 +92,8 @@ class ReconcileCase(harness.ServerTestCase):
         ns = self.new_namespace()
         self.make_world(ns)
         self.wait_for("the agent's Deployment", lambda: self.held("deployments", "a", ns, "apps"))
+        self.wait_for("the tool's Deployment and Service", lambda: self.held("deployments", "t", ns, "apps")
+                      and self.held("services", "t", ns))
         self.wait_for("the gateway", lambda: self.gateway_hash(ns))
         # the Secret may reach the server's informer after the model (one
         # still relisting after an outage, say): m1 is left out, consistently,

@@ -110,8 +110,11 @@ class ReconcileTest(ReconcileCase):
         ns = self.world()
         self.wait_for("Created events", lambda: ("Normal", "Created", "created Deployment gateway", 1)
                       in self.events("LanguageCluster", ns, ns))
-        self.assertIn(("Normal", "Created", "created Deployment a", 1), self.events("LanguageAgent", "a", ns))
-        self.assertIn(("Normal", "Created", "created Deployment t", 1), self.events("LanguageTool", "t", ns))
+        # recorded once the object is written: a moment after the test sees it
+        self.wait_for("the agent's Created event", lambda: ("Normal", "Created", "created Deployment a", 1)
+                      in self.events("LanguageAgent", "a", ns))
+        self.wait_for("the tool's Created event", lambda: ("Normal", "Created", "created Deployment t", 1)
+                      in self.events("LanguageTool", "t", ns))
         self.create(keyed_model("m5", ns, "k1"))
         self.wait_for("a GatewayRollout event", lambda: [e for e in self.events("LanguageCluster", ns, ns)
                                                          if e[1] == "GatewayRollout"])
@@ -249,8 +252,9 @@ class ReconcileTest(ReconcileCase):
         self.wait_for("the gateway Service back", lambda: (lambda o: o and o["metadata"]["uid"] != uid)(
             self.held("services", "gateway", ns)))
         self.wait_for("the cluster to hold what the API renders", lambda: self.converged(ns))
-        self.assertIn(("Normal", "DriftRepaired", "Deployment gateway was changed in the cluster: applied again", 1),
-                      self.events("LanguageCluster", ns, ns))
+        self.wait_for("a DriftRepaired event", lambda: (
+            "Normal", "DriftRepaired", "Deployment gateway was changed in the cluster: applied again", 1)
+            in self.events("LanguageCluster", ns, ns))
 
     def standin_delete(self, plural, name, ns, group=""):
         """Another client deletes one of its objects (the stand-in's watch says DELETED)."""
