@@ -9,6 +9,7 @@
  * is what makes encode -> decode an identity.
  */
 #include "langop/core/codec.h"
+#include "langop/core/text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -564,37 +565,6 @@ static void fdec_skip_ws(fdec_t *d)
         d->p++;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (first byte >= 0x80), or 0. */
-static size_t utf8_sequence(const unsigned char *s, const unsigned char *end)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /*
  * Reads the string at d->p (just past its opening quote) up to and past its
  * closing quote. *out and *len: its bytes, in the input when it has no
@@ -623,7 +593,7 @@ static int fdec_string(fdec_t *d, const char **out, size_t *len, int *escaped)
         if (c < 0x20) {
             return -1;
         } else if (c >= 0x80) {
-            take = utf8_sequence(s, end);
+            take = text_utf8_sequence(s, (size_t)(end - s));
             if (take == 0)
                 return -1;
         } else if (c == '\\') {

@@ -21,8 +21,7 @@ static void *text_alloc(size_t n)
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
 #define REPLACEMENT_LEN 3
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
+size_t text_utf8_sequence(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     if (c < 0x80)
@@ -58,7 +57,7 @@ int text_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_sequence(p + i, n - i);
+        size_t len = text_utf8_sequence(p + i, n - i);
         if (len == 0)
             return 0;
         i += len;
@@ -74,7 +73,7 @@ static size_t repair_into(const unsigned char *s, size_t n, char *out, size_t ca
 {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_sequence(s + i, n - i);
+        size_t len = text_utf8_sequence(s + i, n - i);
         const char *piece = len ? (const char *)s + i : REPLACEMENT;
         size_t piece_len = len ? len : REPLACEMENT_LEN;
         if (o + piece_len + 1 > cap)

@@ -19,6 +19,8 @@
 
 /** 1 when s[0..n) is valid UTF-8, else 0. */
 int text_utf8_valid(const char *s, size_t n);
+/** Length of the valid UTF-8 sequence at s[0..n) (1 for ASCII), or 0 when it is not one; n > 0. */
+size_t text_utf8_sequence(const unsigned char *s, size_t n);
 
 /** s[0..n) with every invalid byte replaced by U+FFFD: a new string (caller frees). */
 char *text_utf8_repair(const char *s, size_t n);
