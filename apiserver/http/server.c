@@ -82,6 +82,13 @@ struct job {
     job_t *next;                         /* worker queue link */
 };
 
+/* A stop (see drain) in phases: new requests are taken until the accepted ones are answered. */
+typedef enum server_phase {
+    SERVING,
+    DRAINING, /* HTTP/1.1 answers close their connection */
+    CLOSING,  /* every accepted request is answered: a late one gets 503 */
+} server_phase_t;
+
 typedef struct server {
     api_t *api;
     const auth_t *auth;
@@ -102,6 +109,7 @@ typedef struct server {
     int worker_count;
     stream_hub_t *hub;                   /* open watches */
     int requests;                        /* atomic: requests accepted and not yet answered */
+    server_phase_t phase;                /* the loop's: serving, or how far a stop has come */
 } server_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -341,6 +349,8 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
         log_request(job->req, &job->request, &job->response, job->started_ms);
         if (job->req != NULL) {
             job->slot->job = NULL; /* the request no longer refers to this job */
+            if (srv->phase != SERVING)
+                job->req->http1_is_persistent = 0;
             if (job->response.watch) {
                 stream_watch_start(srv->hub, job->req, job->response.watch, job->response.content_type);
                 job->response.watch = NULL; /* stolen by the stream */
@@ -407,9 +417,27 @@ static char *peer_chain_pem(h2o_req_t *req)
     return pem;
 }
 
+/* A request that came after the last accepted one was answered: the client may retry elsewhere. */
+static int refuse_closing(h2o_req_t *req)
+{
+    static const char body[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                               "\"message\":\"the server is shutting down\",\"reason\":\"ServiceUnavailable\","
+                               "\"code\":503}";
+    req->http1_is_persistent = 0;
+    req->res.status = 503;
+    req->res.reason = reason_phrase(503);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    req->res.content_length = sizeof(body) - 1;
+    h2o_send_inline(req, body, sizeof(body) - 1);
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server_t *srv = *(server_t **)(self + 1);
+    if (srv->phase == CLOSING)
+        return refuse_closing(req);
     job_t *job = lo_calloc(1, sizeof(*job));
     job->started_ms = lo_now_ms();
     api_request_t *areq = &job->request;
@@ -548,6 +576,37 @@ static void stop_workers(server_t *srv)
     free(srv->workers);
 }
 
+/* h2o keeps its connections in these lists until they are closed */
+static int connections_open(server_t *srv)
+{
+    return !h2o_linklist_is_empty(&srv->ctx.http1._conns) || !h2o_linklist_is_empty(&srv->ctx.http2._conns);
+}
+
+/*
+ * A graceful stop, within until (--shutdown-grace-period): HTTP/2
+ * connections get GOAWAY and HTTP/1.1 ones close after their answer, so
+ * few new requests come; what was accepted is answered (writes wait on the
+ * store's writer), and a request after that gets 503 (on a kept-alive
+ * connection that was idle); then every watch ends after the events of those writes
+ * (the writer publishes a batch before it answers it, so one more turn of
+ * the loop brings them) with a proper end of stream, and the connections
+ * are let close.
+ */
+static void drain(server_t *srv, int64_t until)
+{
+    srv->phase = DRAINING;
+    h2o_context_request_shutdown(&srv->ctx);
+    while (__atomic_load_n(&srv->requests, __ATOMIC_RELAXED) > 0 && lo_now_ms() < until)
+        h2o_evloop_run(srv->ctx.loop, 50);
+    srv->phase = CLOSING;
+    if (lo_now_ms() >= until)
+        return;
+    h2o_evloop_run(srv->ctx.loop, 0);
+    stream_hub_end_watches(srv->hub);
+    while (connections_open(srv) && lo_now_ms() < until)
+        h2o_evloop_run(srv->ctx.loop, 50);
+}
+
 int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_err_t *err)
 {
     static server_t srv; /* lives for the process: h2o keeps pointers into it */
@@ -590,12 +649,8 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     lo_log(LO_INFO, "Stopping: signal received");
     h2o_socket_read_stop(listener);
     h2o_socket_close(listener);
-    /* answer what was accepted (writes wait on the store's writer), within a bound */
-    int64_t until = lo_now_ms() + opts->shutdown_grace_ms;
-    while (__atomic_load_n(&srv.requests, __ATOMIC_RELAXED) > 0 && lo_now_ms() < until)
-        h2o_evloop_run(srv.ctx.loop, 50);
+    drain(&srv, lo_now_ms() + opts->shutdown_grace_ms);
     stop_workers(&srv);
-    /* watches end with the process; the hub stops following the store */
     stream_hub_stop(srv.hub);
     /* deliver what the workers finished; a write the store answers after this (the drain timed out)
      * is committed but not answered: its client sees the connection close */

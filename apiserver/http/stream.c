@@ -442,6 +442,15 @@ stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, int64_t bookmark_
     return hub;
 }
 
+void stream_hub_end_watches(stream_hub_t *hub)
+{
+    for (stream_t *s = hub->streams, *next; s; s = next) {
+        next = s->next; /* a final send unlinks s */
+        watcher_end(&s->w, hub->feed_rv);
+        stream_pump(s);
+    }
+}
+
 void stream_hub_stop(stream_hub_t *hub)
 {
     if (hub && hub->feed_id) {

@@ -148,21 +148,21 @@ void watcher_event(watcher_t *w, const store_event_t *ev, watcher_line_fn line, 
     w->next_bookmark_ms = now_ms + w->bookmark_interval_ms;
 }
 
+void watcher_end(watcher_t *w, int64_t feed_rv)
+{
+    if (w->state == WATCHER_LIVE && w->spec->bookmarks)
+        enqueue_bookmark(w, w->last_rv > feed_rv ? w->last_rv : feed_rv); /* where to resume */
+    close_watch(w);
+}
+
 void watcher_tick(watcher_t *w, int64_t now_ms, int64_t feed_rv)
 {
-    if (w->state == WATCHER_REPLAYING && now_ms >= w->deadline_ms) {
-        close_watch(w);
+    if (w->state != WATCHER_REPLAYING && w->state != WATCHER_LIVE)
         return;
-    }
-    if (w->state != WATCHER_LIVE)
-        return;
-    int64_t rv = w->last_rv > feed_rv ? w->last_rv : feed_rv;
     if (now_ms >= w->deadline_ms) {
-        if (w->spec->bookmarks)
-            enqueue_bookmark(w, rv); /* where to resume, at the end of the request */
-        close_watch(w);
-    } else if (w->spec->bookmarks && now_ms >= w->next_bookmark_ms) {
-        enqueue_bookmark(w, rv);
+        watcher_end(w, feed_rv);
+    } else if (w->state == WATCHER_LIVE && w->spec->bookmarks && now_ms >= w->next_bookmark_ms) {
+        enqueue_bookmark(w, w->last_rv > feed_rv ? w->last_rv : feed_rv);
         w->next_bookmark_ms = now_ms + w->bookmark_interval_ms;
     }
 }

@@ -669,6 +669,61 @@ static void test_deadline_live(void **state)
     }
 }
 
+/* The server stops (watcher_end): a LIVE watch ends as at its deadline, before it; a closed one stays closed. */
+static void test_end(void **state)
+{
+    (void)state;
+    for (int bookmarks = 0; bookmarks <= 1; bookmarks++) {
+        watch_spec_t spec;
+        spec_plain(&spec, bookmarks);
+        watcher_t w;
+        watcher_init(&w, &spec, T0, TIMEOUT_MS * 10);
+        go_live(&w, 10);
+        watcher_end(&w, 12);
+        assert_int_equal(w.state, WATCHER_CLOSING);
+        if (bookmarks) {
+            size_t len;
+            char *want = watch_encode_bookmark(&spec, 12, &len); /* where the client resumes */
+            assert_false(watcher_finished(&w));
+            assert_queue(&w, want, 1);
+            free(want);
+        }
+        assert_true(watcher_finished(&w));
+        watcher_end(&w, 13);
+        assert_int_equal(w.q_n, 0); /* one end only */
+        assert_int_equal(w.state, WATCHER_CLOSING);
+        watcher_free(&w);
+        watch_spec_free(&spec);
+    }
+
+    /* replaying, a page in flight: no bookmark (no rv reached yet), finished once the page is back */
+    watch_spec_t spec;
+    spec_plain(&spec, 1);
+    watcher_t w;
+    watcher_init(&w, &spec, T0, INTERVAL_MS);
+    watcher_page_begin(&w);
+    watcher_end(&w, 5);
+    assert_int_equal(w.state, WATCHER_CLOSING);
+    assert_int_equal(w.q_n, 0);
+    assert_false(watcher_finished(&w));
+    watch_page_t p = mk_page("{\"type\":\"ADDED\"}\n", 5, 1, 0);
+    page_done_no_tail(&w, &p, 5);
+    assert_true(watcher_finished(&w));
+    watcher_free(&w);
+    watch_spec_free(&spec);
+
+    /* gone first: ending it is a no-op */
+    spec_plain(&spec, 1);
+    watcher_init(&w, &spec, T0, INTERVAL_MS);
+    go_live(&w, 3);
+    watcher_gone(&w);
+    watcher_end(&w, 4);
+    assert_int_equal(w.state, WATCHER_DONE);
+    assert_int_equal(w.q_n, 0);
+    watcher_free(&w);
+    watch_spec_free(&spec);
+}
+
 /* An idle LIVE watch with bookmarks gets one every interval, at the newest rv; each event sent restarts the wait. */
 static void test_idle_bookmarks(void **state)
 {
@@ -958,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_unseen_events_advance),
         cmocka_unit_test(test_overflow_closes),
         cmocka_unit_test(test_deadline_live),
+        cmocka_unit_test(test_end),
         cmocka_unit_test(test_idle_bookmarks),
         cmocka_unit_test(test_take),
         cmocka_unit_test(test_shared_chunks),

@@ -31,6 +31,12 @@ typedef void (*stream_offload_fn)(void *ctx, void (*work)(void *arg), void (*don
  */
 stream_hub_t *stream_hub_new(h2o_loop_t *loop, store_t *store, int64_t bookmark_interval_ms, stream_offload_fn offload,
                              void *offload_ctx);
+/**
+ * At shutdown, once the last write is answered: ends every watch as its
+ * deadline would (what is queued, a last BOOKMARK if asked for, then the
+ * end of the stream); stream_watch_count() falls to 0 as the ends are sent.
+ */
+void stream_hub_end_watches(stream_hub_t *hub);
 /** Stops following the feed (at shutdown, before the store stops). */
 void stream_hub_stop(stream_hub_t *hub);
 /** Stops and frees the hub; open watches are ended first by the caller's shutdown. */

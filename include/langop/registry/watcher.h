@@ -21,8 +21,10 @@
  *                 the feed, each with rv > last_rv exactly once. Without the
  *                 tail, a replay under a steady stream of writes could keep
  *                 reading pages and never go live.
- *     -> CLOSING  the page failed (an ERROR line), or the deadline passed.
- *   LIVE       -> CLOSING when the deadline passes (a last BOOKMARK if
+ *     -> CLOSING  the page failed (an ERROR line), the deadline passed or
+ *                 the server stops (watcher_end).
+ *   LIVE       -> CLOSING when the deadline passes or the server stops
+ *                 (watcher_end; a last BOOKMARK if
  *                 asked for), or when a live event would take the queue
  *                 over WATCHER_MAX_QUEUE_BYTES: a client that does not
  *                 read is dropped (its queue discarded) and resumes from
@@ -109,7 +111,14 @@ typedef watch_chunk_t *(*watcher_line_fn)(void *ctx, const watch_spec_t *spec, s
  */
 void watcher_event(watcher_t *w, const store_event_t *ev, watcher_line_fn line, void *ctx, int64_t now_ms);
 
-/** Once in a while: the deadline, and idle bookmarks at feed_rv. */
+/**
+ * The request ends now (its deadline, or the server stops): REPLAYING or
+ * LIVE -> CLOSING; a LIVE watch with bookmarks gets a last BOOKMARK at
+ * max(last_rv, feed_rv), where its client resumes.
+ */
+void watcher_end(watcher_t *w, int64_t feed_rv);
+
+/** Once in a while: the deadline (watcher_end), and idle bookmarks at feed_rv. */
 void watcher_tick(watcher_t *w, int64_t now_ms, int64_t feed_rv);
 
 /** Takes up to max queued chunks, in order, into out (the caller releases them once sent). */
