@@ -14,10 +14,12 @@
 # rules kube-apiserver applies to CRDs, and its own tests),
 # "integration" (tests/integration/run.py: the real binary driven by kubectl
 # and python3-kubernetes), "faults" (its reconcile fault tests, run alongside
-# the rest: a kube-apiserver outage, a restart half way, an idle minute), and "sanitize" (a build with AddressSanitizer,
-# LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
-# write-path, watch, HTTP, hostile-request, fuzz and reconcile integration tests against that server; any
-# sanitizer report fails it). Prints one result line per suite and, as its
+# the rest: a kube-apiserver outage, a restart half way, an idle minute), and
+# "sanitize" (tests/sanitize.sh --quick: a build with AddressSanitizer,
+# LeakSanitizer and UndefinedBehaviorSanitizer, the unit tests and the
+# write-path, watch, HTTP, hostile-request, fuzz, reconcile and shutdown
+# integration tests against that server; any sanitizer report fails it;
+# tests/sanitize.sh alone runs every integration test so). Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when
 # anything failed, including a build.
 #
@@ -176,29 +178,17 @@ record faults "${fpass:-0}" "${ffail:-1}" "$fnote"
 rm -f "$faults_log" "$faults_result"
 
 sanitize() {
-  local dir=${LANGOP_SAN_BUILDDIR:-build-sanitize} logs spass sfail ipass ifail inote reports
-  echo "== sanitizers: ASan, LSan and UBSan build in $dir/"
-  if ! lo_meson_build "$dir" -Db_sanitize=address,undefined -Db_lundef=false 2>&1; then
-    record sanitize 0 1 "build failed"
-    return
+  local log last
+  echo "== sanitizers: ASan, LSan and UBSan build, the unit tests and a quick integration run (tests/sanitize.sh --quick)"
+  log=$(mktemp)
+  bash tests/sanitize.sh --quick 2>&1 | tee "$log"
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    record sanitize "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "$(grep -E '^sanitize: ' "$log" | tail -n 1 | sed 's/^sanitize: //')"
+  else
+    record sanitize 0 1 "tests/sanitize.sh ended without a summary"
   fi
-  logs=$(mktemp -d)
-  export ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan"
-  export UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan"
-  meson test -C "$dir" --suite unit --print-errorlogs
-  read -r spass sfail <<<"$(unit_counts "$dir")"
-  echo "== sanitizers: write path, watch, HTTP and fuzz integration tests"
-  read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz -k hostile_requests \
-    -k test_watch -k ReconcileTest)"
-  unset ASAN_OPTIONS UBSAN_OPTIONS
-  reports=$(find "$logs" -type f | wc -l)
-  if [ "$reports" -gt 0 ]; then
-    echo "== sanitizer reports:"
-    find "$logs" -type f -exec head -n 30 {} \;
-  fi
-  rm -rf "$logs"
-  record sanitize "$((spass + ipass))" "$((sfail + ifail + reports))" \
-    "$([ "$reports" -gt 0 ] && echo "$reports sanitizer reports")${inote:+ $inote}"
+  rm -f "$log"
 }
 [ "${LANGOP_SANITIZE:-1}" = 0 ] || sanitize
 
