@@ -424,10 +424,6 @@ class CheckDeployTest(unittest.TestCase):
         self.assertIn("deploy/Dockerfile: runtime stage does not install libwslay1 (linked by the server)",
                       lines)
 
-    def test_dockerfile_build_stage_builds(self):
-        status, lines = self.check(self.copy(), build=True)
-        self.assertEqual(status, 0, lines)
-
     def test_dockerfile_build_stage_misses_a_folder(self):
         root = self.copy()
         self.edit(root, "Dockerfile", "COPY storage/ storage/\n", "")
