@@ -113,6 +113,17 @@ else
   record unit "$upass" "$ufail"
 fi
 
+# The sanitizer build compiles while the checks below run (they are light, and
+# not timed); the integration tests, which are, wait for it to end.
+san_build_pid=
+if [ "${LANGOP_SANITIZE:-1}" != 0 ]; then
+  san_build_log=$(mktemp)
+  (renice -n 10 "$BASHPID" >/dev/null
+   lo_meson_build "${LANGOP_SAN_BUILDDIR:-build-sanitize}" -Db_sanitize=address,undefined -Db_lundef=false) \
+    >"$san_build_log" 2>&1 &
+  san_build_pid=$!
+fi
+
 echo "== golden gateway configs, read by PyYAML as the LiteLLM proxy reads them"
 if /usr/bin/python3 tests/golden/check_litellm.py; then
   record golden 1 0
@@ -162,6 +173,12 @@ cpass=0 cfail=0
 if /usr/bin/python3 tests/tools/check_crd_schemas.py; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
 if /usr/bin/python3 tests/tools/test_check_crd_schemas.py; then cpass=$((cpass + 1)); else cfail=$((cfail + 1)); fi
 record crd-schemas "$cpass" "$cfail"
+
+if [ -n "$san_build_pid" ]; then
+  echo "== waiting for the sanitizer build"
+  wait "$san_build_pid" || cat "$san_build_log" # tests/sanitize.sh tries again and reports a failure
+  rm -f "$san_build_log"
+fi
 
 echo "== integration tests (the reconcile fault tests alongside: they mostly wait, through an outage and an idle minute)"
 faults_log=$(mktemp)
