@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 
-from harness import API_VERSION, ServerTestCase, collection_path, item_path, persona
+from harness import API_VERSION, ServerTestCase, item_path, persona
 
 CLIENTS = 32
 INCREMENTS = 50

@@ -14,7 +14,9 @@ restart on the same database. After the restart:
 
   - a watch from the resourceVersion each kind was listed at before the round
     replays its history; the events a watch held open before the crash
-    received are exactly its first events (same order, same objects);
+    received are exactly its first events (same order, same objects), and a
+    watch from the resourceVersion of one of those events gets exactly the
+    replay's events after it;
   - every write answered 2xx is in that replay at the resourceVersion it was
     answered with, as the object it was answered with (a delete: the DELETED
     event of the uid it was answered with) -- else it counts as lost;
@@ -45,12 +47,13 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import harness  # noqa: E402
-from harness import API_VERSION, Server, collection_path, item_path, obj  # noqa: E402
+from harness import Server, collection_path, item_path, obj  # noqa: E402
 
 NAMESPACE = "crash"
 OP_KEY = "crash.langop.io/op"          # annotation: the id of the write that last set metadata/spec
@@ -67,7 +70,9 @@ class RoundFailure(AssertionError):
 # ------------------------------------------------------------ the objects
 
 def _spec(kind, value):
-    """The spec a writer sends for kind, with value in its one mutable field."""
+    """The spec a writer sends for kind, with value in its one mutable field
+    (an agent also names one of the pool's models, picked by value: writes
+    move what its derived status depends on)."""
     if kind == "LanguageModel":
         return {"provider": "openai", "modelName": f"gpt-{value}"}
     if kind == "LanguageTool":
@@ -75,7 +80,7 @@ def _spec(kind, value):
     if kind == "LanguagePersona":
         return {"tone": "friendly", "personality": f"p-{value}"}
     return {"image": "ghcr.io/langop/agent:v1", "instructions": f"i-{value}",
-            "models": [{"name": f"languagemodel-{int(value.rsplit('-', 1)[1]) % POOL}"}]}
+            "models": [{"name": f"languagemodel-{zlib.crc32(value.encode()) % POOL}"}]}
 
 
 # the field of _spec that each write moves, as a JSON Pointer
@@ -98,7 +103,8 @@ def pool_names(kind):
 
 class Op:
     """One write a writer attempted. outcome: "ack" (2xx read in full),
-    "refused" (any other answer), "unknown" (no answer: the server died)."""
+    "refused" (any other answer), "unknown" (no answer: the server died),
+    "unsent" (an update whose GET failed: no write went out)."""
 
     __slots__ = ("id", "verb", "kind", "name", "outcome", "status", "body", "rv", "uid", "matched")
 
@@ -259,6 +265,24 @@ def list_kind(server, kind):
 
 
 # ----------------------------------------------------------------- checks
+
+def read_replay(server, kind, rv, marker, problems):
+    """The events a watch from rv gets before the ADDED of marker (created
+    after the restart, so it bounds the replay)."""
+    reader = EventReader(server, watch_path(kind, rv, 15), 20)
+    events = []
+    try:
+        while True:
+            ev = reader.next()
+            if ev is None:
+                problems.append(f"{kind}: the watch from rv {rv} ended before the write made after the restart")
+                return events
+            if ev["object"]["metadata"]["name"] == marker:
+                return events
+            events.append(ev)
+    finally:
+        reader.close()
+
 
 def rv_of(o):
     return int(o["metadata"]["resourceVersion"])
@@ -472,18 +496,16 @@ def run_round(server, rnd, rng, totals, out):
     deletes_by_uid = {op.uid: op for op in acks if op.verb == "delete"}
     replayed = derived = in_flight = 0
     prefix_ok = True
+    resumed = 0
     for k in KINDS:
-        reader = EventReader(server, watch_path(k, lists0[k][0], 15), 20)
-        events = []
-        while True:
-            ev = reader.next()
-            if ev is None:
-                problems.append(f"{k}: the replay ended before the write made after the restart")
-                break
-            if ev["object"]["metadata"]["name"] == f"marker-{rnd}":
-                break
-            events.append(ev)
-        reader.close()
+        events = read_replay(server, k, lists0[k][0], f"marker-{rnd}", problems)
+        # a watch resumed from a resourceVersion in the middle of the round gets the rest of the same history
+        if recorders[k].events:
+            mid = rv_of(rng.choice(recorders[k].events)["object"])
+            rest = read_replay(server, k, mid, f"marker-{rnd}", problems)
+            resumed += len(rest)
+            if rest != [e for e in events if rv_of(e["object"]) > mid]:
+                problems.append(f"{k}: the watch from rv {mid} is not the replay's events after {mid}")
         replayed += len(events)
         check_increasing(k, events, problems)
         prefix_ok &= check_prefix(k, recorders[k].events, events, problems)
@@ -509,7 +531,8 @@ def run_round(server, rnd, rng, totals, out):
         f"{sum(refused.values())} refused ({', '.join(f'{c}: {n}' for c, n in sorted(refused.items()))}), "
         f"{len(unknown)} in flight at the kill ({in_flight} committed); "
         f"watch: {sum(len(r.events) for r in recorders.values())} events before the kill, "
-        f"{replayed} replayed ({derived} derived status){'' if prefix_ok else ', NOT'} beginning with them; "
+        f"{replayed} replayed ({derived} derived status){'' if prefix_ok else ', NOT'} beginning with them, "
+        f"{resumed} to watches resumed mid-round; "
         f"{len(acks)} acknowledged writes checked, {len(lost)} lost; "
         f"integrity_check {'ok' if integrity else 'FAILED'}; rv: highest acknowledged {max_acked}, "
         f"stored {stored_rv}, listed after restart {list_rv}, next write {min(markers.values())}"
