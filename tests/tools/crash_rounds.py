@@ -3,6 +3,7 @@
 the same database, and prove that nothing it acknowledged is lost.
 
     /usr/bin/python3 tests/tools/crash_rounds.py --binary build/langop-apiserver [--rounds 20] [--seed S]
+        [--server-flag=--storage-fsync]
 
 Each round: 8 writers (threads, one HTTPS connection each) create, update
 (GET + PUT), merge-patch, JSON-patch, server-side apply, delete and write the
@@ -567,13 +568,16 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--server-flag", action="append", default=[], metavar="FLAG",
+                    help="an extra flag for the server, e.g. --server-flag=--storage-fsync (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the state directory (database, log)")
     args = ap.parse_args()
     harness.BINARY = str(Path(args.binary).resolve())
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    print(f"crash rounds: binary {harness.BINARY}, {args.rounds} rounds, seed {seed}", flush=True)
+    print(f"crash rounds: binary {' '.join([harness.BINARY, *args.server_flag])}, {args.rounds} rounds, "
+          f"seed {seed}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="langop-crash-"))
-    server = Server(tmp)
+    server = Server(tmp, args.server_flag)
     try:
         server.start()
         totals = run_rounds(server, args.rounds, seed, out=lambda s: print(s, flush=True))
