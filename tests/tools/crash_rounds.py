@@ -415,7 +415,8 @@ def check_db(path, problems):
 class Totals:
     def __init__(self):
         self.rounds = self.checked = self.lost = self.in_flight = self.committed_in_flight = 0
-        self.events = self.derived = self.write_seconds = 0.0
+        self.events = self.derived = 0
+        self.write_seconds = 0.0
         self.verbs = Counter()
         self.problems = []
 
@@ -424,7 +425,7 @@ class Totals:
         return (f"crash rounds: {self.rounds} rounds, {self.write_seconds:.1f} s of writes; "
                 f"{self.checked} acknowledged writes checked ({verbs}), {self.lost} lost; "
                 f"{self.in_flight} in flight at a kill, {self.committed_in_flight} of them committed; "
-                f"{int(self.events)} events replayed ({int(self.derived)} derived status); "
+                f"{self.events} events replayed ({self.derived} derived status); "
                 f"{len(self.problems)} problems")
 
 
