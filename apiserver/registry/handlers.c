@@ -128,7 +128,16 @@ int handlers_has_selectors(const handler_request_t *hr)
     return hr->opts->list.label_text[0] || hr->opts->list.field_text[0];
 }
 
-#define WRITE_ATTEMPTS 16          /* preparations of one write before a conflict is answered 409 */
+/*
+ * Preparations of one write before a conflict is answered 409. A conflict
+ * here is the server's own compare-and-swap losing to another write that
+ * committed meanwhile (a client's resourceVersion is checked in prepare, not
+ * retried), so a client without a precondition never asked for it:
+ * kube-apiserver's GuaranteedUpdate retries until it succeeds. 16 was
+ * reached by 32 clients patching one object at once; this bound is only
+ * against a store that would answer conflicts for ever.
+ */
+#define WRITE_ATTEMPTS 1024
 
 /* ---- the driver ---- */
 
