@@ -71,6 +71,9 @@ typedef struct flags {
     int reconcile_workers;
     int64_t reconcile_resync_s;
     int64_t authn_refresh_s;
+    int max_requests_inflight;
+    int max_mutating_requests_inflight;
+    int max_watches;
 } flags_t;
 
 static void usage(FILE *out)
@@ -107,6 +110,16 @@ static void usage(FILE *out)
             "      --history-min-age duration   Compaction keeps at least this much history (default 5m)\n"
             "      --watch-bookmark-interval duration  How often an idle watch that allows bookmarks gets one\n"
             "                                   (default 1m)\n"
+            "\n"
+            "Limits (the HTTP edge: README \"HTTP edge\"):\n"
+            "      --max-requests-inflight int  Read-only requests (get, list) being served at most; beyond, 429\n"
+            "                                   with Retry-After: 1. Watches are not counted, system:masters is\n"
+            "                                   never refused. 0: no limit (default 400)\n"
+            "      --max-mutating-requests-inflight int  The same for the other requests (create, update,\n"
+            "                                   patch, delete ...) (default 200)\n"
+            "      --max-watches int            Open watches at most, over all clients; beyond, a watch is\n"
+            "                                   answered 429 with Retry-After: 1. Each may hold up to 8 MiB for a\n"
+            "                                   slow reader before it is dropped. 0: no limit (default 1000)\n"
             "\n"
             "Derived config flags:\n"
             "      --cluster-domain string      The cluster's DNS domain, in derived endpoints such as\n"
@@ -242,7 +255,7 @@ enum {
     OPT_AUTHZ_ALLOWED_TTL, OPT_AUTHZ_DENIED_TTL, OPT_CLIENT_CA, OPT_RH_CA, OPT_RH_NAMES, OPT_RH_USER,
     OPT_RH_GROUP, OPT_RH_EXTRA, OPT_RH_UID, OPT_AUTHN_KUBECONFIG, OPT_AUTHN_TTL, OPT_AUDIENCES, OPT_ANONYMOUS, OPT_TOLERATE_LOOKUP, OPT_KUBECONFIG, OPT_RECONCILE,
     OPT_GATEWAY_IMAGE, OPT_RECONCILE_WORKERS, OPT_RECONCILE_RESYNC,
-    OPT_AUTHN_REFRESH,
+    OPT_AUTHN_REFRESH, OPT_MAX_INFLIGHT, OPT_MAX_MUTATING_INFLIGHT, OPT_MAX_WATCHES,
 };
 
 /* A list flag given again adds to the list (kube's string slices). */
@@ -296,6 +309,9 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"reconcile-workers", required_argument, NULL, OPT_RECONCILE_WORKERS},
         {"reconcile-resync-period", required_argument, NULL, OPT_RECONCILE_RESYNC},
         {"authentication-config-refresh-interval", required_argument, NULL, OPT_AUTHN_REFRESH},
+        {"max-requests-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+        {"max-mutating-requests-inflight", required_argument, NULL, OPT_MAX_MUTATING_INFLIGHT},
+        {"max-watches", required_argument, NULL, OPT_MAX_WATCHES},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -356,6 +372,13 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         case OPT_AUTHN_REFRESH:
             rc = parse_duration("authentication-config-refresh-interval", optarg, &f->authn_refresh_s);
             break;
+        case OPT_MAX_INFLIGHT:
+            rc = parse_int("max-requests-inflight", optarg, 0, 1 << 20, &f->max_requests_inflight);
+            break;
+        case OPT_MAX_MUTATING_INFLIGHT:
+            rc = parse_int("max-mutating-requests-inflight", optarg, 0, 1 << 20, &f->max_mutating_requests_inflight);
+            break;
+        case OPT_MAX_WATCHES: rc = parse_int("max-watches", optarg, 0, 1 << 20, &f->max_watches); break;
         case 'v': rc = parse_int("v", optarg[0] == '=' ? optarg + 1 : optarg, 0, 10, &lo_verbosity); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -620,7 +643,8 @@ int main(int argc, char **argv)
                  .bookmark_interval_s = 60, .max_queued_writes = STORE_WRITE_QUEUE_MAX, .shutdown_grace_s = 5,
                  .authorization_mode = "AlwaysAllow", .authz_allowed_ttl_s = 10, .authz_denied_ttl_s = 10,
                  .token_cache_ttl_s = 10, .authn_refresh_s = 60, .reconcile = "auto", .reconcile_workers = 2,
-                 .reconcile_resync_s = 600};
+                 .reconcile_resync_s = 600, .max_requests_inflight = 400, .max_mutating_requests_inflight = 200,
+                 .max_watches = 1000};
     if (parse_flags(argc, argv, &f) != 0)
         return 2;
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -703,7 +727,10 @@ int main(int argc, char **argv)
                              .key_file = f.key_file, .tls_min_version = f.tls_min_version,
                              .tls_cipher_suites = f.tls_cipher_suites, .workers = f.workers,
                              .bookmark_interval_ms = f.bookmark_interval_s * 1000,
-                             .shutdown_grace_ms = f.shutdown_grace_s * 1000};
+                             .shutdown_grace_ms = f.shutdown_grace_s * 1000,
+                             .max_requests_inflight = f.max_requests_inflight,
+                             .max_mutating_requests_inflight = f.max_mutating_requests_inflight,
+                             .max_watches = f.max_watches};
     if (server_run(api, auth, &opts, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.message);
         goto exit;

@@ -18,6 +18,12 @@
  * dispose callback then sets job->req = NULL, and the finished job is
  * dropped without touching the dead request. Both run on the loop thread,
  * so job->req needs no lock.
+ *
+ * The HTTP edge (langop/http/edge.h) stands around this: on_req refuses
+ * bad HTTP/1 framing before a job exists; each job holds a ticket of its
+ * connection, which may make it wait there for room; a worker drops a
+ * job whose client is gone before it runs it, and counts the others in
+ * flight (429 above the limits); on_jobs_done caps the open watches.
  */
 #include "langop/http/server.h"
 
@@ -31,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,6 +53,7 @@
 
 #include "langop/core/status.h"
 #include "langop/core/text.h"
+#include "langop/http/edge.h"
 #include "langop/http/stream.h"
 #include "langop/http/tls.h"
 
@@ -61,6 +69,8 @@ typedef struct job job_t;
 
 typedef struct job_slot {
     job_t *job;        /* NULL once the response was sent */
+    edge_conn_t *conn; /* the request's connection at the edge (may be NULL) */
+    h2o_req_t *req;    /* valid in the dispose callback: h2o frees it after clearing its pool */
 } job_slot_t;
 
 /*
@@ -79,6 +89,8 @@ struct job {
     int resuming;                        /* set by the wake: api_resume() rather than api_handle() */
     struct server *srv;
     int64_t started_ms;
+    edge_ticket_t ticket;                /* its connection's ticket (langop/http/edge.h) */
+    const char *cancelled;               /* set: why it was not run (for the log) */
     job_t *next;                         /* worker queue link */
 };
 
@@ -108,6 +120,7 @@ typedef struct server {
     pthread_t *workers;
     int worker_count;
     stream_hub_t *hub;                   /* open watches */
+    edge_t *edge;                        /* the HTTP edge's connections and limits */
     int requests;                        /* atomic: requests accepted and not yet answered */
     server_phase_t phase;                /* the loop's: serving, or how far a stop has come */
 } server_t;
@@ -126,17 +139,14 @@ static void job_free(job_t *job)
 {
     if (job->srv)
         __atomic_sub_fetch(&job->srv->requests, 1, __ATOMIC_RELAXED);
+    edge_ticket_close(&job->ticket);
     api_request_free(&job->request);
     api_response_free(&job->response);
     free(job);
 }
 
-static void on_slot_dispose(void *p)
-{
-    job_slot_t *slot = p;
-    if (slot->job != NULL)
-        slot->job->req = NULL;
-}
+static void log_request(const h2o_req_t *req, const api_request_t *areq, const api_response_t *resp,
+                        int64_t started_ms, const char *cancelled);
 
 static void queue_job(server_t *srv, job_t *job)
 {
@@ -164,6 +174,28 @@ static job_t *take_job(server_t *srv)
     }
     pthread_mutex_unlock(&srv->lock);
     return job;
+}
+
+/* edge_dispatch_fn: a job that waited on its connection may go to the workers. */
+static void dispatch_ticket(void *ctx, edge_ticket_t *ticket)
+{
+    queue_job(ctx, H2O_STRUCT_FROM_MEMBER(job_t, ticket, ticket));
+}
+
+/* The request's pool is cleared: answered, or its client went away first (then the job is cancelled). */
+static void on_slot_dispose(void *p)
+{
+    job_slot_t *slot = p;
+    job_t *job = slot->job;
+    if (job != NULL) {
+        job->req = NULL;
+        if (edge_ticket_cancel(&job->ticket, slot->req)) { /* no worker will see it */
+            job->response.status = 499;
+            log_request(NULL, &job->request, &job->response, job->started_ms, "while it waited on its connection");
+            job_free(job);
+        }
+    }
+    edge_request_gone(slot->conn);
 }
 
 /* api_wake_fn, on the store's writer thread: the job's answer can go on. */
@@ -207,6 +239,28 @@ static int admit_request(server_t *srv, job_t *job)
     return 0;
 }
 
+/*
+ * A request's first turn on a worker. A client gone before it (a stream
+ * reset, a hang-up) is not served: nothing of it runs. Authentication may
+ * wait, so it is asked again before the API runs.
+ */
+static int serve_request(server_t *srv, job_t *job)
+{
+    if (edge_ticket_gone(&job->ticket) || !admit_request(srv, job))
+        goto gone_or_refused;
+    if (edge_ticket_gone(&job->ticket))
+        goto gone_or_refused;
+    if (!edge_inflight_acquire(srv->edge, &job->ticket, &job->request, &job->response))
+        return 0;
+    return api_handle(srv->api, &job->request, &job->response, job_wake, job);
+gone_or_refused:
+    if (job->response.status == 0) {
+        job->cancelled = "before it ran";
+        job->response.status = 499;
+    }
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     server_t *srv = arg;
@@ -217,10 +271,13 @@ static void *worker_main(void *arg)
             job->work(job->arg);
         else if (job->resuming)
             pending = api_resume(srv->api, &job->response);
-        else if (admit_request(srv, job))
-            pending = api_handle(srv->api, &job->request, &job->response, job_wake, job);
-        if (!pending) /* else the wake queues it again */
-            h2o_multithread_send_message(&srv->done_receiver, &job->message);
+        else
+            pending = serve_request(srv, job);
+        if (pending)
+            continue; /* the wake queues it again */
+        if (!job->work)
+            edge_inflight_release(srv->edge, &job->ticket);
+        h2o_multithread_send_message(&srv->done_receiver, &job->message);
     }
     return NULL;
 }
@@ -274,7 +331,7 @@ static char *groups_quoted(const api_user_t *user)
 /* What the client sent (user, groups, extra may come from headers) is escaped, and not cut (a cut escape
  * would unquote the rest): it cannot forge a field. */
 static void log_request(const h2o_req_t *req, const api_request_t *areq, const api_response_t *resp,
-                        int64_t started_ms)
+                        int64_t started_ms, const char *cancelled)
 {
     int64_t ms = lo_now_ms() - started_ms;
     const char *proto = req == NULL ? "-" : req->version >= 0x200 ? "HTTP/2" : "HTTP/1.1";
@@ -285,10 +342,11 @@ static void log_request(const h2o_req_t *req, const api_request_t *areq, const a
     char *as = resp->impersonated_user ? text_header_quoted(resp->impersonated_user) : NULL;
     lo_log(LO_INFO,
            "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s"
-           "%s%s%s",
+           "%s%s%s%s%s%s",
            resp->verb[0] ? resp->verb : areq->method, areq->target, user, resp->status, (long long)ms, proto, groups,
            extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "", as ? " impersonatedUser=\"" : "",
-           as ? as : "", as ? "\"" : "");
+           as ? as : "", as ? "\"" : "", cancelled ? " cancelled=\"client gone " : "", cancelled ? cancelled : "",
+           cancelled ? "\"" : "");
     free(as);
     free(user);
     free(groups);
@@ -346,10 +404,16 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
             continue;
         }
         server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, done_receiver, receiver);
-        log_request(job->req, &job->request, &job->response, job->started_ms);
+        if (job->response.watch && !edge_watch_admit(srv->edge, stream_watch_count(srv->hub), &job->response)) {
+            job->response.watch_free(job->response.watch);
+            job->response.watch = NULL;
+        }
+        log_request(job->req, &job->request, &job->response, job->started_ms, job->cancelled);
+        edge_ticket_done(&job->ticket, job->req != NULL && job->cancelled == NULL);
         if (job->req != NULL) {
             job->slot->job = NULL; /* the request no longer refers to this job */
-            if (srv->phase != SERVING)
+            /* stopping, or an HTTP/1 peer that hung up (the answer goes nowhere): the connection closes */
+            if (srv->phase != SERVING || job->cancelled)
                 job->req->http1_is_persistent = 0;
             if (job->response.watch) {
                 stream_watch_start(srv->hub, job->req, job->response.watch, job->response.content_type);
@@ -433,11 +497,30 @@ static int refuse_closing(h2o_req_t *req)
     return 0;
 }
 
+/* A request the edge refuses before it becomes a job (bad HTTP/1 framing): answered on the loop. */
+static void refuse_request(h2o_req_t *req, const lo_err_t *err)
+{
+    api_request_t areq = {.method = lo_strndup(req->input.method.base, req->input.method.len),
+                          .target = lo_strndup(req->input.path.base, req->input.path.len)};
+    api_response_t resp = {0};
+    api_response_set_error(&resp, err);
+    log_request(req, &areq, &resp, lo_now_ms(), NULL);
+    send_response(req, &resp);
+    api_response_free(&resp);
+    api_request_free(&areq);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server_t *srv = *(server_t **)(self + 1);
     if (srv->phase == CLOSING)
         return refuse_closing(req);
+    lo_err_t err = {0};
+    if (edge_check_request(req, &err) != 0) {
+        refuse_request(req, &err);
+        lo_err_clear(&err);
+        return 0;
+    }
     job_t *job = lo_calloc(1, sizeof(*job));
     job->started_ms = lo_now_ms();
     api_request_t *areq = &job->request;
@@ -458,7 +541,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     __atomic_add_fetch(&srv->requests, 1, __ATOMIC_RELAXED);
     job->slot = h2o_mem_alloc_shared(&req->pool, sizeof(job_slot_t), on_slot_dispose);
     job->slot->job = job;
-    queue_job(srv, job);
+    job->slot->conn = edge_request_begin(req);
+    job->slot->req = req;
+    if (edge_ticket_open(&job->ticket, job->slot->conn)) /* else it waits on its connection */
+        queue_job(srv, job);
     return 0;
 }
 
@@ -522,14 +608,30 @@ static int open_listener(const server_options_t *opts, lo_err_t *err)
     return fd;
 }
 
+/*
+ * Every connection is a descriptor, and an HTTP/1 one being served a
+ * second (edge.c's duplicate for the hang-up check): the soft limit (often
+ * 1024) goes up to the hard one, as Go's runtime does for kube-apiserver.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void on_accept(h2o_socket_t *listener, const char *error)
 {
     if (error != NULL)
         return;
     server_t *srv = listener->data;
     h2o_socket_t *sock;
-    while ((sock = h2o_evloop_socket_accept(listener)) != NULL)
+    while ((sock = h2o_evloop_socket_accept(listener)) != NULL) {
+        edge_accept(srv->edge, sock);
         h2o_accept(&srv->accept_ctx, sock);
+    }
 }
 
 static void register_handler(server_t *srv)
@@ -539,6 +641,7 @@ static void register_handler(server_t *srv)
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(h2o_handler_t) + sizeof(server_t *));
     handler->on_req = on_req;
     *(server_t **)(handler + 1) = srv;
+    edge_register_error_filter(host);
 }
 
 /*
@@ -620,6 +723,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    raise_fd_limit();
     if (setup_tls(&srv, opts, err) != 0)
         return -1;
     int fd = open_listener(opts, err);
@@ -629,6 +733,10 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     srv.config.max_request_entity_size = SERVER_MAX_ENTITY;
     register_handler(&srv);
     h2o_context_init(&srv.ctx, h2o_evloop_create(), &srv.config);
+    edge_options_t eo = {.max_requests_inflight = opts->max_requests_inflight,
+                         .max_mutating_requests_inflight = opts->max_mutating_requests_inflight,
+                         .max_watches = opts->max_watches, .request_timeout_ms = (int64_t)srv.config.http1.req_timeout};
+    srv.edge = edge_new(&srv.ctx, &eo, dispatch_ticket, &srv);
     srv.accept_ctx.ctx = &srv.ctx;
     srv.accept_ctx.hosts = srv.config.hosts;
     srv.accept_ctx.ssl_ctx = tls_ctx(srv.tls);
@@ -655,6 +763,7 @@ int server_run(api_t *api, const auth_t *auth, const server_options_t *opts, lo_
     /* deliver what the workers finished; a write the store answers after this (the drain timed out)
      * is committed but not answered: its client sees the connection close */
     h2o_evloop_run(srv.ctx.loop, 0);
+    edge_stop(srv.edge);
     stop_tls_check(&srv);
     tls_free(srv.tls);
     return 0;

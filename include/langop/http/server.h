@@ -27,6 +27,9 @@ typedef struct server_options {
     int workers;                 /* worker threads; 0: one per CPU, at least 2 */
     int64_t bookmark_interval_ms; /* watch bookmarks when idle; 0: the default (1 min) */
     int64_t shutdown_grace_ms;    /* how long a stopping server waits for the answers it owes */
+    int max_requests_inflight;    /* read-only requests being served at most; 0: no limit (langop/http/edge.h) */
+    int max_mutating_requests_inflight; /* other requests being served at most; 0: no limit */
+    int max_watches;              /* open watches at most; 0: no limit */
 } server_options_t;
 
 /**
