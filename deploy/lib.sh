@@ -8,7 +8,7 @@
 LANGOP_PACKAGES=(
   libh2o-evloop-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev
   libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev
-  sqlite3 curl openssl python3 python3-kubernetes python3-yaml
+  sqlite3 curl openssl python3 python3-kubernetes python3-yaml python3-h2
 )
 
 lo_log() { printf '%s\n' "$*" >&2; }
