@@ -477,10 +477,6 @@ int edge_check_request(h2o_req_t *req, lo_err_t *err)
 
 /* ---- h2o's own error answers as Status ---- */
 
-typedef struct status_ostream {
-    h2o_ostream_t super;
-} status_ostream_t;
-
 static const char *reason_of(int status)
 {
     switch (status) {
@@ -524,9 +520,9 @@ static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     if (req->res.status >= 400 && ct >= 0 &&
         h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
                   H2O_STRLIT("text/plain; charset=utf-8"))) {
-        status_ostream_t *os = (void *)h2o_add_ostream(req, sizeof(*os), slot);
-        os->super.do_send = status_do_send;
-        slot = &os->super.next;
+        h2o_ostream_t *os = h2o_add_ostream(req, sizeof(*os), slot);
+        os->do_send = status_do_send;
+        slot = &os->next;
     }
     h2o_setup_next_ostream(req, slot);
 }
