@@ -16,7 +16,7 @@
 # and python3-kubernetes), "faults" (its reconcile fault tests, run alongside
 # the rest: a kube-apiserver outage, a restart half way, an idle minute), and "sanitize" (a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer: the unit tests, then the
-# write-path, watch, HTTP, hostile-request, fuzz and reconcile integration tests against that server; any
+# write-path, watch, HTTP, hostile-request, fuzz, reconcile and store fault integration tests against that server; any
 # sanitizer report fails it). Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when
 # anything failed, including a build.
@@ -187,9 +187,9 @@ sanitize() {
   export UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan"
   meson test -C "$dir" --suite unit --print-errorlogs
   read -r spass sfail <<<"$(unit_counts "$dir")"
-  echo "== sanitizers: write path, watch, HTTP and fuzz integration tests"
+  echo "== sanitizers: write path, watch, HTTP, fuzz and store fault integration tests"
   read -r ipass ifail inote <<<"$(run_integration "$dir/langop-apiserver" 600 -k write_path -k http -k fuzz -k hostile_requests \
-    -k test_watch -k ReconcileTest)"
+    -k test_watch -k ReconcileTest -k store_faults)"
   unset ASAN_OPTIONS UBSAN_OPTIONS
   reports=$(find "$logs" -type f | wc -l)
   if [ "$reports" -gt 0 ]; then
