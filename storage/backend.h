@@ -45,7 +45,11 @@ store_t *backend_txn_owner(store_txn_t *txn);
 void backend_set_owner(backend_t *b, store_t *owner);
 
 int backend_batch_begin(store_txn_t *txn, lo_err_t *err);
-/** Commits; durable at the configured level when it returns STORE_OK. */
+/**
+ * Commits; durable at the configured level when it returns STORE_OK. On
+ * STORE_IO the batch is rolled back, and nothing of it comes back after a
+ * crash either, unless err's message says that it may.
+ */
 int backend_batch_commit(store_txn_t *txn, lo_err_t *err);
 void backend_batch_rollback(store_txn_t *txn);
 

@@ -1123,11 +1123,69 @@ int backend_batch_begin(store_txn_t *txn, lo_err_t *err)
     return STORE_OK;
 }
 
+/*
+ * A COMMIT that fails after its frames reached the WAL (its sync failed, or
+ * the wal-index could not grow) leaves a transaction in doubt: complete in
+ * the WAL file, yet never in the wal-index, so this process does not see
+ * it - but the recovery that follows a crash would replay it, and writes
+ * answered with an error would come back. The next transaction that writes
+ * frames starts at the same offset, and overwriting the first of them
+ * breaks the checksum chain that recovery follows, so void_in_doubt()
+ * writes one at once, before the batch is answered: page 1 as it is
+ * (user_version set to its own value), harmless if it is what a recovery
+ * replays. A COMMIT that failed writing (SQLITE_FULL, SQLITE_IOERR_WRITE)
+ * never wrote its commit frame, the last one, and leaves nothing behind.
+ */
+#define VOID_ATTEMPTS 3
+#define VOID_PAUSE_MS 5
+
+static int commit_in_doubt(int code)
+{
+    return code != SQLITE_FULL && code != SQLITE_IOERR_WRITE && code != SQLITE_NOMEM && (code & 0xff) != SQLITE_BUSY;
+}
+
+/* 1 when a transaction of the writer wrote its frames over the doubtful ones. */
+static int void_in_doubt(conn_t *c)
+{
+    for (int i = 0; i < VOID_ATTEMPTS; i++) {
+        if (i > 0)
+            nanosleep(&(struct timespec){0, VOID_PAUSE_MS * 1000000L}, NULL);
+        sqlite3_stmt *st = NULL;
+        int64_t version = -1;
+        if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            version = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (version < 0)
+            continue;
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %" PRId64, version);
+        int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK || commit_in_doubt(sqlite3_extended_errcode(c->db)))
+            return 1;
+    }
+    return 0;
+}
+
 int backend_batch_commit(store_txn_t *txn, lo_err_t *err)
 {
     memo_clear(txn->b);
-    if (deltas_write(txn->b, txn->conn, err) != STORE_OK || stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
+    if (deltas_write(txn->b, txn->conn, err) != STORE_OK) {
         conn_rollback(txn->conn);
+        return STORE_IO;
+    }
+    if (stmt_run(txn->conn, ST_COMMIT, err) != STORE_OK) {
+        int code = sqlite3_extended_errcode(txn->conn->db);
+        conn_rollback(txn->conn);
+        if (commit_in_doubt(code) && !void_in_doubt(txn->conn)) {
+            lo_log(LO_INFO, "store: a failed commit may still be whole in the WAL: a crash before the next commit "
+                            "would keep it");
+            if (err) {
+                char cause[sizeof(err->message)];
+                snprintf(cause, sizeof(cause), "%s", err->message);
+                lo_err_set(err, 0, "", "%s (the write may have been stored all the same)", cause);
+            }
+        }
         return STORE_IO;
     }
     return STORE_OK;

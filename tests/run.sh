@@ -17,7 +17,7 @@
 # the rest: a kube-apiserver outage, a restart half way, an idle minute), and
 # "sanitize" (tests/sanitize.sh --quick: a build with AddressSanitizer,
 # LeakSanitizer and UndefinedBehaviorSanitizer, the unit tests and the
-# write-path, watch, HTTP, hostile-request, fuzz, reconcile and shutdown
+# write-path, watch, HTTP, hostile-request, fuzz, reconcile, store fault and shutdown
 # integration tests against that server; any sanitizer report fails it;
 # tests/sanitize.sh alone runs every integration test so). Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when

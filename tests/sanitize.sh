@@ -10,7 +10,7 @@
 #   tests/sanitize.sh --quick   every unit test, and the integration tests of
 #                               the paths hostile input and concurrency reach:
 #                               writes, watches, HTTP, hostile requests, fuzz,
-#                               reconcile, shutdown (what tests/run.sh runs)
+#                               reconcile, shutdown, store faults (what tests/run.sh runs)
 #
 # Last line: "N passed, N failed" (unit and integration tests, plus one
 # failure per report). Environment: LANGOP_SAN_BUILDDIR (default
@@ -53,7 +53,7 @@ PY
 )"
 
 if [ "$quick" = 1 ]; then
-  select=(-k write_path -k http -k fuzz -k hostile -k test_watch -k ReconcileTest -k shutdown)
+  select=(-k write_path -k http -k fuzz -k hostile -k test_watch -k ReconcileTest -k shutdown -k store_faults)
   limit=600
 else
   # run_local builds and starts its own binary: nothing of this build to check

@@ -79,10 +79,12 @@ class Response:
 
 class Server:
     """A langop-apiserver process with its own state directory; flags are
-    extra command-line flags (compaction tuning and the like)."""
+    extra command-line flags (compaction tuning and the like), env extra
+    environment variables of the process (a shim to preload)."""
 
-    def __init__(self, workdir, flags=()):
+    def __init__(self, workdir, flags=(), env=None):
         self.flags = list(flags)
+        self.env = dict(env or {})
         self.dir = Path(workdir)
         self.certs = self.dir / "certs"
         self.db = self.dir / "langop.db"
@@ -117,7 +119,8 @@ class Server:
                  f"--tls-private-key-file={self.certs / 'apiserver.key'}",
                  f"--storage-path={self.db}",
                  f"--token-auth-file={self.dir / 'tokens.csv'}", "-v=2", *self.flags],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                env={**os.environ, **self.env})
             log.close()
             try:
                 self._wait_ready(timeout)
