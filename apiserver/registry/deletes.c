@@ -61,7 +61,11 @@ static int body_dry_run(const json_t *value, lo_err_t *err)
     size_t i;
     json_t *v;
     json_array_foreach(value, i, v) {
-        int r = options_parse_dry_run(json_string_value(v) ? json_string_value(v) : "?", err);
+        if (!json_is_string(v)) {
+            status_bad_request(err, "dryRun must be a list of strings");
+            return -1;
+        }
+        int r = options_parse_dry_run(json_string_value(v), "DeleteOptions", err);
         if (r < 0)
             return -1;
         dry |= r;

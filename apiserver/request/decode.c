@@ -14,7 +14,7 @@
 #include "langop/schema/objmeta.h"
 #include "langop/schema/validate.h"
 
-int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err)
+int decode_field_validation(const char *value, const char *options_kind, field_validation_t *out, lo_err_t *err)
 {
     if (value == NULL || value[0] == '\0' || strcmp(value, "Warn") == 0)
         *out = FIELD_VALIDATION_WARN;
@@ -22,10 +22,12 @@ int decode_field_validation(const char *value, field_validation_t *out, lo_err_t
         *out = FIELD_VALIDATION_STRICT;
     else if (strcmp(value, "Ignore") == 0)
         *out = FIELD_VALIDATION_IGNORE;
-    else {
-        status_bad_request(err, "fieldValidation: Unsupported value: \"%s\": supported values: \"Ignore\", "
-                                "\"Strict\", \"Warn\"",
-                           value);
+    else { /* apimachinery's ValidateFieldValidation: the Options object is invalid */
+        char msg[LO_ERR_MESSAGE_MAX / 2];
+        snprintf(msg, sizeof(msg), "Unsupported value: \"%.100s\": supported values: \"\", \"Ignore\", \"Strict\", "
+                 "\"Warn\"", value);
+        lo_err_add_cause(err, "FieldValueNotSupported", msg, "fieldValidation");
+        status_invalid(err, options_kind, "meta.k8s.io", "");
         return -1;
     }
     return 0;
