@@ -58,16 +58,17 @@ json_t *decode_body(const api_request_t *req, json_t **duplicates, lo_err_t *err
         status_bad_request(err, "the request body is empty: an object is required");
         return NULL;
     }
+    /* no Content-Type is the first type served, JSON, as kube's NegotiateInputSerializer takes it */
+    const char *type = req->content_type && req->content_type[0] ? req->content_type : "application/json";
     media_type_t ct;
-    if (req->content_type == NULL || negotiate_parse_one(req->content_type, &ct) != 0 ||
-        strcmp(ct.type, "application") != 0) {
+    if (negotiate_parse_one(type, &ct) != 0 || strcmp(ct.type, "application") != 0) {
         unsupported_media_type(err);
         return NULL;
     }
     if (strcmp(ct.subtype, "json") == 0)
         return codec_decode_json_checked(req->body, req->body_len, duplicates, err);
     if (strcmp(ct.subtype, "yaml") == 0)
-        return codec_decode_yaml(req->body, req->body_len, err);
+        return codec_decode_yaml_checked(req->body, req->body_len, duplicates, err);
     unsupported_media_type(err);
     return NULL;
 }
