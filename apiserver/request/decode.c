@@ -127,7 +127,7 @@ json_t *decode_object(const schema_kind_t *k, const api_request_t *req, field_va
     json_t *duplicates = NULL;
     json_t *obj = decode_body(req, &duplicates, err);
     json_t *unknown = json_array();
-    if (obj == NULL || objmeta_check_envelope(k, obj, err) != 0)
+    if (obj == NULL || objmeta_check_envelope(k, obj, err) != 0 || objmeta_check_types(k, obj, err) != 0)
         goto fail;
     validate_prune(k, obj, unknown);
     if (decode_unknown_fields(k, unknown, duplicates, fv, warnings, err) != 0)
