@@ -126,6 +126,14 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
     }
     if (body_types(opts, err) != 0 || body_propagation(json_object_get(opts, "propagationPolicy"), &policy, err) != 0)
         goto exit;
+    const json_t *orphan = json_object_get(opts, "orphanDependents");
+    if (policy != PROPAGATION_UNSET && orphan != NULL && !json_is_null(orphan)) { /* ValidateDeleteOptions */
+        lo_err_add_cause(err, "FieldValueInvalid",
+                         "Invalid value: \"null\": orphanDependents and deletionPropagation cannot be both set",
+                         "propagationPolicy");
+        status_invalid(err, "DeleteOptions", "meta.k8s.io", "");
+        goto exit;
+    }
     int dry = body_dry_run(json_object_get(opts, "dryRun"), err);
     if (dry < 0)
         goto exit;
