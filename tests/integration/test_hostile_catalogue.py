@@ -383,6 +383,11 @@ class HostileCatalogueTest(ServerTestCase):
               f"after each the server answered and the store stayed at resourceVersion {first[0]}; "
               f"{differs} answers deliberately differ from kube-apiserver's (see their rows); "
               f"{len(failures)} wrong", flush=True)
+        log = self.server.log_text()
+        for word in ("AddressSanitizer", "runtime error", "LeakSanitizer", "fatal"):
+            if word in log:   # a sanitizer build's report, or the server's own last words
+                at = log.index(word)
+                failures.append(f"the server log has {word!r}: {log[max(0, at - 200):at + 2000]}")
         self.assertEqual(failures, [], "\n" + "\n".join(failures))
 
 
