@@ -170,18 +170,22 @@ static scalar_kind_t resolve_plain(const char *s, size_t len, json_int_t *ival, 
 typedef struct yframe {
     json_t *node; /* borrowed: owned by the parent or by the builder's root */
     char *key;    /* pending mapping key (owned), NULL when a key is expected */
+    char *at;     /* owned, only when duplicates are asked for: this node's path ("spec.models[0]") */
 } yframe_t;
 
 typedef struct ybuilder {
     yframe_t stack[CODEC_MAX_DEPTH];
     int depth;
     json_t *root; /* owned; NULL until the document has a node */
+    json_t *dups; /* borrowed; NULL: duplicate keys are not asked for */
 } ybuilder_t;
 
 static void ybuilder_reset(ybuilder_t *b)
 {
-    for (int i = 0; i < b->depth; i++)
+    for (int i = 0; i < b->depth; i++) {
         free(b->stack[i].key);
+        free(b->stack[i].at);
+    }
     b->depth = 0;
     json_decref(b->root);
     b->root = NULL;
@@ -213,6 +217,35 @@ static int ybuilder_wants_key(const ybuilder_t *b)
     return b->depth > 0 && json_is_object(b->stack[b->depth - 1].node) && b->stack[b->depth - 1].key == NULL;
 }
 
+/* The path of what is attached next where the document is (new string), as json_scan_duplicates writes it. */
+static char *ybuilder_next_path(const ybuilder_t *b)
+{
+    if (b->depth == 0)
+        return lo_strdup("");
+    const yframe_t *top = &b->stack[b->depth - 1];
+    if (json_is_array(top->node))
+        return lo_sprintf("%s[%zu]", top->at, json_array_size(top->node));
+    return lo_sprintf("%s%s%s", top->at, top->at[0] ? "." : "", top->key);
+}
+
+/* Notes a key set twice in its mapping (once per path), as sigs.k8s.io/yaml's strict mode finds it. */
+static void ybuilder_note_duplicate(ybuilder_t *b)
+{
+    const yframe_t *top = &b->stack[b->depth - 1];
+    if (b->dups == NULL || json_object_get(top->node, top->key) == NULL)
+        return;
+    char *path = ybuilder_next_path(b);
+    size_t i;
+    json_t *seen;
+    json_array_foreach(b->dups, i, seen) {
+        if (strcmp(json_string_value(seen), path) == 0)
+            break;
+    }
+    if (i == json_array_size(b->dups))
+        json_array_append_new(b->dups, lo_json_text(path));
+    free(path);
+}
+
 /* Attaches value (stolen) where the document currently is. */
 static void ybuilder_attach(ybuilder_t *b, json_t *value)
 {
@@ -225,6 +258,7 @@ static void ybuilder_attach(ybuilder_t *b, json_t *value)
     if (json_is_array(top->node)) {
         json_array_append_new(top->node, value);
     } else {
+        ybuilder_note_duplicate(b);
         json_object_set_new(top->node, top->key, value);
         free(top->key);
         top->key = NULL;
@@ -392,9 +426,11 @@ static int ybuilder_event(ybuilder_t *b, const yaml_event_t *ev, lo_err_t *err)
             return -1;
         }
         json_t *node = is_map ? json_object() : json_array();
+        char *at = b->dups ? ybuilder_next_path(b) : NULL;
         ybuilder_attach(b, node); /* the parent (or root) owns it; we keep a borrowed pointer */
         b->stack[b->depth].node = node;
         b->stack[b->depth].key = NULL;
+        b->stack[b->depth].at = at;
         b->depth++;
         return 0;
     }
@@ -403,7 +439,9 @@ static int ybuilder_event(ybuilder_t *b, const yaml_event_t *ev, lo_err_t *err)
         if (b->depth > 0) {
             b->depth--;
             free(b->stack[b->depth].key);
+            free(b->stack[b->depth].at);
             b->stack[b->depth].key = NULL;
+            b->stack[b->depth].at = NULL;
         }
         return 0;
     }
@@ -414,7 +452,8 @@ static int ybuilder_event(ybuilder_t *b, const yaml_event_t *ev, lo_err_t *err)
  * Parses documents; each finished document (new ref, null when empty) is
  * appended to docs. Stops after max_docs documents (0 = all).
  */
-static int yaml_parse_docs(const char *buf, size_t len, json_t *docs, size_t max_docs, lo_err_t *err)
+static int yaml_parse_docs(const char *buf, size_t len, json_t *docs, size_t max_docs, json_t *dups,
+                           lo_err_t *err)
 {
     yaml_parser_t parser;
     ybuilder_t b;
@@ -422,6 +461,7 @@ static int yaml_parse_docs(const char *buf, size_t len, json_t *docs, size_t max
     int done = 0;
 
     memset(&b, 0, sizeof(b));
+    b.dups = dups;
     if (!yaml_parser_initialize(&parser))
         lo_fatal("out of memory (yaml parser)");
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
@@ -464,20 +504,30 @@ out:
     return ret;
 }
 
-json_t *codec_decode_yaml(const char *buf, size_t len, lo_err_t *err)
+json_t *codec_decode_yaml_checked(const char *buf, size_t len, json_t **duplicates, lo_err_t *err)
 {
     json_t *docs = json_array();
+    json_t *dups = duplicates ? json_array() : NULL;
     json_t *out = NULL;
-    if (yaml_parse_docs(buf, len, docs, 1, err) == 0)
+    if (yaml_parse_docs(buf, len, docs, 1, dups, err) == 0)
         out = json_array_size(docs) ? json_incref(json_array_get(docs, 0)) : json_null();
     json_decref(docs);
+    if (duplicates && out)
+        *duplicates = dups;
+    else
+        json_decref(dups);
     return out;
+}
+
+json_t *codec_decode_yaml(const char *buf, size_t len, lo_err_t *err)
+{
+    return codec_decode_yaml_checked(buf, len, NULL, err);
 }
 
 json_t *codec_decode_yaml_stream(const char *buf, size_t len, lo_err_t *err)
 {
     json_t *docs = json_array();
-    if (yaml_parse_docs(buf, len, docs, 0, err) < 0) {
+    if (yaml_parse_docs(buf, len, docs, 0, NULL, err) < 0) {
         json_decref(docs);
         return NULL;
     }

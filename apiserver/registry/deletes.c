@@ -61,7 +61,11 @@ static int body_dry_run(const json_t *value, lo_err_t *err)
     size_t i;
     json_t *v;
     json_array_foreach(value, i, v) {
-        int r = options_parse_dry_run(json_string_value(v) ? json_string_value(v) : "?", err);
+        if (!json_is_string(v)) {
+            status_bad_request(err, "dryRun must be a list of strings");
+            return -1;
+        }
+        int r = options_parse_dry_run(json_string_value(v), "DeleteOptions", err);
         if (r < 0)
             return -1;
         dry |= r;
@@ -85,6 +89,15 @@ static int body_types(const json_t *opts, lo_err_t *err)
     return 0;
 }
 
+/* The body's kind, when it has one, is DeleteOptions: kube decodes no other object there (400). */
+static int body_kind_ok(const json_t *kind)
+{
+    if (kind == NULL || json_is_null(kind))
+        return 1;
+    const char *k = json_string_value(kind);
+    return k != NULL && (k[0] == '\0' || strcmp(k, "DeleteOptions") == 0);
+}
+
 /*
  * DeleteOptions come from the query (decoded with the request's options)
  * and from the body (kubectl sends them there); the body's are checked here.
@@ -98,7 +111,7 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
         return 0;
     if (decode_check_size(req, err) != 0)
         return -1;
-    json_t *opts = codec_decode_auto(req->body, req->body_len, err);
+    json_t *opts = decode_body(req, NULL, err); /* by its Content-Type, as kube reads it: 415 for others */
     if (opts == NULL)
         return -1;
     int ret = -1;
@@ -107,8 +120,20 @@ static int parse_delete_options(const handler_request_t *hr, delete_options_t *o
         status_bad_request(err, "the body of a delete must be a DeleteOptions object");
         goto exit;
     }
+    if (!body_kind_ok(json_object_get(opts, "kind"))) {
+        status_bad_request(err, "decoded object cannot be converted to DeleteOptions");
+        goto exit;
+    }
     if (body_types(opts, err) != 0 || body_propagation(json_object_get(opts, "propagationPolicy"), &policy, err) != 0)
         goto exit;
+    const json_t *orphan = json_object_get(opts, "orphanDependents");
+    if (policy != PROPAGATION_UNSET && orphan != NULL && !json_is_null(orphan)) { /* ValidateDeleteOptions */
+        lo_err_add_cause(err, "FieldValueInvalid",
+                         "Invalid value: \"null\": orphanDependents and deletionPropagation cannot be both set",
+                         "propagationPolicy");
+        status_invalid(err, "DeleteOptions", "meta.k8s.io", "");
+        goto exit;
+    }
     int dry = body_dry_run(json_object_get(opts, "dryRun"), err);
     if (dry < 0)
         goto exit;

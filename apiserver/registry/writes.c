@@ -367,6 +367,19 @@ static json_t *patched_document(const object_job_t *j, const json_t *current, lo
     return NULL;
 }
 
+/*
+ * kube's answer to a JSON or merge patch whose result or text fails strict
+ * decoding (patch.go): 422 Invalid with the cause on the field "patch".
+ */
+static void invalid_patch(lo_err_t *err, const char *detail)
+{
+    char cause[LO_ERR_MESSAGE_MAX / 2];
+    snprintf(cause, sizeof(cause), "Invalid value: \"...\": %.300s", detail);
+    lo_err_clear(err);
+    lo_err_add_cause(err, "FieldValueInvalid", cause, "patch");
+    lo_err_set(err, 422, "Invalid", "\"\" is invalid: patch: %s", cause);
+}
+
 /* The envelope, unknown fields (per fieldValidation), defaults and URL target of a patched document. */
 static int normalize_patched(const object_job_t *j, json_t *doc, lo_err_t *err)
 {
@@ -378,8 +391,13 @@ static int normalize_patched(const object_job_t *j, json_t *doc, lo_err_t *err)
         validate_prune(hr->kind, doc, unknown);
         int refused = decode_unknown_fields(hr->kind, unknown, NULL, j->params.field_validation, j->warnings, err);
         json_decref(unknown);
-        if (refused)
+        if (refused) {
+            const char *strict = strstr(err->message, "strict decoding error");
+            char detail[LO_ERR_MESSAGE_MAX];
+            snprintf(detail, sizeof(detail), "%s", strict ? strict : err->message);
+            invalid_patch(err, detail);
             return -1;
+        }
     }
     validate_default(hr->kind, doc);
     return objmeta_check_target(hr->kind, handlers_url_ns(hr), hr->info->name, doc, err);
@@ -449,6 +467,40 @@ static void patch_answer(handlers_write_t *w, api_response_t *resp)
     answer_object(j, resp, j->created ? 201 : 200);
 }
 
+/*
+ * A key the patch has twice, as kube's patch handler treats it per
+ * fieldValidation: Strict refuses an apply patch as undecodable (400) and a
+ * JSON or merge patch as an invalid "patch" (422); Warn warns of the JSON
+ * and merge ones. Returns 0, or -1 with err.
+ */
+static int patch_duplicates(object_job_t *j, const json_t *dups, lo_err_t *err)
+{
+    if (json_array_size(dups) == 0 || j->params.field_validation == FIELD_VALIDATION_IGNORE)
+        return 0;
+    const char *first = json_string_value(json_array_get(dups, 0));
+    if (j->params.field_validation == FIELD_VALIDATION_WARN) {
+        size_t i;
+        json_t *d;
+        json_array_foreach(dups, i, d) {
+            if (j->patch_type != PATCH_APPLY) {
+                char *w = lo_sprintf("%sduplicate field \"%s\"", j->patch_type == PATCH_JSON ? "json patch " : "",
+                                     json_string_value(d));
+                json_array_append_new(j->warnings, lo_json_text(w));
+                free(w);
+            }
+        }
+        return 0;
+    }
+    if (j->patch_type == PATCH_APPLY) {
+        status_bad_request(err, "error strict decoding patch: duplicate field \"%s\"", first);
+        return -1;
+    }
+    char detail[LO_ERR_MESSAGE_MAX / 2];
+    snprintf(detail, sizeof(detail), "strict decoding error: duplicate field \"%.200s\"", first);
+    invalid_patch(err, detail);
+    return -1;
+}
+
 /* Decodes and checks the patch body for its type. New reference or NULL with err. */
 static json_t *decode_patch(object_job_t *j, lo_err_t *err)
 {
@@ -460,11 +512,17 @@ static json_t *decode_patch(object_job_t *j, lo_err_t *err)
         status_bad_request(err, "the request body is empty: a patch is required");
         return NULL;
     }
-    json_t *patch = j->patch_type == PATCH_APPLY ? codec_decode_yaml(req->body, req->body_len, err)
-                                                 : codec_decode_json(req->body, req->body_len, err);
+    json_t *dups = NULL;
+    json_t *patch = j->patch_type == PATCH_APPLY ? codec_decode_yaml_checked(req->body, req->body_len, &dups, err)
+                                                 : codec_decode_json_checked(req->body, req->body_len, &dups, err);
     if (patch == NULL)
         return NULL;
-    int ok = 1;
+    int ok = patch_duplicates(j, dups, err) == 0;
+    json_decref(dups);
+    if (!ok) {
+        json_decref(patch);
+        return NULL;
+    }
     if (j->patch_type == PATCH_STRATEGIC)
         ok = patch_check_strategic(patch, err) == 0;
     else if (j->patch_type == PATCH_APPLY) {

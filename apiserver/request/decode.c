@@ -14,7 +14,7 @@
 #include "langop/schema/objmeta.h"
 #include "langop/schema/validate.h"
 
-int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err)
+int decode_field_validation(const char *value, const char *options_kind, field_validation_t *out, lo_err_t *err)
 {
     if (value == NULL || value[0] == '\0' || strcmp(value, "Warn") == 0)
         *out = FIELD_VALIDATION_WARN;
@@ -22,10 +22,12 @@ int decode_field_validation(const char *value, field_validation_t *out, lo_err_t
         *out = FIELD_VALIDATION_STRICT;
     else if (strcmp(value, "Ignore") == 0)
         *out = FIELD_VALIDATION_IGNORE;
-    else {
-        status_bad_request(err, "fieldValidation: Unsupported value: \"%s\": supported values: \"Ignore\", "
-                                "\"Strict\", \"Warn\"",
-                           value);
+    else { /* apimachinery's ValidateFieldValidation: the Options object is invalid */
+        char msg[LO_ERR_MESSAGE_MAX / 2];
+        snprintf(msg, sizeof(msg), "Unsupported value: \"%.100s\": supported values: \"\", \"Ignore\", \"Strict\", "
+                 "\"Warn\"", value);
+        lo_err_add_cause(err, "FieldValueNotSupported", msg, "fieldValidation");
+        status_invalid(err, options_kind, "meta.k8s.io", "");
         return -1;
     }
     return 0;
@@ -56,16 +58,17 @@ json_t *decode_body(const api_request_t *req, json_t **duplicates, lo_err_t *err
         status_bad_request(err, "the request body is empty: an object is required");
         return NULL;
     }
+    /* no Content-Type is the first type served, JSON, as kube's NegotiateInputSerializer takes it */
+    const char *type = req->content_type && req->content_type[0] ? req->content_type : "application/json";
     media_type_t ct;
-    if (req->content_type == NULL || negotiate_parse_one(req->content_type, &ct) != 0 ||
-        strcmp(ct.type, "application") != 0) {
+    if (negotiate_parse_one(type, &ct) != 0 || strcmp(ct.type, "application") != 0) {
         unsupported_media_type(err);
         return NULL;
     }
     if (strcmp(ct.subtype, "json") == 0)
         return codec_decode_json_checked(req->body, req->body_len, duplicates, err);
     if (strcmp(ct.subtype, "yaml") == 0)
-        return codec_decode_yaml(req->body, req->body_len, err);
+        return codec_decode_yaml_checked(req->body, req->body_len, duplicates, err);
     unsupported_media_type(err);
     return NULL;
 }
@@ -124,7 +127,7 @@ json_t *decode_object(const schema_kind_t *k, const api_request_t *req, field_va
     json_t *duplicates = NULL;
     json_t *obj = decode_body(req, &duplicates, err);
     json_t *unknown = json_array();
-    if (obj == NULL || objmeta_check_envelope(k, obj, err) != 0)
+    if (obj == NULL || objmeta_check_envelope(k, obj, err) != 0 || objmeta_check_types(k, obj, err) != 0)
         goto fail;
     validate_prune(k, obj, unknown);
     if (decode_unknown_fields(k, unknown, duplicates, fv, warnings, err) != 0)

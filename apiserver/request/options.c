@@ -5,6 +5,8 @@
 #include "langop/request/options.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,32 @@
 #include "langop/schema/objmeta.h"
 
 #define FIELD_MANAGER_MAX 128
+
+/*
+ * An Options object that decoded but does not validate: 422 Invalid of
+ * kind <options_kind>.meta.k8s.io with one cause, as kube's handlers answer
+ * what apimachinery's Validate*Options finds (a value that does not
+ * convert at all stays 400 BadRequest).
+ */
+static void invalid_option(lo_err_t *err, const char *options_kind, const char *reason, const char *field,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void invalid_option(lo_err_t *err, const char *options_kind, const char *reason, const char *field,
+                           const char *fmt, ...)
+{
+    char msg[LO_ERR_MESSAGE_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lo_err_add_cause(err, reason, msg, field);
+    status_invalid(err, options_kind, "meta.k8s.io", "");
+}
+
+/* A forbidden combination of list options (field.Forbidden of ValidateListOptions). */
+static void list_forbidden(lo_err_t *err, const char *field, const char *why)
+{
+    invalid_option(err, "ListOptions", "FieldValueForbidden", field, "Forbidden: %s", why);
+}
 
 /* ---- the value parsers ---- */
 
@@ -46,11 +74,12 @@ int options_parse_int64(const char *value, int64_t *out)
     return 0;
 }
 
-int options_parse_dry_run(const char *value, lo_err_t *err)
+int options_parse_dry_run(const char *value, const char *options_kind, lo_err_t *err)
 {
     if (strcmp(value, "All") == 0)
         return 1;
-    status_bad_request(err, "Invalid dryRun value: \"%.100s\": supported values: \"All\"", value);
+    invalid_option(err, options_kind, "FieldValueNotSupported", "dryRun",
+                   "Unsupported value: [\"%.100s\"]: supported values: \"All\"", value);
     return -1;
 }
 
@@ -113,13 +142,13 @@ static int query_int(const reqinfo_t *info, const char *key, int nonneg, int *pr
 }
 
 /* dryRun: every value must be All. */
-static int query_dry_run(const reqinfo_t *info, int *out, lo_err_t *err)
+static int query_dry_run(const reqinfo_t *info, const char *options_kind, int *out, lo_err_t *err)
 {
     *out = 0;
     for (size_t i = 0; i < info->query.count; i++) {
         if (strcmp(info->query.keys[i], "dryRun") != 0 || info->query.values[i][0] == '\0')
             continue;
-        if (options_parse_dry_run(info->query.values[i], err) < 0)
+        if (options_parse_dry_run(info->query.values[i], options_kind, err) < 0)
             return -1;
         *out = 1;
     }
@@ -134,8 +163,9 @@ static int list_versions(const reqinfo_t *info, int watch, options_list_t *l, lo
     if (query_int(info, "resourceVersion", 1, &l->has_rv, &l->rv, err) != 0)
         return -1;
     const char *match = first(info, "resourceVersionMatch");
-    if (match && watch) {
-        status_bad_request(err, "resourceVersionMatch is forbidden for watch");
+    if (match && watch) { /* sendInitialEvents, which alone allows it, was refused before */
+        list_forbidden(err, "resourceVersionMatch",
+                       "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided");
         return -1;
     }
     if (match) {
@@ -144,16 +174,19 @@ static int list_versions(const reqinfo_t *info, int watch, options_list_t *l, lo
         } else if (strcmp(match, "NotOlderThan") == 0) {
             l->match = RV_MATCH_NOT_OLDER_THAN;
         } else {
-            status_bad_request(err, "resourceVersionMatch: Unsupported value: \"%.100s\": supported values: "
-                                    "\"Exact\", \"NotOlderThan\"", match);
+            invalid_option(err, "ListOptions", "FieldValueNotSupported", "resourceVersionMatch",
+                           "Unsupported value: \"%.100s\": supported values: \"Exact\", \"NotOlderThan\", \"\"",
+                           match);
             return -1;
         }
         if (!l->has_rv) {
-            status_bad_request(err, "resourceVersionMatch is forbidden unless resourceVersion is provided");
+            list_forbidden(err, "resourceVersionMatch",
+                           "resourceVersionMatch is forbidden unless resourceVersion is provided");
             return -1;
         }
         if (l->match == RV_MATCH_EXACT && l->rv == 0) {
-            status_bad_request(err, "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"");
+            list_forbidden(err, "resourceVersionMatch",
+                           "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"");
             return -1;
         }
     }
@@ -165,7 +198,7 @@ static int list_versions(const reqinfo_t *info, int watch, options_list_t *l, lo
         return -1;
     }
     if (l->match != RV_MATCH_UNSET) {
-        status_bad_request(err, "resourceVersionMatch is forbidden when continue is provided");
+        list_forbidden(err, "resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided");
         return -1;
     }
     l->has_continue = 1;
@@ -174,12 +207,17 @@ static int list_versions(const reqinfo_t *info, int watch, options_list_t *l, lo
 
 static int decode_list(const reqinfo_t *info, int watch, options_list_t *l, lo_err_t *err)
 {
-    int unused;
+    int unused, initial_events;
     const char *initial = first(info, "sendInitialEvents");
-    if (initial) {
-        status_bad_request(err, watch ? "sendInitialEvents is forbidden for watch unless the WatchList feature "
-                                        "gate is enabled"
-                                      : "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list");
+    if (initial && options_parse_bool(initial, &initial_events) != 0) {
+        status_bad_request(err, "sendInitialEvents: Invalid value: \"%.100s\": must be a boolean (strconv.ParseBool)",
+                           initial);
+        return -1;
+    }
+    if (initial) { /* this server serves no WatchList: the answer of a kube-apiserver without that gate */
+        list_forbidden(err, "sendInitialEvents",
+                       watch ? "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+                             : "sendInitialEvents is forbidden for list");
         return -1;
     }
     l->label_text = first(info, "labelSelector") ? first(info, "labelSelector") : "";
@@ -222,8 +260,8 @@ static int decode_write(const reqinfo_t *info, options_write_t *w, lo_err_t *err
     const char *kind = strcmp(info->verb, "create") == 0   ? "CreateOptions"
                        : strcmp(info->verb, "update") == 0 ? "UpdateOptions"
                                                            : "PatchOptions";
-    if (query_dry_run(info, &w->dry_run, err) != 0 ||
-        decode_field_validation(first(info, "fieldValidation"), &w->field_validation, err) != 0)
+    if (query_dry_run(info, kind, &w->dry_run, err) != 0 ||
+        decode_field_validation(first(info, "fieldValidation"), kind, &w->field_validation, err) != 0)
         return -1;
     w->field_manager = first(info, "fieldManager");
     if (w->field_manager && check_field_manager(w->field_manager, kind, err) != 0)
@@ -235,7 +273,7 @@ static int decode_write(const reqinfo_t *info, options_write_t *w, lo_err_t *err
 
 static int decode_delete(const reqinfo_t *info, options_delete_t *d, lo_err_t *err)
 {
-    if (query_dry_run(info, &d->dry_run, err) != 0 ||
+    if (query_dry_run(info, "DeleteOptions", &d->dry_run, err) != 0 ||
         query_int(info, "gracePeriodSeconds", 0, &d->has_grace, &d->grace_seconds, err) != 0 ||
         query_bool(info, "orphanDependents", &d->has_orphan, &d->orphan, err) != 0)
         return -1;

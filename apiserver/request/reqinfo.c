@@ -185,11 +185,34 @@ static void resolve_resource(reqinfo_t *info, char **seg, size_t nseg, int *lega
     info->subresource = nrest > 2 ? lo_strdup(rest[2]) : NULL;
 }
 
+/*
+ * A target in absolute form ("https://host/apis/..."), which RFC 9112
+ * (3.2.2) has servers accept and Go's server reads as its path: skips the
+ * scheme and authority. Other targets are left as they are.
+ */
+static void skip_absolute_form(const char **target, size_t *len)
+{
+    static const char *const schemes[] = {"http://", "https://"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(schemes[i]);
+        if (*len <= n || strncasecmp(*target, schemes[i], n) != 0)
+            continue;
+        const char *path = memchr(*target + n, '/', *len - n);
+        const char *query = memchr(*target + n, '?', *len - n);
+        if (path == NULL || (query != NULL && query < path))
+            return; /* no path: nothing to name */
+        *len -= (size_t)(path - *target);
+        *target = path;
+        return;
+    }
+}
+
 int reqinfo_parse(const char *method, const char *target, size_t target_len, reqinfo_t *out, lo_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     if (method == NULL)
         method = "";
+    skip_absolute_form(&target, &target_len);
     const char *q = memchr(target, '?', target_len);
     size_t path_len = q ? (size_t)(q - target) : target_len;
 

@@ -87,6 +87,70 @@ int objmeta_check_envelope(const schema_kind_t *k, const json_t *obj, lo_err_t *
     return 0;
 }
 
+typedef enum meta_type { META_STRING, META_INT64, META_STRING_MAP, META_STRING_LIST, META_OBJECT_LIST } meta_type_t;
+
+/* The fields of ObjectMeta a client may send, by the Go type they decode into. */
+static const struct {
+    const char *field;
+    meta_type_t type;
+} meta_types[] = {
+    {"name", META_STRING}, {"generateName", META_STRING}, {"namespace", META_STRING}, {"selfLink", META_STRING},
+    {"uid", META_STRING}, {"resourceVersion", META_STRING}, {"creationTimestamp", META_STRING},
+    {"deletionTimestamp", META_STRING}, {"generation", META_INT64}, {"deletionGracePeriodSeconds", META_INT64},
+    {"labels", META_STRING_MAP}, {"annotations", META_STRING_MAP}, {"finalizers", META_STRING_LIST},
+    {"ownerReferences", META_OBJECT_LIST}, {"managedFields", META_OBJECT_LIST},
+};
+
+static const char *const meta_type_names[] = {"string", "int64", "map[string]string", "[]string", "[]object"};
+
+static int fits(const json_t *v, meta_type_t t)
+{
+    size_t i;
+    const char *key;
+    json_t *item;
+    if (json_is_null(v))
+        return 1;
+    switch (t) {
+    case META_STRING:
+        return json_is_string(v);
+    case META_INT64:
+        return json_is_integer(v);
+    case META_STRING_MAP:
+        if (!json_is_object(v))
+            return 0;
+        json_object_foreach((json_t *)v, key, item) {
+            if (!json_is_string(item) && !json_is_null(item))
+                return 0;
+        }
+        return 1;
+    case META_STRING_LIST:
+    case META_OBJECT_LIST:
+        if (!json_is_array(v))
+            return 0;
+        json_array_foreach(v, i, item) {
+            if (t == META_STRING_LIST ? !json_is_string(item) && !json_is_null(item)
+                                      : !json_is_object(item) && !json_is_null(item))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int objmeta_check_types(const schema_kind_t *k, const json_t *obj, lo_err_t *err)
+{
+    const json_t *meta = json_object_get(obj, "metadata");
+    for (size_t i = 0; json_is_object(meta) && i < sizeof(meta_types) / sizeof(meta_types[0]); i++) {
+        const json_t *v = json_object_get(meta, meta_types[i].field);
+        if (v == NULL || fits(v, meta_types[i].type))
+            continue;
+        status_bad_request(err, "%s in version \"%s\" cannot be handled as a %s: metadata.%s must be of type %s",
+                           k->kind, SCHEMA_VERSION, k->kind, meta_types[i].field, meta_type_names[meta_types[i].type]);
+        return -1;
+    }
+    return 0;
+}
+
 /* Namespace rule of rest.BeforeCreate: fill from the URL, refuse a different one. */
 static int settle_namespace(const schema_kind_t *k, const char *url_ns, json_t *meta, lo_err_t *err)
 {
@@ -173,12 +237,68 @@ static void check_finalizers(json_t *finalizers, lo_err_t *err)
     }
 }
 
+/* apiVersion of an owner: <version> or <group>/<version> (schema.ParseGroupVersion). */
+static int valid_group_version(const char *gv)
+{
+    const char *slash = strchr(gv, '/');
+    if (slash == NULL)
+        return 1;
+    return strchr(slash + 1, '/') == NULL && slash[1] != '\0';
+}
+
+/* One owner reference, as apimachinery's validateOwnerReference checks it. */
+static void check_owner_reference(const json_t *ref, const char *at, lo_err_t *err)
+{
+    static const char *const required[] = {"apiVersion", "kind", "name", "uid"};
+    char field[96];
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        const char *v = json_string_value(json_object_get(ref, required[i]));
+        snprintf(field, sizeof(field), "%s.%s", at, required[i]);
+        if (v == NULL || v[0] == '\0')
+            lo_err_add_cause(err, "FieldValueRequired", "Required value: must not be empty", field);
+        else if (i == 0 && !valid_group_version(v))
+            invalid_value(err, field, v, "must be <group>/<version> or <version>");
+    }
+    const char *api_version = json_string_value(json_object_get(ref, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(ref, "kind"));
+    if (api_version && kind && strcmp(api_version, "v1") == 0 && strcmp(kind, "Event") == 0)
+        invalid_value(err, at, "Event", "/v1, Kind=Event is disallowed from being an owner");
+}
+
+/* ownerReferences: each complete, and at most one of them the controller. */
+static void check_owner_references(const json_t *refs, lo_err_t *err)
+{
+    if (refs == NULL || json_is_null(refs))
+        return;
+    if (!json_is_array(refs)) {
+        lo_err_add_cause(err, "FieldValueTypeInvalid", "Invalid value: must be a list of objects",
+                         "metadata.ownerReferences");
+        return;
+    }
+    size_t i, controllers = 0;
+    json_t *ref;
+    json_array_foreach(refs, i, ref) {
+        char at[64];
+        snprintf(at, sizeof(at), "metadata.ownerReferences[%zu]", i);
+        if (!json_is_object(ref)) {
+            lo_err_add_cause(err, "FieldValueTypeInvalid", "Invalid value: must be an object", at);
+            continue;
+        }
+        check_owner_reference(ref, at, err);
+        controllers += json_is_true(json_object_get(ref, "controller"));
+    }
+    if (controllers > 1)
+        lo_err_add_cause(err, "FieldValueInvalid", "Invalid value: Only one reference can have Controller set to true",
+                         "metadata.ownerReferences");
+}
+
 /* Validates user-settable metadata; causes accumulate in err. Returns the number of causes. */
 static size_t check_metadata(json_t *meta, lo_err_t *err)
 {
     check_string_map(json_object_get(meta, "labels"), "metadata.labels", 1, err);
     check_string_map(json_object_get(meta, "annotations"), "metadata.annotations", 0, err);
     check_finalizers(json_object_get(meta, "finalizers"), err);
+    check_owner_references(json_object_get(meta, "ownerReferences"), err);
     return err && err->details ? json_array_size(json_object_get(err->details, "causes")) : 0;
 }
 
@@ -258,19 +378,34 @@ int objmeta_needs_generated_name(const json_t *obj)
     return name == NULL || name[0] == '\0';
 }
 
+/* kube's SimpleNameGenerator keeps at most 58 characters of the prefix, so that a generated name fits 63 */
+#define GENERATED_PREFIX_MAX (63 - 5)
+
+/* generateName as kube validates it: a name prefix, so a trailing '-' is allowed (maskTrailingDash). */
+static int valid_name_prefix(const char *gen)
+{
+    size_t n = strlen(gen);
+    if (n == 0 || gen[n - 1] != '-')
+        return objmeta_valid_name(gen);
+    char *masked = lo_strdup(gen);
+    masked[n - 1] = 'a';
+    int ok = objmeta_valid_name(masked);
+    free(masked);
+    return ok;
+}
+
 int objmeta_generate_name(const schema_kind_t *k, json_t *obj, lo_err_t *err)
 {
     json_t *meta = objmeta_metadata(obj);
     const char *gen = json_string_value(json_object_get(meta, "generateName"));
     char suffix[6];
     lo_random_suffix(suffix, 5);
-    /* kube truncates the prefix so that the generated name fits */
     size_t plen = gen ? strlen(gen) : 0;
-    if (plen > OBJMETA_NAME_MAX - 5)
-        plen = OBJMETA_NAME_MAX - 5;
+    if (plen > GENERATED_PREFIX_MAX)
+        plen = GENERATED_PREFIX_MAX;
     char *name = lo_sprintf("%.*s%s", (int)plen, gen ? gen : "", suffix);
     int ret = 0;
-    if (!objmeta_valid_name(name)) {
+    if (!valid_name_prefix(gen ? gen : "") || !objmeta_valid_name(name)) {
         invalid_value(err, "metadata.generateName", gen ? gen : "", DNS1123_SUBDOMAIN_MSG);
         status_invalid(err, k->kind, SCHEMA_GROUP, gen ? gen : "");
         ret = -1;

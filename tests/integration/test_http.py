@@ -308,7 +308,7 @@ class HttpTest(ServerTestCase):
         self.assertRegex(r["metadata"]["uid"], UUID_RE)
         self.assertRegex(r["metadata"]["creationTimestamp"], RFC3339_RE)
         self.get("LanguageModel", "dry", ns, expect=404)
-        self.assertStatus(self.api("POST", path + "?dryRun=Bogus", model("dry", ns)), 400, "BadRequest")
+        self.assertStatus(self.api("POST", path + "?dryRun=Bogus", model("dry", ns)), 422, "Invalid")
 
         o = self.create(model("real", ns))
         changed = json.loads(json.dumps(o))

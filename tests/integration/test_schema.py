@@ -428,7 +428,7 @@ class SchemaValidationTest(SchemaTestBase):
         self.assertEqual(r.json()["spec"]["params"], m["spec"]["params"])
 
         r = self.post(model("http-bad-fv", ns), "?fieldValidation=Loud")
-        self.assertStatus(r, 400, "BadRequest")
+        self.assertStatus(r, 422, "Invalid")  # kube's ValidateCreateOptions
 
     def test_duplicate_field_strict_and_warn(self):
         ns = self.cluster_namespace()

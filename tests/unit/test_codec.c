@@ -375,6 +375,42 @@ static void assert_dups(const char *text, const char *want_json)
     json_decref(dups);
 }
 
+/* YAML reports its duplicate keys with the same paths as JSON, and keeps the last value. */
+static void test_yaml_duplicates(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *dups;
+    } cases[] = {
+        {"a: 1\nb: 2\n", "[]"},
+        {"a: 1\na: 2\na: 3\n", "[\"a\"]"},
+        {"spec:\n  provider: x\n  model: 1\n  provider: y\n", "[\"spec.provider\"]"},
+        {"spec:\n  models:\n  - name: a\n  - {name: b, name: c}\n", "[\"spec.models[1].name\"]"},
+        {"- {a: 1}\n- {a: 2}\n", "[]"},
+        {"m: {q: [1, {z: 0, z: 0}]}\nm: 2\n", "[\"m.q[1].z\",\"m\"]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lo_err_t err = {0};
+        json_t *dups = NULL;
+        json_t *v = codec_decode_yaml_checked(cases[i].text, strlen(cases[i].text), &dups, &err);
+        if (v == NULL)
+            fail_msg("%s: %s", cases[i].text, err.message);
+        assert_json_is(dups, cases[i].dups);
+        json_decref(v);
+        json_decref(dups);
+    }
+    lo_err_t err = {0};
+    json_t *dups = NULL;
+    json_t *v = codec_decode_yaml_checked("a: 1\na: 2\n", 10, &dups, &err);
+    assert_int_equal(json_integer_value(json_object_get(v, "a")), 2);
+    json_decref(v);
+    json_decref(dups);
+    dups = NULL;
+    assert_null(codec_decode_yaml_checked("a: [", 4, &dups, &err));
+    assert_null(dups);
+    lo_err_clear(&err);
+}
+
 static void test_json_duplicates(void **state)
 {
     (void)state;
@@ -687,7 +723,7 @@ int main(void)
         cmocka_unit_test(test_yaml_scalars),      cmocka_unit_test(test_yaml_structure),
         cmocka_unit_test(test_yaml_documents),    cmocka_unit_test(test_yaml_errors),
         cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_json_decode),
-        cmocka_unit_test(test_json_duplicates),   cmocka_unit_test(test_decode_auto),
+        cmocka_unit_test(test_json_duplicates),   cmocka_unit_test(test_yaml_duplicates),   cmocka_unit_test(test_decode_auto),
         cmocka_unit_test(test_yaml_roundtrip),    cmocka_unit_test(test_yaml_encode_shape),
         cmocka_unit_test(test_json_encode),       cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_yaml_encode_yaml11_lookalikes),

@@ -570,6 +570,41 @@ static void test_create_refuses_without_err(void **state)
                  rc_no_name, rc_bad_label);
 }
 
+/* ownerReferences as apimachinery's ValidateOwnerReferences checks them: each complete, one controller. */
+static void test_create_owner_references(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *refs, *field, *reason;
+    } cases[] = {
+        {"[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"cm\"}]", "metadata.ownerReferences[0].uid",
+         "FieldValueRequired"},
+        {"[{\"apiVersion\":\"a/b/c\",\"kind\":\"K\",\"name\":\"n\",\"uid\":\"u\"}]",
+         "metadata.ownerReferences[0].apiVersion", "FieldValueInvalid"},
+        {"[{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"name\":\"n\",\"uid\":\"u\"}]", "metadata.ownerReferences[0]",
+         "FieldValueInvalid"},
+        {"[{\"apiVersion\":\"v1\",\"kind\":\"A\",\"name\":\"a\",\"uid\":\"1\",\"controller\":true},"
+         "{\"apiVersion\":\"v1\",\"kind\":\"B\",\"name\":\"b\",\"uid\":\"2\",\"controller\":true}]",
+         "metadata.ownerReferences", "FieldValueInvalid"},
+        {"[7]", "metadata.ownerReferences[0]", "FieldValueTypeInvalid"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *obj = fx_json("{\"metadata\":{\"name\":\"m\"}}");
+        json_object_set_new(json_object_get(obj, "metadata"), "ownerReferences", fx_json(cases[i].refs));
+        lo_err_t err = { 0 };
+        assert_int_equal(objmeta_prepare_create(model_kind, "team-a", obj, &err), -1);
+        assert_int_equal(err.code, 422);
+        assert_cause(first_cause(&err), cases[i].reason, cases[i].field, "");
+        json_decref(obj);
+        lo_err_clear(&err);
+    }
+    json_t *obj = fx_json("{\"metadata\":{\"name\":\"m\",\"ownerReferences\":[{\"apiVersion\":\"langop.io/v1alpha1\","
+                          "\"kind\":\"LanguageCluster\",\"name\":\"c\",\"uid\":\"u\",\"controller\":true}]}}");
+    lo_err_t err = { 0 };
+    assert_int_equal(objmeta_prepare_create(model_kind, "team-a", obj, &err), 0);
+    json_decref(obj);
+}
+
 /* ---- generateName ---- */
 
 static void test_generate_name(void **state)
@@ -615,20 +650,29 @@ static void test_generate_name_invalid_prefix(void **state)
     lo_err_clear(&err);
 }
 
-/* A prefix too long for the 253 limit is cut so that prefix + 5 fits, as kube does. */
+/* A long prefix is cut to 58 characters, so that prefix + 5 fits 63, as kube's SimpleNameGenerator does;
+ * a prefix that is no valid name prefix (here: over 253 characters) is refused, as ValidateObjectMeta does. */
 static void test_generate_name_long_prefix_is_cut(void **state)
 {
     (void)state;
-    char *prefix = dotted(300);
-    json_t *obj = json_pack("{s:{s:s}}", "metadata", "generateName", prefix);
-    free(prefix);
-    lo_err_t err = { 0 };
-    int rc = objmeta_generate_name(model_kind, obj, &err);
-    size_t len = meta_str(obj, "name") ? strlen(meta_str(obj, "name")) : 0;
-    json_decref(obj);
-    lo_err_clear(&err);
-    assert_int_equal(rc, 0);
-    assert_int_equal(len, 253);
+    for (size_t n = 199; n <= 300; n += 101) {
+        char *prefix = dotted(n);
+        json_t *obj = json_pack("{s:{s:s}}", "metadata", "generateName", prefix);
+        free(prefix);
+        lo_err_t err = { 0 };
+        int rc = objmeta_generate_name(model_kind, obj, &err);
+        size_t len = meta_str(obj, "name") ? strlen(meta_str(obj, "name")) : 0;
+        int code = err.code;
+        json_decref(obj);
+        lo_err_clear(&err);
+        if (n == 199) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(len, 63);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(code, 422);
+        }
+    }
 }
 
 /* A 100-character prefix without dots is a valid name prefix in Kubernetes. */
@@ -647,7 +691,7 @@ static void test_generate_name_long_undotted_prefix(void **state)
     lo_err_clear(&err);
     if (rc != 0)
         fail_msg("generateName model-aaa...(100 chars): %s", message);
-    assert_int_equal(len, 105);
+    assert_int_equal(len, 63);
 }
 
 /* ---- check_target ---- */
@@ -1023,6 +1067,7 @@ int main(void)
         cmocka_unit_test(test_create_annotations_too_long),
         cmocka_unit_test(test_create_several_causes),
         cmocka_unit_test(test_create_refuses_without_err),
+        cmocka_unit_test(test_create_owner_references),
         cmocka_unit_test(test_generate_name),
         cmocka_unit_test(test_generate_name_invalid_prefix),
         cmocka_unit_test(test_generate_name_long_prefix_is_cut),

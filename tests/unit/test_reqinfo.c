@@ -256,6 +256,30 @@ static void test_percent_decode(void **state)
     assert_null(reqinfo_percent_decode("a\0b", 3, 0));
 }
 
+/* A target in absolute form names the resource of its path (RFC 9112 3.2.2), as Go's server reads it. */
+static void test_absolute_form(void **state)
+{
+    (void)state;
+    static const char *const targets[] = {"https://127.0.0.1:6443" G "/namespaces/ns/languagemodels/m?limit=1",
+                                          "HTTP://evil.example" G "/namespaces/ns/languagemodels/m?limit=1"};
+    for (size_t i = 0; i < 2; i++) {
+        reqinfo_t info;
+        lo_err_t err = {0};
+        assert_int_equal(reqinfo_parse("GET", targets[i], strlen(targets[i]), &info, &err), 0);
+        assert_string_equal(info.path, G "/namespaces/ns/languagemodels/m");
+        assert_string_equal(info.name, "m");
+        assert_string_equal(reqinfo_query_get(&info, "limit"), "1");
+        reqinfo_free(&info);
+    }
+    /* no path after the authority: nothing is named */
+    reqinfo_t info;
+    lo_err_t err = {0};
+    const char *t = "https://host?x=/apis";
+    assert_int_equal(reqinfo_parse("GET", t, strlen(t), &info, &err), 0);
+    assert_false(info.is_resource);
+    reqinfo_free(&info);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_path_and_query),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_percent_decode),
+        cmocka_unit_test(test_absolute_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

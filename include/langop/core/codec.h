@@ -49,6 +49,13 @@ json_t *codec_decode_json_fast(const char *buf, size_t len, json_t *dups);
 /** YAML text (first document) -> new tree. */
 json_t *codec_decode_yaml(const char *buf, size_t len, lo_err_t *err);
 
+/**
+ * codec_decode_yaml, and in *duplicates (a new array, set when the answer
+ * is not NULL) the paths of the keys a mapping has more than once, as
+ * codec_decode_json_checked reports them; the last one's value is kept.
+ */
+json_t *codec_decode_yaml_checked(const char *buf, size_t len, json_t **duplicates, lo_err_t *err);
+
 /** Every document of a YAML stream -> new array of trees. */
 json_t *codec_decode_yaml_stream(const char *buf, size_t len, lo_err_t *err);
 

@@ -26,8 +26,9 @@ typedef enum field_validation {
     FIELD_VALIDATION_STRICT = 2,
 } field_validation_t;
 
-/** Parses the fieldValidation query value (NULL or "" = Warn). 400 for anything else. */
-int decode_field_validation(const char *value, field_validation_t *out, lo_err_t *err);
+/** Parses the fieldValidation query value (NULL or "" = Warn); anything else is 422 Invalid of options_kind
+ * (CreateOptions, UpdateOptions, PatchOptions). */
+int decode_field_validation(const char *value, const char *options_kind, field_validation_t *out, lo_err_t *err);
 
 /** 413 RequestEntityTooLarge (and -1) when the body is over API_MAX_BODY; 0 otherwise. */
 int decode_check_size(const api_request_t *req, lo_err_t *err);

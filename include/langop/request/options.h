@@ -22,9 +22,12 @@
  * strconv.ParseBool, each dryRun value must be "All", enumerations exact
  * and case-sensitive, fieldManager printable and at most 128 bytes,
  * resourceVersion and resourceVersionMatch in their allowed combinations,
- * selectors by their full grammar. A bad value is 400 BadRequest (422
- * Invalid where kube validates an Options object: fieldManager, force,
- * propagationPolicy), so nothing is changed by a request with one.
+ * selectors by their full grammar. A value that does not convert is 400
+ * BadRequest; one that converts but that kube's Validate*Options refuses
+ * is 422 Invalid of that Options kind (dryRun, fieldValidation,
+ * fieldManager, force, propagationPolicy, resourceVersionMatch and
+ * sendInitialEvents, in their combinations); nothing is changed by a
+ * request with either.
  * A parameter given twice counts by its first value, as kube's conversion
  * of a query (url.Values) does, except dryRun, whose every value counts.
  * Parameters a verb does not take are ignored, as in kube.
@@ -111,8 +114,8 @@ void options_free(options_t *o);
 int options_parse_bool(const char *value, int *out);
 /** strconv.ParseInt(value, 10, 64): an optional sign and digits, in range. Returns 0 or -1. */
 int options_parse_int64(const char *value, int64_t *out);
-/** One dryRun value: 1 for "All", -1 with err 400 for anything else. */
-int options_parse_dry_run(const char *value, lo_err_t *err);
+/** One dryRun value: 1 for "All", -1 with err 422 Invalid of options_kind for anything else. */
+int options_parse_dry_run(const char *value, const char *options_kind, lo_err_t *err);
 /** A propagationPolicy: 0 with *out, or -1 with err 422 naming the field. */
 int options_parse_propagation(const char *value, propagation_t *out, lo_err_t *err);
 

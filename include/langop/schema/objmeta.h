@@ -36,6 +36,14 @@ int objmeta_valid_label_value(const char *value);
 int objmeta_check_envelope(const schema_kind_t *k, const json_t *obj, lo_err_t *err);
 
 /**
+ * Checks that the metadata of a decoded create or update body has the JSON
+ * types of ObjectMeta (strings, int64s, string maps, string lists, lists
+ * of objects; null for any): kube decodes metadata into that Go struct, so
+ * a body where it does not fit is 400 BadRequest, before any validation.
+ */
+int objmeta_check_types(const schema_kind_t *k, const json_t *obj, lo_err_t *err);
+
+/**
  * Prepares a create, in place: namespace from the URL (url_ns; "" for
  * cluster-scoped), validation of metadata (name or generateName, labels,
  * annotations, finalizers), server-set uid, creationTimestamp and
