@@ -16,6 +16,8 @@
  * manager never conflicts with itself) and changes nothing but the entry's
  * time; the field-set algebra (union, difference, intersection) keeps its
  * laws on the sets of the objects written.
+ *
+ * LANGOP_FUZZ_TRACE=1 prints each write and the object it leaves.
  */
 #include "fuzz.h"
 
@@ -98,7 +100,8 @@ static json_t *stored(const schema_kind_t *k, const json_t *live, json_t *doc, i
             json_object_set(objmeta_metadata(next), "managedFields",
                             json_object_get(json_object_get(doc, "metadata"), "managedFields"));
     }
-    if (next && validate_object(k, next, &err) != 0) {
+    if (next && (validate_object(k, next, &err) != 0 ||
+                 admission_check_fields(k, live ? ADMISSION_UPDATE : ADMISSION_CREATE, live, next, &err) != 0)) {
         json_decref(next);
         next = NULL;
     }
@@ -178,6 +181,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int force = (how >> 2) & 1, status = (how >> 3) & 1 && k->has_status;
         json_t *next = (how >> 4) & 1 ? step_update(k, live, body, manager, status)
                                       : step_apply(k, live, body, manager, force, status);
+        if (getenv("LANGOP_FUZZ_TRACE")) {
+            char *b = codec_encode_json(body), *o = next ? codec_encode_json(next) : NULL;
+            fprintf(stderr, "%s %s%s%s: %s\n -> %s\n", (how >> 4) & 1 ? "update" : "apply", manager,
+                    force ? " force" : "", status ? " status" : "", b, o ? o : "(refused)");
+            free(b);
+            free(o);
+        }
         json_decref(body);
         if (next != NULL) {
             json_decref(live);

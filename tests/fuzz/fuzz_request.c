@@ -36,7 +36,9 @@
  *  - a refused request, and any read, changes nothing: the store's
  *    resourceVersion stays where it was; and it never goes back;
  *  - the object a write answers with (JSON, no dry run) is the object the
- *    store holds: same bytes, derived status included.
+ *    store holds: same bytes, derived status included;
+ *  - a watch's replay, read page by page as the transport reads it
+ *    (watch.h), is lines of JSON events: {type, object}.
  *
  * LANGOP_FUZZ_TRACE=1 prints each request's line and answer (to see what
  * an input does, or what a crasher sent before it crashed).
@@ -47,6 +49,7 @@
 #include <unistd.h>
 
 #include "langop/api/api.h"
+#include "langop/registry/watch.h"
 #include "langop/request/auth.h"
 #include "langop/request/authz.h"
 #include "langop/storage/store.h"
@@ -378,6 +381,46 @@ static void check_stored(const api_request_t *req, const api_response_t *resp)
     lo_err_clear(&err);
 }
 
+/* Every line of a watch page is a JSON event of a known type with an object. */
+static void check_watch_lines(const api_request_t *req, const watch_page_t *page)
+{
+    static const char *const types[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
+    const char *p = page->data, *end = page->data ? page->data + page->len : NULL;
+    while (p != NULL && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        FUZZ_CHECK(nl != NULL, "%s: a watch line without its end", req->target);
+        json_error_t jerr;
+        json_t *ev = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        int known = 0;
+        for (size_t i = 0; type && i < sizeof(types) / sizeof(types[0]); i++)
+            known |= strcmp(type, types[i]) == 0;
+        FUZZ_CHECK(known && json_is_object(json_object_get(ev, "object")), "%s: a watch line is not an event: %.*s",
+                   req->target, (int)(nl - p), p);
+        json_decref(ev);
+        p = nl + 1;
+    }
+}
+
+/* The replay of a watch, read as the transport reads it: a page at a time until it has caught up. */
+static void check_watch(const api_request_t *req, const api_response_t *resp)
+{
+    watch_cursor_t cursor;
+    watch_cursor_init(&cursor, resp->watch);
+    int with_columns = 1;
+    for (int i = 0; i < 16; i++) {
+        watch_page_t page = {0};
+        watch_read_page(g.store, resp->watch, &cursor, with_columns, &page);
+        check_watch_lines(req, &page);
+        with_columns &= !page.columns_sent;
+        int done = page.caught_up || page.failed;
+        watch_page_free(&page);
+        if (done)
+            break;
+    }
+    watch_cursor_free(&cursor);
+}
+
 static int is_read(const char *method)
 {
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -401,7 +444,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int served = serve(&req, &resp);
         if (g.trace)
             fprintf(stderr, "%s %s -> %d %.*s\n", req.method, req.target, served ? resp.status : 401,
-                    (int)(resp.body_len < 300 ? resp.body_len : 300), resp.body ? resp.body : "");
+                    (int)(resp.body_len < 2000 ? resp.body_len : 2000), resp.body ? resp.body : "");
         if (served) {
             int64_t after = current_rv();
             FUZZ_CHECK(resp.status >= 100 && resp.status <= 599, "status %d", resp.status);
@@ -416,6 +459,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        resp.status, (long long)before, (long long)after, (int)resp.body_len,
                        resp.body ? resp.body : "");
             check_stored(&req, &resp);
+            if (resp.watch != NULL)
+                check_watch(&req, &resp);
         }
         api_response_free(&resp);
         api_request_free(&req);
