@@ -5,10 +5,14 @@
 # Everything the build, the unit tests and the integration tests need on a
 # fresh Debian 12. kubectl is not here: Debian's kubernetes-client (1.20)
 # conflicts with the kubectl that is usually installed; see README.
+# clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, only
+# recommended by clang, and recommends are not installed) are for the fuzz
+# targets of tests/fuzz/.
 LANGOP_PACKAGES=(
   libh2o-evloop-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev
   libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev
   sqlite3 curl openssl python3 python3-kubernetes python3-yaml python3-h2
+  clang libclang-rt-14-dev
 )
 
 lo_log() { printf '%s\n' "$*" >&2; }

@@ -19,13 +19,19 @@
 # LeakSanitizer and UndefinedBehaviorSanitizer, the unit tests and the
 # write-path, watch, HTTP, hostile-request, fuzz, reconcile, store fault and shutdown
 # integration tests against that server; any sanitizer report fails it;
-# tests/sanitize.sh alone runs every integration test so). Prints one result line per suite and, as its
+# tests/sanitize.sh alone runs every integration test so), and
+# "fuzz" (tests/fuzz/run.sh: the libFuzzer
+# targets built with clang, ASan and UBSan, every kept crasher replayed, then
+# each target fuzzed a few seconds; a crash or a failed check fails it).
+# Prints one result line per suite and, as its
 # last line, "N passed, N failed" summed over the suites. Exits non-zero when
 # anything failed, including a build.
 #
 # Environment: LANGOP_BUILDDIR (default build), LANGOP_SAN_BUILDDIR (default
 # build-sanitize), LANGOP_IT_TIMEOUT (seconds for the integration suite,
-# default 600), LANGOP_SANITIZE=0 to leave the sanitizer suite out.
+# default 600), LANGOP_SANITIZE=0 to leave the sanitizer suite out,
+# LANGOP_FUZZ=0 to leave the fuzz suite out, LANGOP_FUZZ_SECONDS (seconds
+# per fuzz target, default 5; the suite builds in build-fuzz/).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -208,5 +214,21 @@ sanitize() {
   rm -f "$log"
 }
 [ "${LANGOP_SANITIZE:-1}" = 0 ] || sanitize
+
+# The fuzz suite: one pass per target without a crash, one failure per target with one.
+fuzz_suite() {
+  local log summary
+  echo "== fuzz: libFuzzer targets (clang, ASan, UBSan), kept crashers replayed, ${LANGOP_FUZZ_SECONDS:-5} s each"
+  log=$(mktemp)
+  LANGOP_FUZZ_JOBS=2 tests/fuzz/run.sh "${LANGOP_FUZZ_SECONDS:-5}" 2>&1 | tee "$log"
+  summary=$(grep -E '^fuzz: [0-9]+ targets, [0-9]+ with crashes' "$log" | tail -n 1)
+  rm -f "$log"
+  if [[ $summary =~ ^fuzz:\ ([0-9]+)\ targets,\ ([0-9]+)\ with\ crashes ]]; then
+    record fuzz "$((BASH_REMATCH[1] - BASH_REMATCH[2]))" "${BASH_REMATCH[2]}"
+  else
+    record fuzz 0 1 "build failed or no summary"
+  fi
+}
+[ "${LANGOP_FUZZ:-1}" = 0 ] || fuzz_suite
 
 finish

@@ -289,6 +289,12 @@ static json_t *scalar_value(const yaml_event_t *ev, lo_err_t *err)
         yaml_fail(err, &ev->start_mark, "unsupported tag %s", (const char *)ev->data.scalar.tag);
         return NULL;
     }
+    /* "\0" in a quoted scalar: JSON bodies may not carry one either (jansson refuses \u0000), and a stored
+     * object holding one could not be read back */
+    if (memchr(s, '\0', len) != NULL) {
+        yaml_fail(err, &ev->start_mark, "%s", "strings may not contain NUL characters");
+        return NULL;
+    }
     if (strcmp(tag, "str") == 0 || strcmp(tag, "binary") == 0 || strcmp(tag, "timestamp") == 0 ||
         (*tag == '\0' && (!plain || ev->data.scalar.tag != NULL)))
         return json_stringn(s, len);

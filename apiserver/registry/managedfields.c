@@ -888,10 +888,17 @@ static void prune_walk(mf_ctx_t *c, const json_t *sch, json_t *v, const json_t *
             if (cv == NULL)
                 continue;
             const json_t *kp = keep ? json_object_get(keep, key) : NULL;
-            if (fs_member(r) && kp == NULL)
+            if (fs_member(r) && kp == NULL && fs_nchildren(r) > 0 && json_is_object(cv)) {
+                /* a struct held through its fields: those go, and the struct once empty; what nobody
+                 * tracks (metadata.name, uid ...) stays */
+                prune_walk(c, child_schema(c, sch, key + 2, NULL), cv, r, NULL);
+                if (json_object_size(cv) == 0)
+                    json_object_del(v, key + 2);
+            } else if (fs_member(r) && kp == NULL) {
                 json_object_del(v, key + 2);
-            else if (fs_nchildren(r) > 0)
+            } else if (fs_nchildren(r) > 0) {
                 prune_walk(c, child_schema(c, sch, key + 2, NULL), cv, r, kp);
+            }
         }
     } else if (nk == NK_LIST_MAP || nk == NK_LIST_SET) {
         const json_t *isch = json_object_get(sch, "items");

@@ -222,6 +222,13 @@ int reqinfo_parse(const char *method, const char *target, size_t target_len, req
         set_verb(out, method, 0);
         return -1;
     }
+    /* a request-target is an absolute path (RFC 9112's origin-form) or "*", as Go's server insists ("" or
+     * "?a" are a 400 there); the non-resource handlers read past the leading '/' */
+    if (out->path[0] != '/' && strcmp(out->path, "*") != 0) {
+        lo_err_set(err, 400, "BadRequest", "invalid path: it must begin with '/'");
+        set_verb(out, method, 0);
+        return -1;
+    }
     if (q != NULL && parse_query(q + 1, target_len - path_len - 1, &out->query, err) < 0) {
         set_verb(out, method, 0);
         return -1;

@@ -185,6 +185,10 @@ static void test_yaml_errors(void **state)
     yaml_bad("a: .nan\n", "NaN");
     yaml_bad("\tkey: value\n", "line 1");
     yaml_bad("a: \"\\q\"\n", "line 1");
+    /* a value with NUL was accepted, stored, and then could not be read back (found by tests/fuzz) */
+    yaml_bad("a: \"x\\0y\"\n", "strings may not contain NUL characters");
+    yaml_bad("- 'a'\n- \"\\0\"\n", "line 2");
+    yaml_bad("a: !!str \"\\x00\"\n", "NUL");
 }
 
 static char *nested(const char *open, const char *close, int depth)
@@ -505,9 +509,11 @@ static void test_yaml_roundtrip(void **state)
         json_decref(key);
         json_decref(arr);
     }
-    /* a string with a NUL inside */
+    /* a string with a NUL inside is written, but not read back: no decoder takes one (JSON neither) */
     json_t *nul = json_stringn("a\0b", 3);
-    roundtrip(nul);
+    char *text = codec_encode_yaml(nul);
+    yaml_bad(text, "strings may not contain NUL characters");
+    free(text);
     json_decref(nul);
 
     static const double reals[] = {0.0, -0.0, 1.0, -1.0, 0.1, 1.5, 1e20, 1e-7, 3.141592653589793, 1e300, 2.5e-300,

@@ -395,6 +395,30 @@ static void test_apply_removes_field_no_longer_applied(void **state)
     json_decref(o);
 }
 
+/* The last label a manager stops applying goes; metadata, which holds what nobody tracks, stays (it was
+ * removed whole, name and uid with it: found by tests/fuzz) */
+static void test_apply_removes_last_label_not_metadata(void **state)
+{
+    (void)state;
+    const char *labelled = "{\"apiVersion\":\"langop.io/v1alpha1\",\"kind\":\"LanguageAgent\","
+                           "\"metadata\":{\"name\":\"a\",\"labels\":{\"k\":\"v\"}},\"spec\":{\"image\":\"img\"}}";
+    json_t *o = apply_ok(agent, NULL, labelled, "alice", 0);
+    json_object_set_new(json_object_get(o, "metadata"), "uid", json_string("u1")); /* as the store keeps it */
+    o = apply_ok(agent, o, AGENT("{\"image\":\"img\"}"), "alice", 0);
+    const json_t *meta = json_object_get(o, "metadata");
+    assert_null(json_object_get(meta, "labels"));
+    assert_non_null(json_object_get(meta, "name"));
+    assert_non_null(json_object_get(meta, "uid"));
+    assert_string_equal(json_string_value(json_object_get(meta, "name")), "a");
+    assert_string_equal(json_string_value(json_object_get(meta, "uid")), "u1");
+    assert_json(fields(o, "alice", "Apply"), "{\"f:spec\":{\"f:image\":{}}}");
+    /* a struct of the spec held through its one field goes with it */
+    o = apply_ok(agent, o, AGENT("{\"image\":\"img\",\"execution\":{\"mode\":\"task\"}}"), "alice", 0);
+    o = apply_ok(agent, o, AGENT("{\"image\":\"img\"}"), "alice", 0);
+    assert_null(json_object_get(json_object_get(o, "spec"), "execution"));
+    json_decref(o);
+}
+
 static void test_apply_shared_field_stays(void **state)
 {
     (void)state;
@@ -683,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_apply_conflicts_listed_per_manager),
         cmocka_unit_test(test_apply_force_takes_ownership),
         cmocka_unit_test(test_apply_removes_field_no_longer_applied),
+        cmocka_unit_test(test_apply_removes_last_label_not_metadata),
         cmocka_unit_test(test_apply_shared_field_stays),
         cmocka_unit_test(test_client_side_apply_then_server_side),
         cmocka_unit_test(test_list_map_items_owned_per_key),

@@ -199,6 +199,10 @@ static void test_errors(void **state)
         {G "/languagemodels?%=b", 0, "invalid query"},
         {G "/languagemodels?labelSelector=x%2", 0, "invalid query"},
         {too_many, 0, "too many query parameters"},
+        /* not an absolute path: the health check read past the end of "" (found by tests/fuzz) */
+        {"", 0, "must begin with '/'"},
+        {"?watch=1", 0, "must begin with '/'"},
+        {"apis/langop.io/v1alpha1/languagemodels", 0, "must begin with '/'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         reqinfo_t info;

@@ -10,7 +10,8 @@
  * YAML scalars resolve like Kubernetes' sigs.k8s.io/yaml (YAML 1.1 core as
  * seen through JSON): plain `true/false/yes/no/on/off` -> boolean, `null`,
  * `~` or empty -> null, integers and floats -> numbers, anything quoted ->
- * string. Anchors, aliases and tags other than the standard ones are refused.
+ * string. Anchors, aliases and tags other than the standard ones are refused,
+ * and so is a NUL character in a string, as JSON decoding refuses \u0000.
  * Only the first document of a stream is decoded by codec_decode_yaml.
  */
 #ifndef LANGOP_CODEC_H
@@ -73,7 +74,8 @@ char *codec_encode_json_len(const json_t *value, size_t *len);
 /**
  * Tree -> block-style YAML text, keys in the tree's order, strings quoted
  * whenever a plain scalar would read back as another type. Caller frees.
- * codec_decode_yaml(codec_encode_yaml(v)) is equal to v.
+ * codec_decode_yaml(codec_encode_yaml(v)) is equal to v (for strings
+ * without NUL, which no decoder gives).
  */
 char *codec_encode_yaml(const json_t *value);
 
