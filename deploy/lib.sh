@@ -7,7 +7,7 @@
 # conflicts with the kubectl that is usually installed; see README.
 LANGOP_PACKAGES=(
   libh2o-evloop-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev
-  libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev
+  libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev libjemalloc-dev
   sqlite3 curl openssl python3 python3-kubernetes python3-yaml
 )
 
