@@ -158,10 +158,20 @@ static job_t *take_job(server_t *srv)
     return job;
 }
 
-/* api_wake_fn, on the store's writer thread: the job's answer can go on. */
+/*
+ * api_wake_fn, on the store's writer thread: the job's answer can go on.
+ * An answer that is only to be encoded is finished here and goes straight
+ * to the loop (one hand-off less: no worker wakes for it); the rest goes
+ * back to a worker.
+ */
 static void job_wake(void *ctx)
 {
     job_t *job = ctx;
+    if (api_resume_light(&job->response)) {
+        if (!api_resume(job->srv->api, &job->response)) /* else pending again: its wake comes later */
+            h2o_multithread_send_message(&job->srv->done_receiver, &job->message);
+        return;
+    }
     job->resuming = 1;
     queue_job(job->srv, job);
 }
