@@ -11,8 +11,9 @@
  *     401 itself when it fails; else api_handle() fills job->response, then the job is posted
  *     back to the loop through the multithread queue; or the answer is
  *     pending on the store's writer (a write), and the job waits, holding
- *     no thread, until the writer's wake puts it back on the worker queue,
- *     where api_resume() goes on with it;
+ *     no thread, until the writer's wake goes on with it: api_resume() in
+ *     the wake itself when only an encoding is left (api_resume_light()),
+ *     the job then posted to the loop; else back on the worker queue;
  *   loop thread: on_jobs_done() sends the response, logs it, frees the job.
  * If the client goes away first, h2o clears the request's pool; the slot's
  * dispose callback then sets job->req = NULL, and the finished job is
