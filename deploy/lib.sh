@@ -10,7 +10,7 @@
 # targets of tests/fuzz/.
 LANGOP_PACKAGES=(
   libh2o-evloop-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev
-  libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev
+  libcmocka-dev meson ninja-build pkg-config libcurl4-openssl-dev libjemalloc-dev
   sqlite3 curl openssl python3 python3-kubernetes python3-yaml python3-h2
   clang libclang-rt-14-dev
 )

@@ -75,6 +75,7 @@
  * objects: the page caches and the object cache are bounded.
  */
 #include "backend.h"
+#include "walbatch.h"
 
 #include "langop/storage/store.h" /* the store_txn_* reads are implemented here */
 #include "langop/core/codec.h"
@@ -412,7 +413,8 @@ static int conn_open(conn_t *c, const char *path, int role, int sync_full, lo_er
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (role == ROLE_W ? SQLITE_OPEN_CREATE : 0);
     memset(c, 0, sizeof(*c));
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    /* the writer writes a commit's WAL frames in one go (walbatch.h) */
+    if (sqlite3_open_v2(path, &c->db, flags, role == ROLE_W ? walbatch_vfs() : NULL) != SQLITE_OK) {
         if (c->db == NULL) {
             lo_err_set(err, 0, "", "cannot open %s: out of memory", path);
             return STORE_IO;

@@ -51,6 +51,7 @@ struct api_call {
     api_wake_fn wake;
     void *wake_ctx;
     api_resume_fn resume;    /* the handler's continuation while pending */
+    int (*light)(void *ctx); /* may be NULL: api_resume_light() */
     void *ctx;
 };
 
@@ -505,6 +506,7 @@ static int settle_response(api_call_t *call, api_response_t *resp)
         api_deferred_t d = resp->deferred;
         memset(&resp->deferred, 0, sizeof(resp->deferred));
         call->resume = d.resume;
+        call->light = d.light;
         call->ctx = d.ctx;
         resp->call = call;
         resp->call_free = call_free;
@@ -554,6 +556,12 @@ int api_resume(api_t *api, api_response_t *resp)
     resp->call = NULL;
     call->resume(call->ctx, resp);
     return settle_response(call, resp);
+}
+
+int api_resume_light(const api_response_t *resp)
+{
+    const api_call_t *call = resp->call;
+    return call != NULL && call->light != NULL && call->light(call->ctx);
 }
 
 /* api_call's wait for the writer: wake runs on the writer thread and only signals. */

@@ -286,36 +286,72 @@ static void log_line(const char *line, size_t n)
     pthread_mutex_unlock(&logq.mu);
 }
 
-void lo_log(int level, const char *fmt, ...)
+/* "I<month><day> <time>.<microseconds> " into out (at least 32 bytes); returns its length. */
+static size_t log_head(char *out)
 {
-    if (level > lo_verbosity)
-        return;
     static __thread time_t stamp_at = (time_t)-1; /* the stamp's seconds change once a second */
     static __thread char stamp[32];
+    static __thread size_t stamp_len;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     if (ts.tv_sec != stamp_at) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
+        stamp_len = strftime(stamp, sizeof(stamp), "%m%d %H:%M:%S", &tm);
         stamp_at = ts.tv_sec;
     }
-    char line[LOG_LINE_MAX];
-    int head = snprintf(line, sizeof(line), "I%s.%06ld ", stamp, ts.tv_nsec / 1000);
-    va_list ap;
-    va_start(ap, fmt);
-    int body = vsnprintf(line + head, sizeof(line) - (size_t)head - 1, fmt, ap);
-    va_end(ap);
-    if (body < 0)
-        line[head] = '\0';
+    size_t n = 0;
+    out[n++] = 'I';
+    memcpy(out + n, stamp, stamp_len);
+    n += stamp_len;
+    out[n++] = '.';
+    long us = ts.tv_nsec / 1000;
+    for (int i = 5; i >= 0; i--, us /= 10)
+        out[n + (size_t)i] = (char)('0' + us % 10);
+    n += 6;
+    out[n++] = ' ';
+    return n;
+}
+
+/* Queues line[0..head+body), the body cut to what fits, made one line of valid UTF-8. */
+static void log_finish(char *line, size_t head)
+{
     /* a line may quote a client: one line, valid UTF-8, whatever it sent */
-    text_utf8_repair_in_place(line + head, sizeof(line) - (size_t)head - 1);
-    size_t n = (size_t)head;
+    text_utf8_repair_in_place(line + head, LOG_LINE_MAX - head - 1);
+    size_t n = head;
     for (; line[n] != '\0'; n++)
         if ((unsigned char)line[n] < 0x20 || line[n] == 0x7F)
             line[n] = ' ';
     line[n++] = '\n';
     log_line(line, n);
+}
+
+void lo_log(int level, const char *fmt, ...)
+{
+    if (level > lo_verbosity)
+        return;
+    char line[LOG_LINE_MAX];
+    size_t head = log_head(line);
+    va_list ap;
+    va_start(ap, fmt);
+    int body = vsnprintf(line + head, sizeof(line) - head - 1, fmt, ap);
+    va_end(ap);
+    if (body < 0)
+        line[head] = '\0';
+    log_finish(line, head);
+}
+
+void lo_log_text(int level, const char *text, size_t n)
+{
+    if (level > lo_verbosity)
+        return;
+    char line[LOG_LINE_MAX];
+    size_t head = log_head(line);
+    if (n > sizeof(line) - head - 1)
+        n = sizeof(line) - head - 1;
+    memcpy(line + head, text, n);
+    line[head + n] = '\0';
+    log_finish(line, head);
 }
 
 void lo_time_rfc3339(char *buf, size_t size)

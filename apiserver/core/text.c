@@ -3,6 +3,7 @@
  */
 #include "langop/core/text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +54,22 @@ size_t text_utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
+/* 1 if none of the 8 bytes at p has its high bit set (ASCII: what request lines and log lines mostly are). */
+static int ascii8(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return (w & 0x8080808080808080ull) == 0;
+}
+
 int text_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
+        if (n - i >= 8 && ascii8(p + i)) {
+            i += 8;
+            continue;
+        }
         size_t len = text_utf8_sequence(p + i, n - i);
         if (len == 0)
             return 0;
@@ -111,11 +124,14 @@ void text_utf8_repair_in_place(char *buf, size_t cap)
 /* Copies s, repaired, with control characters as spaces and, when quote, '"' and '\' escaped. */
 static char *header_text(const char *s, int quote)
 {
-    char *valid = text_utf8_repair(s, strlen(s));
-    size_t n = strlen(valid), o = 0;
+    size_t n = strlen(s), o = 0;
+    char *valid = text_utf8_valid(s, n) ? NULL : text_utf8_repair(s, n); /* mostly valid: no copy */
+    const char *in = valid ? valid : s;
+    if (valid)
+        n = strlen(valid);
     char *out = text_alloc(2 * n + 1);
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)valid[i];
+        unsigned char c = (unsigned char)in[i];
         if ((c < 0x20 && c != '\t') || c == 0x7F)
             c = ' ';
         if (quote && (c == '"' || c == '\\'))

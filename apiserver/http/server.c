@@ -11,8 +11,9 @@
  *     401 itself when it fails; else api_handle() fills job->response, then the job is posted
  *     back to the loop through the multithread queue; or the answer is
  *     pending on the store's writer (a write), and the job waits, holding
- *     no thread, until the writer's wake puts it back on the worker queue,
- *     where api_resume() goes on with it;
+ *     no thread, until the writer's wake goes on with it: api_resume() in
+ *     the wake itself when only an encoding is left (api_resume_light()),
+ *     the job then posted to the loop; else back on the worker queue;
  *   loop thread: on_jobs_done() sends the response, logs it, frees the job.
  * If the client goes away first, h2o clears the request's pool; the slot's
  * dispose callback then sets job->req = NULL, and the finished job is
@@ -198,10 +199,20 @@ static void on_slot_dispose(void *p)
     edge_request_gone(slot->conn);
 }
 
-/* api_wake_fn, on the store's writer thread: the job's answer can go on. */
+/*
+ * api_wake_fn, on the store's writer thread: the job's answer can go on.
+ * An answer that is only to be encoded is finished here and goes straight
+ * to the loop (one hand-off less: no worker wakes for it); the rest goes
+ * back to a worker.
+ */
 static void job_wake(void *ctx)
 {
     job_t *job = ctx;
+    if (api_resume_light(&job->response)) {
+        if (!api_resume(job->srv->api, &job->response)) /* else pending again: its wake comes later */
+            h2o_multithread_send_message(&job->srv->done_receiver, &job->message);
+        return;
+    }
     job->resuming = 1;
     queue_job(job->srv, job);
 }
@@ -328,30 +339,55 @@ static char *groups_quoted(const api_user_t *user)
     return quoted;
 }
 
-/* What the client sent (user, groups, extra may come from headers) is escaped, and not cut (a cut escape
- * would unquote the rest): it cannot forge a field. */
+/* Puts ` name="value"`, value quoted (what a client sent is escaped, and not cut: a cut escape would unquote the
+ * rest, so it cannot forge a field). */
+static void log_field(lo_buf_t *b, const char *name, const char *value)
+{
+    char *quoted = text_header_quoted(value);
+    lo_buf_char(b, ' ');
+    lo_buf_puts(b, name);
+    lo_buf_put(b, "=\"", 2);
+    lo_buf_puts(b, quoted);
+    lo_buf_char(b, '"');
+    free(quoted);
+}
+
+/* One line per request, built without printf (the loop writes thousands a second). */
 static void log_request(const h2o_req_t *req, const api_request_t *areq, const api_response_t *resp,
                         int64_t started_ms, const char *cancelled)
 {
-    int64_t ms = lo_now_ms() - started_ms;
-    const char *proto = req == NULL ? "-" : req->version >= 0x200 ? "HTTP/2" : "HTTP/1.1";
-    char *user = text_header_quoted(areq->user.name ? areq->user.name : "");
+    char num[32];
+    lo_buf_t b = {0};
+    lo_buf_reserve(&b, 256);
+    lo_buf_puts(&b, "HTTP verb=\"");
+    lo_buf_puts(&b, resp->verb[0] ? resp->verb : areq->method);
+    lo_buf_puts(&b, "\" URI=\"");
+    lo_buf_put(&b, areq->target, strnlen(areq->target, 512));
+    lo_buf_char(&b, '"');
+    log_field(&b, "user", areq->user.name ? areq->user.name : "");
+    lo_buf_put(&b, num, (size_t)snprintf(num, sizeof(num), " code=%d latency=\"%lldms\"", resp->status,
+                                         (long long)(lo_now_ms() - started_ms)));
+    lo_buf_puts(&b, req == NULL ? " proto=\"-\"" : req->version >= 0x200 ? " proto=\"HTTP/2\"" : " proto=\"HTTP/1.1\"");
     char *groups = groups_quoted(&areq->user);
-    char *extra_json = areq->user.extra ? json_dumps(areq->user.extra, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    char *extra = extra_json ? text_header_quoted(extra_json) : NULL;
-    char *as = resp->impersonated_user ? text_header_quoted(resp->impersonated_user) : NULL;
-    lo_log(LO_INFO,
-           "HTTP verb=\"%s\" URI=\"%.512s\" user=\"%s\" code=%d latency=\"%lldms\" proto=\"%s\" groups=\"%s\"%s%s%s"
-           "%s%s%s%s%s%s",
-           resp->verb[0] ? resp->verb : areq->method, areq->target, user, resp->status, (long long)ms, proto, groups,
-           extra ? " extra=\"" : "", extra ? extra : "", extra ? "\"" : "", as ? " impersonatedUser=\"" : "",
-           as ? as : "", as ? "\"" : "", cancelled ? " cancelled=\"client gone " : "", cancelled ? cancelled : "",
-           cancelled ? "\"" : "");
-    free(as);
-    free(user);
+    lo_buf_puts(&b, " groups=\"");
+    lo_buf_puts(&b, groups);
+    lo_buf_char(&b, '"');
     free(groups);
-    free(extra_json);
-    free(extra);
+    if (areq->user.extra) {
+        char *extra = json_dumps(areq->user.extra, JSON_COMPACT | JSON_SORT_KEYS);
+        if (extra)
+            log_field(&b, "extra", extra);
+        free(extra);
+    }
+    if (resp->impersonated_user)
+        log_field(&b, "impersonatedUser", resp->impersonated_user);
+    if (cancelled) { /* the server's own words */
+        lo_buf_puts(&b, " cancelled=\"client gone ");
+        lo_buf_puts(&b, cancelled);
+        lo_buf_char(&b, '"');
+    }
+    lo_log_text(LO_INFO, b.data, b.len);
+    free(b.data);
 }
 
 static void add_header(h2o_req_t *req, const char *name, const char *value)

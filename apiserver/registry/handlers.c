@@ -159,6 +159,19 @@ static void write_finish(handlers_write_t *w)
 
 static void write_resumed(void *ctx, api_response_t *resp);
 
+/* 1 if write_resumed() will try again: the op failed in a way the write's rule retries, within the bound. */
+static int write_retries(const handlers_write_t *w)
+{
+    return w->op.rc != STORE_OK && w->op.rc != STORE_BUSY && w->retry(w) && w->attempts + 1 < WRITE_ATTEMPTS;
+}
+
+/* api_deferred_t.light: no new attempt, and an answer encoded as JSON (its bytes mostly come stored). */
+static int write_light(void *ctx)
+{
+    const handlers_write_t *w = ctx;
+    return !write_retries(w) && w->hr->opts->format == ENCODE_JSON;
+}
+
 /* One attempt: prepare and hand the op to the writer, or answer at once. */
 static void write_attempt(handlers_write_t *w, api_response_t *resp)
 {
@@ -167,6 +180,7 @@ static void write_attempt(handlers_write_t *w, api_response_t *resp)
     int rc = w->prepare(w, &err);
     if (rc == 0) {
         handlers_defer(resp, &w->op, 1, write_resumed, w);
+        resp->deferred.light = write_light;
     } else {
         if (rc > 0)
             w->answer(w, resp);
@@ -180,7 +194,8 @@ static void write_attempt(handlers_write_t *w, api_response_t *resp)
 static void write_resumed(void *ctx, api_response_t *resp)
 {
     handlers_write_t *w = ctx;
-    if (w->op.rc != STORE_OK && w->op.rc != STORE_BUSY && w->retry(w) && ++w->attempts < WRITE_ATTEMPTS) {
+    if (write_retries(w)) {
+        w->attempts++;
         write_attempt(w, resp);
         return;
     }

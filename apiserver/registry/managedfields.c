@@ -729,13 +729,177 @@ static json_t *create_node(mf_ctx_t *c, const json_t *sch, const json_t *r, cons
 }
 
 /* The public field set of a created object (never NULL). */
-static json_t *created_fields(mf_ctx_t *c, const json_t *r)
+static json_t *created_fields_walk(mf_ctx_t *c, const json_t *r)
 {
     /* the root is no member of its own set, whatever the strip set says of it */
     json_t *set = create_node(c, c->root, r, c->strip, NULL);
     if (set == NULL)
         return json_object();
     json_object_del(set, ".");
+    return set;
+}
+
+/*
+ * Created sets, remembered by shape. The set of a created object is a
+ * function of its kind's schema and of its shape alone: its object keys, the
+ * type of each value, and each list whole (a list item's path element comes
+ * from its values); a scalar's value never matters. Creates of one kind
+ * mostly have one shape, so the set of a shape is kept for the next create
+ * with it. The shape is written as a string (key lengths make it
+ * unambiguous); a small table of slots under one mutex; shapes longer than
+ * SHAPE_MAX are not kept. A kept set is shared, not copied (a copy costs
+ * half a walk: jansson's deep copy checks for loops): the created objects
+ * hold references to one tree, which nothing edits - entries are copied
+ * before an update or an apply changes them (entries_of), as every stored
+ * tree is read-only once it is handed to the writer.
+ */
+#define SHAPE_SLOTS 64
+#define SHAPE_MAX 4096
+
+typedef struct shape {
+    char b[SHAPE_MAX];
+    size_t n;
+    int over;                   /* longer than SHAPE_MAX: not kept */
+} shape_t;
+
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        const json_t *root;     /* the kind's schema; NULL: an empty slot */
+        char *shape;
+        size_t n;
+        json_t *set;
+    } slot[SHAPE_SLOTS];
+} created_sets = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void shape_put(shape_t *sh, const char *p, size_t n)
+{
+    if (sh->over || n > SHAPE_MAX - sh->n) {
+        sh->over = 1;
+        return;
+    }
+    memcpy(sh->b + sh->n, p, n);
+    sh->n += n;
+}
+
+static void shape_key(shape_t *sh, const char *key)
+{
+    char len[24];
+    size_t n = strlen(key), i = sizeof len;
+    len[--i] = ':';
+    size_t v = n;
+    do {
+        len[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    shape_put(sh, len + i, sizeof len - i);
+    shape_put(sh, key, n);
+}
+
+/* Appends v's shape; top: v is the object itself (its metadata.managedFields is no field). */
+static void shape_of(shape_t *sh, const json_t *v, int top)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *child;
+        shape_put(sh, "{", 1);
+        json_object_foreach((json_t *)v, key, child) {
+            shape_key(sh, key);
+            if (top && strcmp(key, "metadata") == 0 && json_is_object(child)) {
+                /* create_node's skip: the same walk without managedFields */
+                const char *mk;
+                json_t *mv;
+                shape_put(sh, "{", 1);
+                json_object_foreach(child, mk, mv) {
+                    if (strcmp(mk, "managedFields") == 0)
+                        continue;
+                    shape_key(sh, mk);
+                    shape_of(sh, mv, 0);
+                }
+                shape_put(sh, "}", 1);
+            } else {
+                shape_of(sh, child, 0);
+            }
+            if (sh->over)
+                return;
+        }
+        shape_put(sh, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        shape_put(sh, "[", 1);
+        shape_key(sh, text ? text : "");
+        free(text);
+        break;
+    }
+    case JSON_STRING: shape_put(sh, "s", 1); break;
+    case JSON_INTEGER: shape_put(sh, "i", 1); break;
+    case JSON_REAL: shape_put(sh, "r", 1); break;
+    case JSON_TRUE: shape_put(sh, "t", 1); break;
+    case JSON_FALSE: shape_put(sh, "f", 1); break;
+    default: shape_put(sh, "n", 1); break;
+    }
+}
+
+static size_t shape_slot(const mf_ctx_t *c, const shape_t *sh)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)c->root;
+    for (size_t i = 0; i < sh->n; i++)
+        h = (h ^ (unsigned char)sh->b[i]) * 1099511628211ull;
+    return (size_t)(h % SHAPE_SLOTS);
+}
+
+/* The kept set of sh (a new reference to the table's own tree), or NULL. */
+static json_t *created_sets_find(const mf_ctx_t *c, const shape_t *sh, size_t i)
+{
+    json_t *set = NULL;
+    pthread_mutex_lock(&created_sets.mu);
+    if (created_sets.slot[i].root == c->root && created_sets.slot[i].n == sh->n &&
+        memcmp(created_sets.slot[i].shape, sh->b, sh->n) == 0)
+        set = json_incref(created_sets.slot[i].set);
+    pthread_mutex_unlock(&created_sets.mu);
+    return set;
+}
+
+static void created_sets_keep(const mf_ctx_t *c, const shape_t *sh, size_t i, json_t *set)
+{
+    char *shape = lo_malloc(sh->n ? sh->n : 1);
+    memcpy(shape, sh->b, sh->n);
+    json_t *copy = json_incref(set);
+    pthread_mutex_lock(&created_sets.mu);
+    char *old_shape = created_sets.slot[i].shape;
+    json_t *old_set = created_sets.slot[i].set;
+    created_sets.slot[i].root = c->root;
+    created_sets.slot[i].shape = shape;
+    created_sets.slot[i].n = sh->n;
+    created_sets.slot[i].set = copy;
+    pthread_mutex_unlock(&created_sets.mu);
+    free(old_shape);
+    json_decref(old_set);
+}
+
+/* The public field set of a created object (never NULL; a new reference to a tree that may be shared). */
+static json_t *created_fields(mf_ctx_t *c, const json_t *r)
+{
+    shape_t *sh = lo_malloc(sizeof *sh);
+    sh->n = 0;
+    sh->over = c->root == NULL; /* no schema: nothing to key the table by */
+    if (!sh->over)
+        shape_of(sh, r, 1);
+    json_t *set;
+    if (sh->over) {
+        set = created_fields_walk(c, r);
+    } else {
+        size_t i = shape_slot(c, sh);
+        set = created_sets_find(c, sh, i);
+        if (set == NULL) {
+            set = created_fields_walk(c, r);
+            created_sets_keep(c, sh, i, set);
+        }
+    }
+    free(sh);
     return set;
 }
 

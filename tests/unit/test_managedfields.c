@@ -693,6 +693,61 @@ static void test_create_records_what_an_update_from_nothing_records(void **state
     }
 }
 
+/* The set of a create (F0) and of an update from nothing (F1) of the same object. */
+static void create_and_update_sets(const schema_kind_t *k, const char *text, char **f0, char **f1)
+{
+    json_t *created = J(text), *updated = J(text), *empty = J("{}");
+    managedfields_record_update(k, NULL, created, "m", NULL);
+    managedfields_record_update(k, empty, updated, "m", NULL);
+    const json_t *c = json_object_get(json_object_get(created, "metadata"), "managedFields");
+    const json_t *u = json_object_get(json_object_get(updated, "metadata"), "managedFields");
+    *f0 = json_dumps(json_object_get(json_array_get(c, 0), "fieldsV1"), JSON_COMPACT);
+    *f1 = json_dumps(json_object_get(json_array_get(u, 0), "fieldsV1"), JSON_COMPACT);
+    json_decref(created);
+    json_decref(updated);
+    json_decref(empty);
+}
+
+/* Creates of one shape share the set that creates remember; values that name list items do not. */
+static void test_creates_of_one_shape(void **state)
+{
+    (void)state;
+    static const char *const agents[] = {
+        "{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\"},\"spec\":{\"image\":\"i\","
+        "\"models\":[{\"name\":\"m\"}]}}",
+        "{\"metadata\":{\"name\":\"b\",\"namespace\":\"n\"},\"spec\":{\"image\":\"j\","
+        "\"models\":[{\"name\":\"m\"}]}}",
+        "{\"metadata\":{\"name\":\"c\",\"namespace\":\"n\"},\"spec\":{\"image\":\"i\","
+        "\"models\":[{\"name\":\"x\"}]}}",
+        "{\"metadata\":{\"name\":\"d\",\"namespace\":\"n\",\"managedFields\":[]},\"spec\":{\"image\":1,"
+        "\"models\":[{\"name\":\"x\"}]}}",
+        "{\"metadata\":{\"name\":\"e\",\"namespace\":\"n\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"image\":\"i\","
+        "\"models\":[{\"name\":\"x\"}]}}",
+    };
+    char *first[5];
+    for (int pass = 0; pass < 2; pass++) { /* the second pass finds every set remembered */
+        for (size_t i = 0; i < 5; i++) {
+            char *f0, *f1;
+            create_and_update_sets(agent, agents[i], &f0, &f1);
+            if (strcmp(f0, f1) != 0)
+                fail_msg("pass %d, agent %zu: create recorded %s, an update from nothing %s", pass, i, f0, f1);
+            if (pass == 0)
+                first[i] = f0;
+            else
+                assert_string_equal(f0, first[i]);
+            if (pass == 1)
+                free(f0);
+            free(f1);
+        }
+    }
+    assert_string_equal(first[0], first[1]);                /* another value, the same set */
+    assert_true(strcmp(first[0], first[2]) != 0);           /* another list item */
+    assert_non_null(strstr(first[2], "k:{\\\"name\\\":\\\"x\\\"}"));
+    assert_true(strcmp(first[4], first[2]) != 0);           /* one field more */
+    for (size_t i = 0; i < 5; i++)
+        free(first[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -717,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_status_subresource),
         cmocka_unit_test(test_apply_bad_configs),
         cmocka_unit_test(test_create_records_what_an_update_from_nothing_records),
+        cmocka_unit_test(test_creates_of_one_shape),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

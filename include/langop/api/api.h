@@ -69,6 +69,13 @@ typedef void (*api_wake_fn)(void *ctx);
 int api_handle(api_t *api, const api_request_t *req, api_response_t *resp, api_wake_fn wake, void *wake_ctx);
 /** Goes on with a pending answer after its wake; returns 0 (complete) or 1 (pending again). */
 int api_resume(api_t *api, api_response_t *resp);
+/**
+ * 1 when what is left of a pending answer, once woken, is only to encode
+ * it (no retry, no store access, nothing that waits): api_resume() may then
+ * run in the wake itself, on the writer's thread, and spare the hand-off to
+ * a worker. Call it from the wake only.
+ */
+int api_resume_light(const api_response_t *resp);
 
 /**
  * One request from inside the process (the reconcile thread's reads and

@@ -74,6 +74,8 @@ char *lo_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 extern int lo_verbosity;
 void lo_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** lo_log of text[0..n) as it is, with no format to read: for a line per request. */
+void lo_log_text(int level, const char *text, size_t n);
 void lo_log_start(void);
 /** Writes out every queued line and stops the logging thread. */
 void lo_log_stop(void);

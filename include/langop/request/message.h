@@ -70,6 +70,7 @@ typedef struct api_deferred {
     size_t n;
     api_resume_fn resume;
     void *ctx;
+    int (*light)(void *ctx);           /* optional, asked after the ops are answered: api_resume_light() */
 } api_deferred_t;
 
 struct api_response {
