@@ -190,7 +190,8 @@ static void resolve_resource(reqinfo_t *info, char **seg, size_t nseg, int *lega
  * (3.2.2) has servers accept and Go's server reads as its path: skips the
  * scheme and authority. Other targets are left as they are.
  */
-static void skip_absolute_form(const char **target, size_t *len)
+/* Returns 1 when the absolute form has no path: its path is "/" (RFC 9110 4.2.3), and *target is its query. */
+static int skip_absolute_form(const char **target, size_t *len)
 {
     static const char *const schemes[] = {"http://", "https://"};
     for (size_t i = 0; i < 2; i++) {
@@ -199,12 +200,14 @@ static void skip_absolute_form(const char **target, size_t *len)
             continue;
         const char *path = memchr(*target + n, '/', *len - n);
         const char *query = memchr(*target + n, '?', *len - n);
-        if (path == NULL || (query != NULL && query < path))
-            return; /* no path: nothing to name */
-        *len -= (size_t)(path - *target);
-        *target = path;
-        return;
+        const char *rest = path == NULL || (query != NULL && query < path) ? query : path;
+        if (rest == NULL)
+            rest = *target + *len;
+        *len -= (size_t)(rest - *target);
+        *target = rest;
+        return rest != path;
     }
+    return 0;
 }
 
 int reqinfo_parse(const char *method, const char *target, size_t target_len, reqinfo_t *out, lo_err_t *err)
@@ -212,11 +215,11 @@ int reqinfo_parse(const char *method, const char *target, size_t target_len, req
     memset(out, 0, sizeof(*out));
     if (method == NULL)
         method = "";
-    skip_absolute_form(&target, &target_len);
+    int root = skip_absolute_form(&target, &target_len);
     const char *q = memchr(target, '?', target_len);
     size_t path_len = q ? (size_t)(q - target) : target_len;
 
-    out->path = reqinfo_percent_decode(target, path_len, 0);
+    out->path = root ? lo_strdup("/") : reqinfo_percent_decode(target, path_len, 0);
     if (out->path == NULL) {
         lo_err_set(err, 400, "BadRequest", "invalid path: bad percent-encoding or NUL byte");
         set_verb(out, method, 0);

@@ -281,6 +281,12 @@ static void test_absolute_form(void **state)
     const char *t = "https://host?x=/apis";
     assert_int_equal(reqinfo_parse("GET", t, strlen(t), &info, &err), 0);
     assert_false(info.is_resource);
+    assert_string_equal(info.path, "/");
+    assert_string_equal(reqinfo_query_get(&info, "x"), "/apis");
+    reqinfo_free(&info);
+    t = "http://host";
+    assert_int_equal(reqinfo_parse("GET", t, strlen(t), &info, &err), 0);
+    assert_string_equal(info.path, "/");
     reqinfo_free(&info);
 }
 
