@@ -209,8 +209,10 @@ static void job_wake(void *ctx)
 {
     job_t *job = ctx;
     if (api_resume_light(&job->response)) {
-        if (!api_resume(job->srv->api, &job->response)) /* else pending again: its wake comes later */
+        if (!api_resume(job->srv->api, &job->response)) { /* else pending again: its wake comes later */
+            edge_inflight_release(job->srv->edge, &job->ticket); /* as a worker does after its turn */
             h2o_multithread_send_message(&job->srv->done_receiver, &job->message);
+        }
         return;
     }
     job->resuming = 1;

@@ -650,6 +650,17 @@ class InflightLimitsTest(EdgeCase):
                 self.assertTooMany(s, h, b)
         self.assertEqual(self.count_models(ns), codes.count(201), "a 429 wrote nothing")
 
+    def test_answered_writes_give_their_place_back(self):
+        """One write after another never meets the limit of 1, however many: each answered
+        write (whichever thread finished it) gives its place back."""
+        ns = self.new_namespace("sequential")
+        path = collection_path("LanguageModel", ns)
+        codes = []
+        for i in range(20):
+            r = self.server.request("POST", path, model(f"s{i}", ns), token="bob-token")
+            codes.append(r.status)
+        self.assertEqual(codes, [201] * 20)
+
     def test_read_only_requests_over_the_limit_get_429(self):
         path = collection_path("LanguageModel")
         for attempt in range(5):  # two workers must overlap once: they do at once in practice
