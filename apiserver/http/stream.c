@@ -29,7 +29,8 @@
 
 #define STREAM_TICK_MS 1000
 /* the recent feed events the hub keeps, for replays that end just behind it: bounded in number and in
- * the bytes of their bodies (each event also holds its decoded trees: about three times as much) */
+ * the bytes they hold, their bodies and decoded trees (a small object's trees are ten times its body:
+ * counting the bodies alone let 4096 small events take 35 MB) */
 #define STREAM_TAIL_EVENTS 4096
 #define STREAM_TAIL_BYTES (8u * 1024u * 1024u)
 #define STREAM_MAX_IOVECS 64   /* chunks handed to h2o in one send (plus HTTP/1.1 framing) */
@@ -86,6 +87,12 @@ static watch_chunk_t *event_line(void *ctx, const watch_spec_t *spec, store_even
 
 typedef struct stream stream_t;
 
+/* A recent batch the hub keeps. */
+typedef struct tail_entry {
+    feed_batch_t *batch;          /* a ref */
+    size_t bytes;                 /* what it holds (batch_bytes) */
+} tail_entry_t;
+
 typedef struct stream_slot {
     stream_t *s;
 } stream_slot_t;
@@ -119,7 +126,7 @@ struct stream_hub {
     stream_t *streams;
     size_t count;
     int64_t feed_rv;              /* the newest rv the feed has delivered to the loop */
-    feed_batch_t **tail;          /* the recent batches, oldest first (refs), within the STREAM_TAIL_* bounds */
+    tail_entry_t *tail;           /* the recent batches, oldest first, within the STREAM_TAIL_* bounds */
     size_t tail_n, tail_cap, tail_events, tail_bytes;
     int64_t bookmark_interval_ms; /* an idle watch with bookmarks gets one this often */
     h2o_timeout_t tick;
@@ -267,7 +274,7 @@ static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now);
 /* The oldest rv the hub can hand over from its tail (feed_rv + 1 when it holds nothing). */
 static int64_t tail_from(const stream_hub_t *hub)
 {
-    return hub->tail_n > 0 ? hub->tail[0]->events[0].rv : hub->feed_rv + 1;
+    return hub->tail_n > 0 ? hub->tail[0].batch->events[0].rv : hub->feed_rv + 1;
 }
 
 static void page_done(void *arg)
@@ -282,8 +289,8 @@ static void page_done(void *arg)
     if (watcher_page_done(&s->w, &s->page, hub->feed_rv, tail_from(hub))) {
         int64_t now = lo_now_ms();
         for (size_t b = 0; b < hub->tail_n; b++)
-            for (size_t i = 0; i < hub->tail[b]->n; i++)
-                publish_to(s, &hub->tail[b]->events[i], now); /* the watcher skips rv <= what it has seen */
+            for (size_t i = 0; i < hub->tail[b].batch->n; i++)
+                publish_to(s, &hub->tail[b].batch->events[i], now); /* the watcher skips rv <= what it has seen */
     }
     stream_pump(s);
 }
@@ -351,11 +358,48 @@ static void publish(stream_hub_t *hub, const feed_event_t *fe)
     hub_event_clear(&e);
 }
 
+/*
+ * About the bytes jansson holds for the tree v, from the sizes of its
+ * allocations (an object, its hash table and one entry per member; a
+ * string and its text; an array and its table): 5.3 kB estimated for a
+ * small LanguagePersona whose decoding was measured at 5.2 kB.
+ */
+static size_t tree_bytes(const json_t *v)
+{
+    size_t n = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+        n = 224;
+        json_object_foreach((json_t *)v, key, member) n += 80 + strlen(key) + tree_bytes(member);
+        return n;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *item;
+        n = 64 + 8 * (json_array_size(v) > 8 ? json_array_size(v) : 8);
+        json_array_foreach(v, i, item) n += tree_bytes(item);
+        return n;
+    }
+    case JSON_STRING:
+        return 72 + json_string_length(v);
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return 32;
+    default: /* true, false and null are shared */
+        return 0;
+    }
+}
+
+/* What a batch holds: its bodies and the trees of its objects (a tree shared by two events counts twice). */
 static size_t batch_bytes(const feed_batch_t *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < b->n; i++)
-        n += b->events[i].body_len;
+    for (size_t i = 0; i < b->n; i++) {
+        const feed_event_t *e = &b->events[i];
+        n += e->body_len + (e->object ? tree_bytes(e->object) : 0) + (e->prev ? tree_bytes(e->prev) : 0);
+    }
     return n;
 }
 
@@ -368,14 +412,15 @@ static void tail_push(stream_hub_t *hub, feed_batch_t *batch)
         hub->tail_cap = hub->tail_cap ? 2 * hub->tail_cap : 64;
         hub->tail = lo_realloc(hub->tail, hub->tail_cap * sizeof(*hub->tail));
     }
-    hub->tail[hub->tail_n++] = feed_batch_ref(batch);
+    tail_entry_t *t = &hub->tail[hub->tail_n++];
+    *t = (tail_entry_t){.batch = feed_batch_ref(batch), .bytes = batch_bytes(batch)};
     hub->tail_events += batch->n;
-    hub->tail_bytes += batch_bytes(batch);
+    hub->tail_bytes += t->bytes;
     size_t drop = 0;
     while (drop < hub->tail_n && (hub->tail_events > STREAM_TAIL_EVENTS || hub->tail_bytes > STREAM_TAIL_BYTES)) {
-        hub->tail_events -= hub->tail[drop]->n;
-        hub->tail_bytes -= batch_bytes(hub->tail[drop]);
-        feed_batch_release(hub->tail[drop++]);
+        hub->tail_events -= hub->tail[drop].batch->n;
+        hub->tail_bytes -= hub->tail[drop].bytes;
+        feed_batch_release(hub->tail[drop++].batch);
     }
     if (drop > 0) {
         memmove(hub->tail, hub->tail + drop, (hub->tail_n - drop) * sizeof(*hub->tail));
@@ -456,7 +501,7 @@ void stream_hub_free(stream_hub_t *hub)
         return;
     stream_hub_stop(hub);
     for (size_t i = 0; i < hub->tail_n; i++)
-        feed_batch_release(hub->tail[i]);
+        feed_batch_release(hub->tail[i].batch);
     free(hub->tail);
     h2o_timeout_unlink(&hub->tick_entry);
     h2o_timeout_dispose(hub->loop, &hub->tick);
