@@ -17,13 +17,20 @@
  * Life of a stream: it lives until its request's memory pool is cleared
  * (the slot's dispose callback), or, if a page is still being read for it,
  * until that page comes back.
+ *
+ * A LIST's answer (liststream.h) is a stream too: the same pages, flow
+ * control and framing, its pages read by liststream_next instead of a
+ * watch replay. It is not one of the hub's watches: it gets no events and
+ * no ticks, and ends after its last page (or is cut off if a page breaks).
  */
 #include "langop/http/stream.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "langop/registry/liststream.h"
 #include "langop/registry/watcher.h"
 #include "langop/storage/feed.h"
 
@@ -101,7 +108,8 @@ struct stream {
     h2o_generator_t gen;          /* must stay first */
     stream_hub_t *hub;
     h2o_req_t *req;               /* NULL once the request is gone */
-    watch_spec_t *spec;
+    watch_spec_t *spec;           /* owned, or borrowed from list */
+    list_stream_t *list;          /* a LIST's answer (owned): its pages are read from it */
     watcher_t w;
     watch_page_t page;            /* written by the worker while w.page_pending */
     int page_columns;             /* the page being read must carry the Table columns */
@@ -109,7 +117,7 @@ struct stream {
     watch_chunk_t *inflight[STREAM_MAX_IOVECS]; /* handed to h2o, released on proceed */
     size_t inflight_n;
     int sending;
-    int chunked;                  /* HTTP/1.1: we frame the chunks ourselves (see stream_watch_start) */
+    int chunked;                  /* HTTP/1.1: we frame the chunks ourselves (see stream_begin) */
     char chunk_head[24];          /* the framing of the send in flight */
     stream_t *prev, *next;        /* the hub's list (linked while the request lives) */
     int linked;
@@ -166,13 +174,36 @@ static void release_inflight(stream_t *s)
     s->inflight_n = 0;
 }
 
+/*
+ * glibc keeps what a thread freed in that thread's arena: the pages a long
+ * list's reading and encoding went through would stay with the workers
+ * that read it. Once a list is sent they are handed back, on a worker (the
+ * trim locks each arena in turn; the loop does not wait for it).
+ */
+static void trim_work(void *arg)
+{
+    (void)arg;
+    malloc_trim(0);
+}
+
+static void trim_done(void *arg)
+{
+    (void)arg;
+}
+
 static void stream_free(stream_t *s)
 {
+    if (s->list)
+        s->hub->offload(s->hub->offload_ctx, trim_work, trim_done, NULL);
     release_inflight(s);
     watch_page_free(&s->page);
     watcher_free(&s->w);
-    watch_spec_free(s->spec);
-    free(s->spec);
+    if (s->list) {
+        liststream_free(s->list);
+    } else {
+        watch_spec_free(s->spec);
+        free(s->spec);
+    }
     free(s);
 }
 
@@ -213,13 +244,15 @@ static void stream_pump(stream_t *s)
         vecs[nvecs++] = h2o_iovec_init(s->inflight[i]->data, s->inflight[i]->len);
     }
     s->inflight_n = n;
+    /* a broken answer is cut off: no last chunk, and h2o resets the stream (HTTP/2) or closes the connection */
+    int cut = final && s->w.broken;
     if (s->chunked) {
         if (n > 0) {
             snprintf(s->chunk_head, sizeof(s->chunk_head), "%zx\r\n", bytes);
             vecs[0] = h2o_iovec_init(s->chunk_head, strlen(s->chunk_head));
             vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("\r\n"));
         }
-        if (final)
+        if (final && !cut)
             vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("0\r\n\r\n"));
     }
     s->sending = 1;
@@ -229,7 +262,7 @@ static void stream_pump(stream_t *s)
         watcher_gone(&s->w);
         hub_unlink(s);
     }
-    h2o_send(req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(req, vecs, nvecs, cut ? H2O_SEND_STATE_ERROR : final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* ---- h2o callbacks ---- */
@@ -266,7 +299,10 @@ static void on_slot_dispose(void *p)
 static void page_work(void *arg)
 {
     stream_t *s = arg;
-    watch_read_page(s->hub->store, s->spec, &s->w.cursor, s->page_columns, &s->page);
+    if (s->list)
+        liststream_next(s->list, s->hub->store, &s->page);
+    else
+        watch_read_page(s->hub->store, s->spec, &s->w.cursor, s->page_columns, &s->page);
 }
 
 static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now);
@@ -295,7 +331,8 @@ static void page_done(void *arg)
     stream_pump(s);
 }
 
-void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, const char *content_type)
+/* A stream for req that the request's pool frees (the slot); spec is the stream's from now on. */
+static stream_t *stream_new(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec)
 {
     stream_t *s = lo_calloc(1, sizeof(*s));
     s->hub = hub;
@@ -306,13 +343,13 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     s->gen.stop = on_stop;
     stream_slot_t *slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_slot_dispose);
     slot->s = s;
-    hub_link(hub, s);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    /* h2o keeps the pointer: the value must live in the request's pool */
-    h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, strlen(content_type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+    return s;
+}
+
+/* Starts the response (its status and headers set), sending the headers now; then the first page is asked for. */
+static void stream_begin(stream_t *s)
+{
+    h2o_req_t *req = s->req;
     if (req->version == 0x101) {
         /*
          * h2o's own chunked encoder holds back a send without data, and with
@@ -324,8 +361,36 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     }
     h2o_start_response(req, &s->gen);
     s->sending = 1;
-    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS); /* the headers, now: the client sees the watch start */
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS); /* the headers, now: the client sees the answer start */
     stream_pump(s); /* asks for the first page; the rest waits for proceed */
+}
+
+void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, const char *content_type)
+{
+    stream_t *s = stream_new(hub, req, spec);
+    hub_link(hub, s);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    /* h2o keeps the pointer: the value must live in the request's pool */
+    h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+    stream_begin(s);
+}
+
+void stream_list_start(stream_hub_t *hub, h2o_req_t *req, list_stream_t *list)
+{
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"))) {
+        static h2o_generator_t headers_only = {NULL, NULL};
+        liststream_free(list);
+        h2o_start_response(req, &headers_only);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    stream_t *s = stream_new(hub, req, (watch_spec_t *)liststream_spec(list));
+    s->list = list;
+    s->w.low_water = LISTSTREAM_LOW_WATER; /* a page in flight, the next one read meanwhile: no more */
+    stream_begin(s);
 }
 
 /* ---- the hub ---- */
