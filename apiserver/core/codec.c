@@ -1214,6 +1214,13 @@ char *codec_encode_json_len(const json_t *value, size_t *len)
     return b.data;
 }
 
+void codec_encode_json_to(lo_buf_t *b, const json_t *value)
+{
+    lo_buf_reserve(b, 255);
+    encode_value(b, value, 0);
+    b->data[b->len] = '\0';
+}
+
 char *codec_encode_json(const json_t *value)
 {
     return codec_encode_json_len(value, NULL);
@@ -1358,36 +1365,47 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
     return emit_scalar(em, num, strlen(num), YAML_PLAIN_SCALAR_STYLE) ? 0 : -1;
 }
 
+/* An emitter set up as every YAML answer is written: block style, UTF-8 as it is, no folding. */
+static void yaml_emitter_setup(yaml_emitter_t *em, ybuf_t *out)
+{
+    if (!yaml_emitter_initialize(em))
+        lo_fatal("out of memory (yaml emitter)");
+    yaml_emitter_set_output(em, ybuf_write, out);
+    yaml_emitter_set_unicode(em, 1);
+    yaml_emitter_set_width(em, -1); /* no folding of long lines */
+    yaml_emitter_set_indent(em, 2);
+}
+
+/* The stream and document start events; 1 on success. */
+static int yaml_emit_start(yaml_emitter_t *em)
+{
+    yaml_event_t ev;
+    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+    if (!yaml_emitter_emit(em, &ev))
+        return 0;
+    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+    return yaml_emitter_emit(em, &ev);
+}
+
+/* The document and stream end events, then everything out; 1 on success. */
+static int yaml_emit_finish(yaml_emitter_t *em)
+{
+    yaml_event_t ev;
+    yaml_document_end_event_initialize(&ev, 1);
+    if (!yaml_emitter_emit(em, &ev))
+        return 0;
+    yaml_stream_end_event_initialize(&ev);
+    if (!yaml_emitter_emit(em, &ev))
+        return 0;
+    return yaml_emitter_flush(em);
+}
+
 char *codec_encode_yaml(const json_t *value)
 {
     yaml_emitter_t em;
-    yaml_event_t ev;
     ybuf_t out = {NULL, 0, 0};
-    int ok = 0;
-
-    if (!yaml_emitter_initialize(&em))
-        lo_fatal("out of memory (yaml emitter)");
-    yaml_emitter_set_output(&em, ybuf_write, &out);
-    yaml_emitter_set_unicode(&em, 1);
-    yaml_emitter_set_width(&em, -1); /* no folding of long lines */
-    yaml_emitter_set_indent(&em, 2);
-
-    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-    if (!yaml_emitter_emit(&em, &ev))
-        goto out;
-    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-    if (!yaml_emitter_emit(&em, &ev))
-        goto out;
-    if (emit_value(&em, value) < 0)
-        goto out;
-    yaml_document_end_event_initialize(&ev, 1);
-    if (!yaml_emitter_emit(&em, &ev))
-        goto out;
-    yaml_stream_end_event_initialize(&ev);
-    if (!yaml_emitter_emit(&em, &ev))
-        goto out;
-    ok = yaml_emitter_flush(&em);
-out:
+    yaml_emitter_setup(&em, &out);
+    int ok = yaml_emit_start(&em) && emit_value(&em, value) == 0 && yaml_emit_finish(&em);
     if (!ok) {
         lo_log(LO_INFO, "codec_encode_yaml: emitter failed: %s", em.problem ? em.problem : "unknown");
         free(out.data);
@@ -1397,4 +1415,79 @@ out:
     }
     yaml_emitter_delete(&em);
     return out.data;
+}
+
+/* ---- YAML written in pieces ---- */
+
+/*
+ * The same events codec_encode_yaml would emit for the whole mapping, given
+ * as they come: libyaml holds back only the few events it needs to look
+ * ahead, so what is taken after each item is all but the end of it.
+ */
+struct codec_yaml_seq {
+    yaml_emitter_t em;
+    ybuf_t out;
+    int failed;
+};
+
+codec_yaml_seq_t *codec_yaml_seq_open(const json_t *head, const char *seq_key)
+{
+    codec_yaml_seq_t *w = lo_calloc(1, sizeof(*w));
+    yaml_emitter_setup(&w->em, &w->out);
+    yaml_event_t ev;
+    yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+    int ok = yaml_emit_start(&w->em) && yaml_emitter_emit(&w->em, &ev);
+    const char *key;
+    json_t *child;
+    json_object_foreach((json_t *)head, key, child)
+    {
+        size_t klen = strlen(key);
+        ok = ok && emit_scalar(&w->em, key, klen, string_style(key, klen)) && emit_value(&w->em, child) == 0;
+    }
+    size_t slen = strlen(seq_key);
+    ok = ok && emit_scalar(&w->em, seq_key, slen, string_style(seq_key, slen));
+    yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
+    w->failed = !(ok && yaml_emitter_emit(&w->em, &ev));
+    return w;
+}
+
+void codec_yaml_seq_add(codec_yaml_seq_t *w, const json_t *item)
+{
+    if (!w->failed && emit_value(&w->em, item) != 0)
+        w->failed = 1;
+}
+
+void codec_yaml_seq_close(codec_yaml_seq_t *w)
+{
+    yaml_event_t ev;
+    if (w->failed)
+        return;
+    yaml_sequence_end_event_initialize(&ev);
+    int ok = yaml_emitter_emit(&w->em, &ev);
+    yaml_mapping_end_event_initialize(&ev);
+    ok = ok && yaml_emitter_emit(&w->em, &ev);
+    w->failed = !(ok && yaml_emit_finish(&w->em));
+}
+
+char *codec_yaml_seq_take(codec_yaml_seq_t *w, size_t *len)
+{
+    if (!w->failed && !yaml_emitter_flush(&w->em))
+        w->failed = 1;
+    if (w->failed) {
+        lo_log(LO_INFO, "codec_yaml_seq: emitter failed: %s", w->em.problem ? w->em.problem : "unknown");
+        return NULL;
+    }
+    char *data = w->out.data ? w->out.data : lo_strdup("");
+    *len = w->out.len;
+    w->out = (ybuf_t){NULL, 0, 0};
+    return data;
+}
+
+void codec_yaml_seq_free(codec_yaml_seq_t *w)
+{
+    if (w == NULL)
+        return;
+    yaml_emitter_delete(&w->em);
+    free(w->out.data);
+    free(w);
 }

@@ -401,7 +401,8 @@ static void add_header(h2o_req_t *req, const char *name, const char *value)
     h2o_add_header_by_str(&req->pool, &req->res.headers, n, nlen, 0, NULL, v.base, v.len);
 }
 
-static void send_response(h2o_req_t *req, const api_response_t *resp)
+/* The status and headers of resp onto req. */
+static void set_response_head(h2o_req_t *req, const api_response_t *resp)
 {
     req->res.status = resp->status;
     req->res.reason = reason_phrase(resp->status);
@@ -416,6 +417,11 @@ static void send_response(h2o_req_t *req, const api_response_t *resp)
     }
     if (!cache_control) /* API answers are per user and change: never cached unless they say so */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+}
+
+static void send_response(h2o_req_t *req, const api_response_t *resp)
+{
+    set_response_head(req, resp);
     req->res.content_length = resp->body_len;
     h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
 }
@@ -456,6 +462,10 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
             if (job->response.watch) {
                 stream_watch_start(srv->hub, job->req, job->response.watch, job->response.content_type);
                 job->response.watch = NULL; /* stolen by the stream */
+            } else if (job->response.list) { /* a long List: sent page by page as it is read */
+                set_response_head(job->req, &job->response);
+                stream_list_start(srv->hub, job->req, job->response.list);
+                job->response.list = NULL; /* stolen by the stream */
             } else {
                 send_response(job->req, &job->response);
             }

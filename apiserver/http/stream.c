@@ -17,19 +17,27 @@
  * Life of a stream: it lives until its request's memory pool is cleared
  * (the slot's dispose callback), or, if a page is still being read for it,
  * until that page comes back.
+ *
+ * A LIST's answer (liststream.h) is a stream too: the same pages, flow
+ * control and framing, its pages read by liststream_next instead of a
+ * watch replay. It is not one of the hub's watches: it gets no events and
+ * no ticks, and ends after its last page (or is cut off if a page breaks).
  */
 #include "langop/http/stream.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "langop/registry/liststream.h"
 #include "langop/registry/watcher.h"
 #include "langop/storage/feed.h"
 
 #define STREAM_TICK_MS 1000
 /* the recent feed events the hub keeps, for replays that end just behind it: bounded in number and in
- * the bytes of their bodies (each event also holds its decoded trees: about three times as much) */
+ * the bytes they hold, their bodies and decoded trees (a small object's trees are ten times its body:
+ * counting the bodies alone let 4096 small events take 35 MB) */
 #define STREAM_TAIL_EVENTS 4096
 #define STREAM_TAIL_BYTES (8u * 1024u * 1024u)
 #define STREAM_MAX_IOVECS 64   /* chunks handed to h2o in one send (plus HTTP/1.1 framing) */
@@ -86,6 +94,12 @@ static watch_chunk_t *event_line(void *ctx, const watch_spec_t *spec, store_even
 
 typedef struct stream stream_t;
 
+/* A recent batch the hub keeps. */
+typedef struct tail_entry {
+    feed_batch_t *batch;          /* a ref */
+    size_t bytes;                 /* what it holds (batch_bytes) */
+} tail_entry_t;
+
 typedef struct stream_slot {
     stream_t *s;
 } stream_slot_t;
@@ -94,7 +108,8 @@ struct stream {
     h2o_generator_t gen;          /* must stay first */
     stream_hub_t *hub;
     h2o_req_t *req;               /* NULL once the request is gone */
-    watch_spec_t *spec;
+    watch_spec_t *spec;           /* owned, or borrowed from list */
+    list_stream_t *list;          /* a LIST's answer (owned): its pages are read from it */
     watcher_t w;
     watch_page_t page;            /* written by the worker while w.page_pending */
     int page_columns;             /* the page being read must carry the Table columns */
@@ -102,7 +117,7 @@ struct stream {
     watch_chunk_t *inflight[STREAM_MAX_IOVECS]; /* handed to h2o, released on proceed */
     size_t inflight_n;
     int sending;
-    int chunked;                  /* HTTP/1.1: we frame the chunks ourselves (see stream_watch_start) */
+    int chunked;                  /* HTTP/1.1: we frame the chunks ourselves (see stream_begin) */
     char chunk_head[24];          /* the framing of the send in flight */
     stream_t *prev, *next;        /* the hub's list (linked while the request lives) */
     int linked;
@@ -119,7 +134,7 @@ struct stream_hub {
     stream_t *streams;
     size_t count;
     int64_t feed_rv;              /* the newest rv the feed has delivered to the loop */
-    feed_batch_t **tail;          /* the recent batches, oldest first (refs), within the STREAM_TAIL_* bounds */
+    tail_entry_t *tail;           /* the recent batches, oldest first, within the STREAM_TAIL_* bounds */
     size_t tail_n, tail_cap, tail_events, tail_bytes;
     int64_t bookmark_interval_ms; /* an idle watch with bookmarks gets one this often */
     h2o_timeout_t tick;
@@ -159,13 +174,36 @@ static void release_inflight(stream_t *s)
     s->inflight_n = 0;
 }
 
+/*
+ * glibc keeps what a thread freed in that thread's arena: the pages a long
+ * list's reading and encoding went through would stay with the workers
+ * that read it. Once a list is sent they are handed back, on a worker (the
+ * trim locks each arena in turn; the loop does not wait for it).
+ */
+static void trim_work(void *arg)
+{
+    (void)arg;
+    malloc_trim(0);
+}
+
+static void trim_done(void *arg)
+{
+    (void)arg;
+}
+
 static void stream_free(stream_t *s)
 {
+    if (s->list)
+        s->hub->offload(s->hub->offload_ctx, trim_work, trim_done, NULL);
     release_inflight(s);
     watch_page_free(&s->page);
     watcher_free(&s->w);
-    watch_spec_free(s->spec);
-    free(s->spec);
+    if (s->list) {
+        liststream_free(s->list);
+    } else {
+        watch_spec_free(s->spec);
+        free(s->spec);
+    }
     free(s);
 }
 
@@ -206,13 +244,15 @@ static void stream_pump(stream_t *s)
         vecs[nvecs++] = h2o_iovec_init(s->inflight[i]->data, s->inflight[i]->len);
     }
     s->inflight_n = n;
+    /* a broken answer is cut off: no last chunk, and h2o resets the stream (HTTP/2) or closes the connection */
+    int cut = final && s->w.broken;
     if (s->chunked) {
         if (n > 0) {
             snprintf(s->chunk_head, sizeof(s->chunk_head), "%zx\r\n", bytes);
             vecs[0] = h2o_iovec_init(s->chunk_head, strlen(s->chunk_head));
             vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("\r\n"));
         }
-        if (final)
+        if (final && !cut)
             vecs[nvecs++] = h2o_iovec_init(H2O_STRLIT("0\r\n\r\n"));
     }
     s->sending = 1;
@@ -222,7 +262,7 @@ static void stream_pump(stream_t *s)
         watcher_gone(&s->w);
         hub_unlink(s);
     }
-    h2o_send(req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(req, vecs, nvecs, cut ? H2O_SEND_STATE_ERROR : final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* ---- h2o callbacks ---- */
@@ -259,7 +299,10 @@ static void on_slot_dispose(void *p)
 static void page_work(void *arg)
 {
     stream_t *s = arg;
-    watch_read_page(s->hub->store, s->spec, &s->w.cursor, s->page_columns, &s->page);
+    if (s->list)
+        liststream_next(s->list, s->hub->store, &s->page);
+    else
+        watch_read_page(s->hub->store, s->spec, &s->w.cursor, s->page_columns, &s->page);
 }
 
 static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now);
@@ -267,7 +310,7 @@ static void publish_to(stream_t *s, const feed_event_t *fe, int64_t now);
 /* The oldest rv the hub can hand over from its tail (feed_rv + 1 when it holds nothing). */
 static int64_t tail_from(const stream_hub_t *hub)
 {
-    return hub->tail_n > 0 ? hub->tail[0]->events[0].rv : hub->feed_rv + 1;
+    return hub->tail_n > 0 ? hub->tail[0].batch->events[0].rv : hub->feed_rv + 1;
 }
 
 static void page_done(void *arg)
@@ -282,13 +325,14 @@ static void page_done(void *arg)
     if (watcher_page_done(&s->w, &s->page, hub->feed_rv, tail_from(hub))) {
         int64_t now = lo_now_ms();
         for (size_t b = 0; b < hub->tail_n; b++)
-            for (size_t i = 0; i < hub->tail[b]->n; i++)
-                publish_to(s, &hub->tail[b]->events[i], now); /* the watcher skips rv <= what it has seen */
+            for (size_t i = 0; i < hub->tail[b].batch->n; i++)
+                publish_to(s, &hub->tail[b].batch->events[i], now); /* the watcher skips rv <= what it has seen */
     }
     stream_pump(s);
 }
 
-void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, const char *content_type)
+/* A stream for req that the request's pool frees (the slot); spec is the stream's from now on. */
+static stream_t *stream_new(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec)
 {
     stream_t *s = lo_calloc(1, sizeof(*s));
     s->hub = hub;
@@ -299,13 +343,13 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     s->gen.stop = on_stop;
     stream_slot_t *slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_slot_dispose);
     slot->s = s;
-    hub_link(hub, s);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    /* h2o keeps the pointer: the value must live in the request's pool */
-    h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, strlen(content_type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+    return s;
+}
+
+/* Starts the response (its status and headers set), sending the headers now; then the first page is asked for. */
+static void stream_begin(stream_t *s)
+{
+    h2o_req_t *req = s->req;
     if (req->version == 0x101) {
         /*
          * h2o's own chunked encoder holds back a send without data, and with
@@ -317,8 +361,36 @@ void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, c
     }
     h2o_start_response(req, &s->gen);
     s->sending = 1;
-    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS); /* the headers, now: the client sees the watch start */
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS); /* the headers, now: the client sees the answer start */
     stream_pump(s); /* asks for the first page; the rest waits for proceed */
+}
+
+void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, const char *content_type)
+{
+    stream_t *s = stream_new(hub, req, spec);
+    hub_link(hub, s);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    /* h2o keeps the pointer: the value must live in the request's pool */
+    h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, private"));
+    stream_begin(s);
+}
+
+void stream_list_start(stream_hub_t *hub, h2o_req_t *req, list_stream_t *list)
+{
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"))) {
+        static h2o_generator_t headers_only = {NULL, NULL};
+        liststream_free(list);
+        h2o_start_response(req, &headers_only);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    stream_t *s = stream_new(hub, req, (watch_spec_t *)liststream_spec(list));
+    s->list = list;
+    s->w.low_water = LISTSTREAM_LOW_WATER; /* a page in flight, the next one read meanwhile: no more */
+    stream_begin(s);
 }
 
 /* ---- the hub ---- */
@@ -351,11 +423,48 @@ static void publish(stream_hub_t *hub, const feed_event_t *fe)
     hub_event_clear(&e);
 }
 
+/*
+ * About the bytes jansson holds for the tree v, from the sizes of its
+ * allocations (an object, its hash table and one entry per member; a
+ * string and its text; an array and its table): 5.3 kB estimated for a
+ * small LanguagePersona whose decoding was measured at 5.2 kB.
+ */
+static size_t tree_bytes(const json_t *v)
+{
+    size_t n = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+        n = 224;
+        json_object_foreach((json_t *)v, key, member) n += 80 + strlen(key) + tree_bytes(member);
+        return n;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *item;
+        n = 64 + 8 * (json_array_size(v) > 8 ? json_array_size(v) : 8);
+        json_array_foreach(v, i, item) n += tree_bytes(item);
+        return n;
+    }
+    case JSON_STRING:
+        return 72 + json_string_length(v);
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return 32;
+    default: /* true, false and null are shared */
+        return 0;
+    }
+}
+
+/* What a batch holds: its bodies and the trees of its objects (a tree shared by two events counts twice). */
 static size_t batch_bytes(const feed_batch_t *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < b->n; i++)
-        n += b->events[i].body_len;
+    for (size_t i = 0; i < b->n; i++) {
+        const feed_event_t *e = &b->events[i];
+        n += e->body_len + (e->object ? tree_bytes(e->object) : 0) + (e->prev ? tree_bytes(e->prev) : 0);
+    }
     return n;
 }
 
@@ -368,14 +477,15 @@ static void tail_push(stream_hub_t *hub, feed_batch_t *batch)
         hub->tail_cap = hub->tail_cap ? 2 * hub->tail_cap : 64;
         hub->tail = lo_realloc(hub->tail, hub->tail_cap * sizeof(*hub->tail));
     }
-    hub->tail[hub->tail_n++] = feed_batch_ref(batch);
+    tail_entry_t *t = &hub->tail[hub->tail_n++];
+    *t = (tail_entry_t){.batch = feed_batch_ref(batch), .bytes = batch_bytes(batch)};
     hub->tail_events += batch->n;
-    hub->tail_bytes += batch_bytes(batch);
+    hub->tail_bytes += t->bytes;
     size_t drop = 0;
     while (drop < hub->tail_n && (hub->tail_events > STREAM_TAIL_EVENTS || hub->tail_bytes > STREAM_TAIL_BYTES)) {
-        hub->tail_events -= hub->tail[drop]->n;
-        hub->tail_bytes -= batch_bytes(hub->tail[drop]);
-        feed_batch_release(hub->tail[drop++]);
+        hub->tail_events -= hub->tail[drop].batch->n;
+        hub->tail_bytes -= hub->tail[drop].bytes;
+        feed_batch_release(hub->tail[drop++].batch);
     }
     if (drop > 0) {
         memmove(hub->tail, hub->tail + drop, (hub->tail_n - drop) * sizeof(*hub->tail));
@@ -465,7 +575,7 @@ void stream_hub_free(stream_hub_t *hub)
         return;
     stream_hub_stop(hub);
     for (size_t i = 0; i < hub->tail_n; i++)
-        feed_batch_release(hub->tail[i]);
+        feed_batch_release(hub->tail[i].batch);
     free(hub->tail);
     h2o_timeout_unlink(&hub->tick_entry);
     h2o_timeout_dispose(hub->loop, &hub->tick);

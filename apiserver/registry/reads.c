@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "langop/core/continuetoken.h"
 #include "langop/core/status.h"
 #include "langop/derive/derive.h"
+#include "langop/registry/liststream.h"
 #include "langop/registry/watch.h"
 #include "langop/request/encode.h"
 #include "langop/schema/objmeta.h"
@@ -61,7 +61,7 @@ void reads_get(const handler_request_t *hr, api_response_t *resp)
 
 /*
  * Resolves limit, continue and resourceVersion(+Match), checked together by
- * options_decode(), into store options.
+ * options_decode(), into the store options of the list's window.
  */
 static int list_window(const handler_request_t *hr, store_list_opts_t *opts, lo_err_t *err)
 {
@@ -92,71 +92,15 @@ static int list_window(const handler_request_t *hr, store_list_opts_t *opts, lo_
     return 0;
 }
 
-static void list_store_error(const handler_request_t *hr, int rc, lo_err_t *err)
-{
-    if (rc == STORE_EXPIRED) {
-        if (hr->opts->list.has_continue)
-            lo_err_set(err, 410, "Expired",
-                       "The provided continue parameter is too old to display a consistent list result. You can "
-                       "start a new list without the continue parameter.");
-        else
-            lo_err_set(err, 410, "Expired", "too old resource version");
-    } else if (rc == STORE_FUTURE_RV) {
-        lo_err_set(err, 504, "Timeout", "Too large resource version");
-        lo_err_add_cause(err, "ResourceVersionTooLarge", "Too large resource version", NULL);
-    }
-}
-
-static json_t *list_envelope(const schema_kind_t *k, store_list_result_t *res /* items stolen */)
-{
-    json_t *meta = json_object();
-    char rv[32];
-    snprintf(rv, sizeof(rv), "%lld", (long long)res->rv);
-    json_object_set_new(meta, "resourceVersion", json_string(rv));
-    if (res->more) {
-        char *token = continue_token_encode(res->rv, res->last_ns, res->last_name);
-        json_object_set_new(meta, "continue", json_string(token));
-        free(token);
-        if (res->remaining >= 0)
-            json_object_set_new(meta, "remainingItemCount", json_integer(res->remaining));
-    }
-    json_t *list = json_pack("{s:s, s:s, s:o, s:o}", "apiVersion", SCHEMA_GROUP_VERSION, "kind", k->list_kind,
-                             "metadata", meta, "items", res->items);
-    res->items = NULL;
-    return list;
-}
-
+/* The list, read and sent page by page (liststream.h); a short one is answered whole. */
 void reads_list(const handler_request_t *hr, api_response_t *resp)
 {
     lo_err_t err = {0};
-    store_list_opts_t opts = {0};
-    store_list_result_t res = {0};
-    if (list_window(hr, &opts, &err) != 0) {
+    store_list_opts_t window = {0};
+    if (list_window(hr, &window, &err) != 0)
         handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    opts.resource = hr->kind->plural;
-    opts.ns = hr->info->ns;   /* NULL: every namespace */
-    if (!hr->kind->namespaced)
-        opts.ns = "";
-    int selecting = handlers_has_selectors(hr);
-    if (selecting) {
-        opts.filter = handlers_filter_keep;
-        opts.filter_ctx = (void *)&hr->opts->list;
-    }
-    int rc = store_list(hr->store, &opts, &res, &err);
-    if (rc != STORE_OK) {
-        list_store_error(hr, rc, &err);
-        handlers_respond_error(resp, &err);
-        goto exit;
-    }
-    if (selecting)
-        res.remaining = -1; /* as kube: no remainingItemCount when selectors filter the list */
-    json_t *list = list_envelope(hr->kind, &res);
-    respond_read(hr, resp, list, json_object_get(list, "items"), json_object_get(list, "metadata"));
-    json_decref(list);
-exit:
-    store_list_result_free(&res);
+    else
+        liststream_answer(hr, &window, resp);
     lo_err_clear(&err);
 }
 

@@ -22,8 +22,8 @@ static int64_t timeout_ms(int64_t seconds)
     return seconds * 1000;
 }
 
-int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
-                     lo_err_t *err)
+int watch_spec_select(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
+                      lo_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     out->kind = k;
@@ -43,22 +43,31 @@ int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const option
     out->fields = field_selector_parse(fields, objmeta_field_labels, err);
     out->labels = label_selector_parse(l->label_text, err);
     free(by_name);
-    if (out->labels == NULL || out->fields == NULL)
-        goto fail;
+    if (out->labels == NULL || out->fields == NULL) {
+        watch_spec_free(out);
+        return -1;
+    }
+    out->format = opts->format;
+    out->include = opts->include;
+    return 0;
+}
+
+int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
+                     lo_err_t *err)
+{
+    if (watch_spec_select(k, info, opts, out, err) != 0)
+        return -1;
+    const options_list_t *l = &opts->list;
     out->with_state = !l->has_rv || l->rv == 0;
     out->rv = l->has_rv ? l->rv : 0;
     out->bookmarks = l->allow_watch_bookmarks;
     out->timeout_ms = timeout_ms(l->timeout_seconds);
-    out->format = opts->format;
-    out->include = opts->include;
     if (out->format == ENCODE_YAML) {
         lo_err_set(err, 406, "NotAcceptable", "a watch is served as application/json or as a Table");
-        goto fail;
+        watch_spec_free(out);
+        return -1;
     }
     return 0;
-fail:
-    watch_spec_free(out);
-    return -1;
 }
 
 void watch_spec_free(watch_spec_t *spec)
@@ -81,7 +90,7 @@ void watch_spec_destroy(watch_spec_t *spec)
 
 /* ---- what a watcher sees ---- */
 
-static int matches(const watch_spec_t *spec, const json_t *obj)
+int watch_spec_matches(const watch_spec_t *spec, const json_t *obj)
 {
     const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
     return label_selector_matches(spec->labels, labels) && field_selector_matches(spec->fields, obj);
@@ -94,11 +103,11 @@ int watch_event_type(const watch_spec_t *spec, const store_event_t *ev, const js
         return 0;
     if (!spec->selecting)
         return ev->type;
-    int now = matches(spec, ev->object);
+    int now = watch_spec_matches(spec, ev->object);
     if (ev->type != STORE_EVENT_MODIFIED)
         return now ? (int)ev->type : 0;
     /* without the previous state, assume it matched as the new one does */
-    int before = ev->prev ? matches(spec, ev->prev) : now;
+    int before = ev->prev ? watch_spec_matches(spec, ev->prev) : now;
     if (now && before)
         return STORE_EVENT_MODIFIED;
     if (now)
@@ -265,7 +274,7 @@ static void page_fail(page_buf_t *b, int rc, const watch_spec_t *spec, lo_err_t 
 
 static int replay_filter(const json_t *obj, void *ctx)
 {
-    return matches(ctx, obj);
+    return watch_spec_matches(ctx, obj);
 }
 
 static int64_t object_rv(const json_t *obj)

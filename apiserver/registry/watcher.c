@@ -72,6 +72,7 @@ void watcher_init(watcher_t *w, const watch_spec_t *spec, int64_t now_ms, int64_
     w->state = WATCHER_REPLAYING;
     w->spec = spec;
     w->bookmark_interval_ms = bookmark_interval_ms > 0 ? bookmark_interval_ms : WATCH_BOOKMARK_INTERVAL_MS;
+    w->low_water = WATCHER_REPLAY_LOW_WATER;
     w->deadline_ms = now_ms + spec->timeout_ms;
     w->next_bookmark_ms = now_ms + w->bookmark_interval_ms;
     watch_cursor_init(&w->cursor, spec);
@@ -88,7 +89,7 @@ void watcher_free(watcher_t *w)
 
 int watcher_wants_page(const watcher_t *w)
 {
-    return w->state == WATCHER_REPLAYING && !w->page_pending && w->queued_bytes < WATCHER_REPLAY_LOW_WATER;
+    return w->state == WATCHER_REPLAYING && !w->page_pending && w->queued_bytes < w->low_water;
 }
 
 void watcher_page_begin(watcher_t *w)
@@ -104,13 +105,20 @@ int watcher_page_done(watcher_t *w, watch_page_t *page, int64_t feed_rv, int64_t
         watch_page_free(page);
         return 0;
     }
+    if (page->broken) { /* what is queued is part of an answer that cannot be completed */
+        queue_drop(w);
+        w->broken = 1;
+        close_watch(w);
+        watch_page_free(page);
+        return 0;
+    }
     if (page->len > 0) {
         queue_push(w, watch_chunk_new(page->data, page->len));
         page->data = NULL;
         page->len = 0;
     }
     w->columns_sent |= page->columns_sent;
-    if (page->failed) {
+    if (page->failed || page->final) {
         close_watch(w);
     } else if (page->caught_up && (page->seen >= feed_rv || page->seen + 1 >= tail_from)) {
         /* the feed's later events (and the tail's, handed over now) have rv > seen: each sent once */

@@ -64,6 +64,8 @@ void api_response_free(api_response_t *resp)
         resp->call_free(resp->call);
     if (resp->watch)
         resp->watch_free(resp->watch);
+    if (resp->list)
+        resp->list_free(resp->list);
     free(resp->content_type);
     free(resp->body);
     free(resp->impersonated_user);

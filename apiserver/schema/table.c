@@ -509,9 +509,9 @@ static json_t *row_object(const schema_kind_t *k, json_t *obj, table_include_t i
     return partial;
 }
 
-static json_t *row_render(const schema_kind_t *k, json_t *obj, table_include_t include,
-                          int64_t now)
+json_t *table_render_row(const schema_kind_t *k, const json_t *object, table_include_t include, int64_t now)
 {
+    json_t *obj = (json_t *)object; /* only read, and given on with a new reference */
     json_t *cells = json_array();
     json_t *name = json_object_get(json_object_get(obj, "metadata"), "name");
     json_array_append_new(cells, json_is_string(name) ? json_copy(name) : json_string(""));
@@ -550,7 +550,7 @@ json_t *table_render(const schema_kind_t *k, const json_t *objects, const json_t
     json_t *obj;
     json_array_foreach(objects, i, obj) {
         if (json_is_object(obj))
-            json_array_append_new(rows, row_render(k, obj, include, now));
+            json_array_append_new(rows, table_render_row(k, obj, include, now));
     }
     json_object_set_new(table, "rows", rows);
     return table;

@@ -996,6 +996,76 @@ static void test_table_columns_once(void **state)
     ev_free(&filtered);
 }
 
+/* ---- a LIST's answer: final and broken pages ---- */
+
+/*
+ * A LIST streams through the same machine: its pages are never caught up,
+ * so it stays REPLAYING however far the feed is; the final page closes it
+ * once what is queued is sent, and live events in between are not its own.
+ */
+static void test_list_pages_end_with_the_final_one(void **state)
+{
+    (void)state;
+    watch_spec_t spec;
+    spec_plain(&spec, 0);
+    watcher_t w;
+    watcher_init(&w, &spec, T0, INTERVAL_MS);
+    w.low_water = 100;
+    watcher_page_begin(&w);
+    watch_page_t p = mk_page("{\"items\":[1,", 0, 0, 0);
+    assert_int_equal(watcher_page_done(&w, &p, 50, 51), 0);
+    assert_int_equal(w.state, WATCHER_REPLAYING); /* not caught up: never live */
+    assert_true(watcher_wants_page(&w));          /* below its low water */
+    test_event_t e = mk_ev(STORE_EVENT_ADDED, 51, "team", "late", "gold");
+    lines_t l = {0};
+    watcher_event(&w, &e.ev, line_fn, &l, T0);
+    assert_int_equal(l.calls, 0);
+    ev_free(&e);
+
+    watcher_page_begin(&w);
+    p = mk_page("2]}", 0, 0, 0);
+    p.final = 1;
+    assert_int_equal(watcher_page_done(&w, &p, 51, 52), 0);
+    assert_int_equal(w.state, WATCHER_CLOSING);
+    assert_false(w.broken);
+    assert_false(watcher_wants_page(&w));
+    assert_false(watcher_finished(&w)); /* the pages are still queued */
+    watch_chunk_t *c[4];
+    assert_int_equal(watcher_take(&w, c, 4), 2);
+    assert_memory_equal(c[0]->data, "{\"items\":[1,", c[0]->len);
+    assert_memory_equal(c[1]->data, "2]}", c[1]->len);
+    watch_chunk_release(c[0]);
+    watch_chunk_release(c[1]);
+    assert_true(watcher_finished(&w));
+    watcher_free(&w);
+    watch_spec_free(&spec);
+}
+
+/* A broken page drops what waits (an answer that cannot be completed) and closes the watcher as broken. */
+static void test_list_broken_page_cuts_the_answer(void **state)
+{
+    (void)state;
+    watch_spec_t spec;
+    spec_plain(&spec, 0);
+    watcher_t w;
+    watcher_init(&w, &spec, T0, INTERVAL_MS);
+    watcher_page_begin(&w);
+    watch_page_t p = mk_page("{\"items\":[1,", 0, 0, 0);
+    watcher_page_done(&w, &p, 10, 11);
+    assert_int_equal(w.queued_bytes, 12);
+    watcher_page_begin(&w);
+    p = mk_page(NULL, 0, 0, 0);
+    p.broken = 1;
+    assert_int_equal(watcher_page_done(&w, &p, 10, 11), 0);
+    assert_int_equal(w.state, WATCHER_CLOSING);
+    assert_true(w.broken);
+    assert_int_equal(w.q_n, 0);
+    assert_int_equal(w.queued_bytes, 0);
+    assert_true(watcher_finished(&w)); /* at once: the transport cuts the response off */
+    watcher_free(&w);
+    watch_spec_free(&spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1020,6 +1090,8 @@ int main(void)
         cmocka_unit_test(test_finished),
         cmocka_unit_test(test_gone),
         cmocka_unit_test(test_table_columns_once),
+        cmocka_unit_test(test_list_pages_end_with_the_final_one),
+        cmocka_unit_test(test_list_broken_page_cuts_the_answer),
     };
     return cmocka_run_group_tests(tests, setup, fx_registry_teardown);
 }

@@ -71,6 +71,9 @@ char *codec_encode_json(const json_t *value);
 /** codec_encode_json() that also gives the length (len may be NULL). */
 char *codec_encode_json_len(const json_t *value, size_t *len);
 
+/** Appends the compact JSON of value to b (as codec_encode_json writes it). */
+void codec_encode_json_to(lo_buf_t *b, const json_t *value);
+
 /**
  * Tree -> block-style YAML text, keys in the tree's order, strings quoted
  * whenever a plain scalar would read back as another type. Caller frees.
@@ -78,5 +81,24 @@ char *codec_encode_json_len(const json_t *value, size_t *len);
  * without NUL, which no decoder gives).
  */
 char *codec_encode_yaml(const json_t *value);
+
+/*
+ * A YAML document written in pieces, for an answer too big to hold whole:
+ * a mapping with the members of head, then the key seq_key holding a
+ * sequence whose items are added one by one. The bytes taken, one piece
+ * after another, are those codec_encode_yaml gives for the whole mapping.
+ * One thread at a time.
+ */
+typedef struct codec_yaml_seq codec_yaml_seq_t;
+
+/** Starts the document (head borrowed; its members are written now). */
+codec_yaml_seq_t *codec_yaml_seq_open(const json_t *head, const char *seq_key);
+/** Writes one item of the sequence (borrowed). */
+void codec_yaml_seq_add(codec_yaml_seq_t *w, const json_t *item);
+/** Ends the sequence, the mapping and the document. */
+void codec_yaml_seq_close(codec_yaml_seq_t *w);
+/** The bytes written since the last take (malloc'd, *len set), or NULL if the emitter failed. */
+char *codec_yaml_seq_take(codec_yaml_seq_t *w, size_t *len);
+void codec_yaml_seq_free(codec_yaml_seq_t *w);
 
 #endif

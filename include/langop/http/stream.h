@@ -1,7 +1,8 @@
 /*
  * stream.h - watch streams over h2o: the hub that follows the store's feed
  * (feed.h) and fans each change out to every open watch, and the glue
- * between a watch's state machine (watcher.h) and its request.
+ * between a watch's state machine (watcher.h) and its request; the same
+ * glue sends a LIST's answer page by page (liststream.h).
  *
  * Threads: everything here runs on the event-loop thread, except the
  * feed's callback, which only posts each committed batch to the loop
@@ -15,6 +16,7 @@
 #define LANGOP_STREAM_H
 
 #include <h2o.h>
+#include "langop/registry/liststream.h"
 #include "langop/registry/watch.h"
 #include "langop/storage/store.h"
 
@@ -47,6 +49,14 @@ void stream_hub_free(stream_hub_t *hub);
  * the 200 headers at once, then the replay, page by page, then live events.
  */
 void stream_watch_start(stream_hub_t *hub, h2o_req_t *req, watch_spec_t *spec, const char *content_type);
+
+/**
+ * Sends list (stolen), a LIST's answer read in pages (liststream.h), as
+ * the body of req, whose status and headers the caller has set: page by
+ * page as the client takes them, with the flow control of a replay. A
+ * HEAD gets the headers alone. Not counted as a watch.
+ */
+void stream_list_start(stream_hub_t *hub, h2o_req_t *req, list_stream_t *list);
 
 /** Number of open watches (for health and tests). */
 size_t stream_watch_count(const stream_hub_t *hub);

@@ -54,6 +54,17 @@ typedef struct watch_spec {
 } watch_spec_t;
 
 /**
+ * What a read of kind k selects and how it is encoded, as info and its
+ * decoded options say: the namespace, the selectors (a name given in the
+ * path selects by metadata.name), the format and the Table's include. The
+ * part a watch shares with a LIST streamed in pages (liststream.h); the
+ * other fields are left zero. On success the caller owns *out
+ * (watch_spec_free).
+ */
+int watch_spec_select(const schema_kind_t *k, const reqinfo_t *info, const options_t *opts, watch_spec_t *out,
+                      lo_err_t *err);
+
+/**
  * The watch of kind k that info (namespace, name) and its decoded options
  * (options.h: selectors, resourceVersion, allowWatchBookmarks,
  * timeoutSeconds, the format) ask for: 406 for YAML, which has no watch
@@ -64,6 +75,9 @@ int watch_spec_parse(const schema_kind_t *k, const reqinfo_t *info, const option
 void watch_spec_free(watch_spec_t *spec);
 /** watch_spec_free, then frees spec itself (a spec from lo_calloc: api_response_t.watch_free). */
 void watch_spec_destroy(watch_spec_t *spec);
+
+/** 1 if obj (borrowed) matches spec's label and field selectors. */
+int watch_spec_matches(const watch_spec_t *spec, const json_t *obj);
 
 /**
  * What spec sees of ev: the event type to send (STORE_EVENT_*) or 0 for
@@ -119,6 +133,9 @@ typedef struct watch_page {
     int caught_up;         /* the event log was read to the end of its snapshot (seen = its newest rv) */
     int columns_sent;      /* a Table watch: a line of this page carried the column definitions */
     int failed;            /* the page is one ERROR line: end the watch after it */
+    /* pages of a LIST's answer (liststream.h), never of a watch: */
+    int final;             /* the answer's last page: end the response after it */
+    int broken;            /* the answer cannot be completed: cut the response off (no data) */
 } watch_page_t;
 
 /**

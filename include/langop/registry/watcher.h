@@ -31,6 +31,13 @@
  *                 the last rv it saw; it never slows writers or others.
  *   CLOSING    -> DONE once the queue is empty and no page is in flight
  *                 (watcher_finished: the transport sends the end).
+ *
+ * The same machine streams a LIST's answer (liststream.h): its pages are
+ * the list's, read with the same flow control, it is never LIVE (no page
+ * is caught up with the event log), and its last page (final) closes it
+ * once sent. A page that says the answer is broken drops what is queued
+ * and closes it as broken: the transport cuts the response off instead of
+ * ending it, so the client sees it incomplete.
  *   any        -> DONE when the client goes away (watcher_gone).
  * CLOSING and DONE are final: nothing revives a closed watcher.
  *
@@ -77,11 +84,14 @@ typedef struct watcher {
     int64_t next_bookmark_ms;
     int64_t bookmark_interval_ms;
     int dropped;                   /* closed because the client did not keep up */
+    int broken;                    /* closed by a broken page: cut the response off, do not end it */
+    size_t low_water;              /* read the next page when less than this waits to be sent */
     watch_chunk_t **queue;         /* waiting to be sent, in order */
     size_t q_n, q_cap;
     size_t queued_bytes;
 } watcher_t;
 
+/** A watcher in REPLAYING, with low_water WATCHER_REPLAY_LOW_WATER (the transport may lower it). */
 void watcher_init(watcher_t *w, const watch_spec_t *spec, int64_t now_ms, int64_t bookmark_interval_ms);
 /** Releases the queue and the cursor (in any state). */
 void watcher_free(watcher_t *w);

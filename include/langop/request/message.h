@@ -4,8 +4,8 @@
  * beyond building and freeing them. (The api_ prefix: these are what the
  * API, api.h, takes and gives.)
  *
- * The response knows nothing of what it may carry: a watch stream or a
- * pending call come with the function that frees them, set by whoever
+ * The response knows nothing of what it may carry: a watch stream, a List
+ * sent in pages or a pending call come with the function that frees them, set by whoever
  * attached them, so this module depends on no layer above it.
  */
 #ifndef LANGOP_MESSAGE_H
@@ -58,6 +58,7 @@ const char *api_request_header(const api_request_t *req, const char *name);
 void api_request_free(api_request_t *req);
 
 struct watch_spec;
+struct list_stream;
 typedef struct api_response api_response_t;
 typedef struct api_call api_call_t;
 
@@ -85,6 +86,8 @@ struct api_response {
     char *impersonated_user;           /* owned; for the request log: who the request ran as, when impersonating */
     struct watch_spec *watch;          /* owned; set: answer with a watch stream of this spec (status 200) */
     void (*watch_free)(struct watch_spec *spec);  /* set with watch: how api_response_free frees it */
+    struct list_stream *list;          /* owned; set: the body is this List, sent page by page as it is read */
+    void (*list_free)(struct list_stream *list);  /* set with list */
     api_deferred_t deferred;           /* set by a handler: queue these, then resume */
     api_call_t *call;                  /* owned by the api while the answer is pending */
     void (*call_free)(api_call_t *call);          /* set with call */

@@ -40,6 +40,13 @@ json_t *table_render(const schema_kind_t *k, const json_t *objects, const json_t
                      table_include_t include, int with_columns, int64_t now);
 
 /**
+ * One row of a Table of kind k (new reference): the cells of obj
+ * (borrowed), and the object as include says. table_render's rows are
+ * these, so a Table can be written row by row (encode.h's List in pieces).
+ */
+json_t *table_render_row(const schema_kind_t *k, const json_t *obj, table_include_t include, int64_t now);
+
+/**
  * A one-row Table (new reference) for one object (borrowed) of kind k, its
  * metadata carrying the object's resourceVersion, as kube answers a get or
  * a write, and sends a Table watch event.
