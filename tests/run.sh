@@ -119,14 +119,21 @@ else
   record unit "$upass" "$ufail"
 fi
 
-# The sanitizer build compiles while the checks below run (they are light, and
-# not timed); the integration tests, which are, wait for it to end.
+# The sanitizer build and the fuzz targets compile while the checks below run
+# (they are light, and not timed); the integration tests, which are, wait for
+# them to end.
 san_build_pid=
 if [ "${LANGOP_SANITIZE:-1}" != 0 ]; then
   san_build_log=$(mktemp)
   (renice -n 10 "$BASHPID" >/dev/null
-   lo_meson_build "${LANGOP_SAN_BUILDDIR:-build-sanitize}" -Db_sanitize=address,undefined -Db_lundef=false) \
-    >"$san_build_log" 2>&1 &
+   lo_meson_build "${LANGOP_SAN_BUILDDIR:-build-sanitize}" -Db_sanitize=address,undefined -Db_lundef=false
+   # and the fuzz targets, which tests/fuzz/run.sh then finds built
+   if [ "${LANGOP_FUZZ:-1}" != 0 ] && command -v clang >/dev/null 2>&1; then
+     fuzz_dir=${LANGOP_FUZZ_BUILDDIR:-build-fuzz}
+     [ -f "$fuzz_dir/build.ninja" ] || CC=clang meson setup "$fuzz_dir" -Dfuzz=true \
+       -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized
+     ninja -C "$fuzz_dir" fuzz
+   fi) >"$san_build_log" 2>&1 &
   san_build_pid=$!
 fi
 

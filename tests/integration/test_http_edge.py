@@ -27,6 +27,7 @@ import h2.events
 import h2.settings
 import hpack
 
+import harness
 from harness import API, REPO, Server, ServerTestCase, collection_path, item_path, model
 
 sys.path.insert(0, str(REPO / "tests" / "standin"))
@@ -34,6 +35,12 @@ from kube_standin import start_standin  # noqa: E402
 
 TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 FRAME_HEADERS, FRAME_RST, FRAME_SETTINGS, FRAME_GOAWAY = 1, 3, 4, 7
+
+
+def latency_bound():
+    """What another client may wait at p99: 100 ms; three times that for a sanitizer build,
+    whose every request runs several times slower (the real bound is the real build's)."""
+    return 0.100 * (3 if harness.sanitized(harness.BINARY) else 1)
 
 
 def p99(samples):
@@ -522,7 +529,7 @@ class StreamsTest(EdgeCase):
         self.assertLess(last_id, 2 * 1000, "the connection was stopped long before its 10000th stream")
         self.assertLess(created, 1000)
         self.assertGreater(len(lat), 20)
-        self.assertLessEqual(p99(lat), 0.100, "a client on another connection keeps getting answers fast")
+        self.assertLessEqual(p99(lat), latency_bound(), "a client on another connection keeps getting answers fast")
         self.api("GET", "/readyz", expect=200)
 
     def test_a_normal_connection_keeps_its_budget(self):
@@ -615,7 +622,7 @@ class SlowClientsTest(EdgeCase):
             if k.startswith("h2"):
                 self.assertIn(b"no request within the request timeout", got, "GOAWAY says why")
         self.assertGreater(len(lat), 100)
-        self.assertLessEqual(p99(lat), 0.100)
+        self.assertLessEqual(p99(lat), latency_bound())
 
 
 # ------------------------------------------------------------------ in-flight limits

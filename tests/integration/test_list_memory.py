@@ -10,7 +10,6 @@ sent is cut off rather than ended as if complete.
 LANGOP_LIST_MEMORY_OBJECTS and LANGOP_LIST_MEMORY_ROUNDS change the size
 (default 50 000 objects, 2 lists per client)."""
 
-import functools
 import json
 import os
 import socket
@@ -31,13 +30,6 @@ RSS_LIMIT_MB = 64
 RSS_KEPT_MB = 12
 # the start of every item of a persona List, as the server encodes it
 ITEM = b'{"apiVersion":"' + API_VERSION.encode() + b'","kind":"LanguagePersona","metadata":'
-
-
-@functools.lru_cache(maxsize=None)
-def sanitized(binary):
-    """Whether binary is a sanitizer build: its RSS (shadow memory, quarantine) says nothing of ours."""
-    with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
 
 
 def create_personas(server, ns, n, threads=16):
@@ -177,7 +169,7 @@ class ListMemoryTest(ServerTestCase):
             self.assertEqual(end, b"]}")
             self.assertEqual(nbytes, results[0][1])
             self.assertEqual(rv, results[0][3])
-        if sanitized(harness.BINARY):
+        if harness.sanitized(harness.BINARY):
             print("    (a sanitizer build: its RSS is not bounded, only the answers are checked)")
             return
         self.assertLess(sampler.peak, RSS_LIMIT_MB, "the lists' memory grew with them")
@@ -230,7 +222,7 @@ class ListMemoryTest(ServerTestCase):
             for _ in range(3):
                 with ThreadPoolExecutor(CLIENTS) as ex:
                     list(ex.map(leave, range(CLIENTS)))
-        if not sanitized(harness.BINARY):
+        if not harness.sanitized(harness.BINARY):
             self.assertLess(sampler.peak, RSS_LIMIT_MB)
         r = self.api("GET", self.path + "?limit=1", expect=200).json()
         self.assertEqual(r["metadata"]["remainingItemCount"], N - 1)
