@@ -76,28 +76,36 @@ class LostUpdatesTest(ServerTestCase):
         self.assertEqual(len({rv for rv, _ in writes}), len(writes), "two writes share a resourceVersion")
         self.assertEqual(int(final["metadata"]["resourceVersion"]), writes[-1][0])
 
-    def test_get_put_retrying_on_conflict(self):
-        def worker(i, conn):
-            wins, retries, cur = [], 0, None
-            while len(wins) < INCREMENTS:
-                if cur is None:
-                    r = self.server.request("GET", self.path, conn=conn)
-                    self.assertEqual(r.status, 200, r)
-                    cur = r.json()
-                n = int(cur["metadata"]["annotations"][COUNTER]) + 1
-                cur["metadata"]["annotations"][COUNTER] = str(n)
-                r = self.server.request("PUT", self.path, cur, conn=conn)
-                if r.status == 409:
-                    self.assertStatus(r, 409, "Conflict")
-                    retries += 1
-                    backoff(retries)
-                    cur = None
-                    continue
+    def increments(self, conn, write, refusal=(409, "Conflict")):
+        """INCREMENTS increments of the counter: write(cur, n) writes n from the object cur last
+        read or answered; a refusal (status, reason) reads it again after a backoff. Returns
+        (wins, retries): wins are (n, resourceVersion) of the successful writes."""
+        wins, retries, cur = [], 0, None
+        while len(wins) < INCREMENTS:
+            if cur is None:
+                r = self.server.request("GET", self.path, conn=conn)
                 self.assertEqual(r.status, 200, r)
                 cur = r.json()
-                self.assertEqual(cur["metadata"]["annotations"][COUNTER], str(n))
-                wins.append((n, int(cur["metadata"]["resourceVersion"])))
-            return wins, retries
+            n = int(cur["metadata"]["annotations"][COUNTER]) + 1
+            r = write(cur, n)
+            if r.status == refusal[0]:
+                self.assertStatus(r, *refusal)
+                retries += 1
+                backoff(retries)
+                cur = None
+                continue
+            self.assertEqual(r.status, 200, r)
+            cur = r.json()
+            self.assertEqual(cur["metadata"]["annotations"][COUNTER], str(n))
+            wins.append((n, int(cur["metadata"]["resourceVersion"])))
+        return wins, retries
+
+    def test_get_put_retrying_on_conflict(self):
+        def worker(i, conn):
+            def put(cur, n):
+                cur["metadata"]["annotations"][COUNTER] = str(n)
+                return self.server.request("PUT", self.path, cur, conn=conn)
+            return self.increments(conn, put)
 
         self.check_increments("GET + PUT", *self.race(worker))
 
@@ -105,28 +113,13 @@ class LostUpdatesTest(ServerTestCase):
         pointer = "/metadata/annotations/" + COUNTER.replace("/", "~1")
 
         def worker(i, conn):
-            wins, retries, seen = [], 0, None
-            while len(wins) < INCREMENTS:
-                if seen is None:
-                    r = self.server.request("GET", self.path, conn=conn)
-                    self.assertEqual(r.status, 200, r)
-                    seen = int(r.json()["metadata"]["annotations"][COUNTER])
-                patch = [{"op": "test", "path": pointer, "value": str(seen)},
-                         {"op": "replace", "path": pointer, "value": str(seen + 1)}]
-                r = self.server.request("PATCH", self.path, patch, conn=conn,
-                                        headers={"Content-Type": "application/json-patch+json"})
-                if r.status == 422:          # kube's answer to a failed test: 422 Invalid
-                    self.assertStatus(r, 422, "Invalid")
-                    retries += 1
-                    backoff(retries)
-                    seen = None
-                    continue
-                self.assertEqual(r.status, 200, r)
-                o = r.json()
-                self.assertEqual(o["metadata"]["annotations"][COUNTER], str(seen + 1))
-                wins.append((seen + 1, int(o["metadata"]["resourceVersion"])))
-                seen += 1
-            return wins, retries
+            def test_and_replace(cur, n):
+                patch = [{"op": "test", "path": pointer, "value": str(n - 1)},
+                         {"op": "replace", "path": pointer, "value": str(n)}]
+                return self.server.request("PATCH", self.path, patch, conn=conn,
+                                           headers={"Content-Type": "application/json-patch+json"})
+            # kube's answer to a failed test: 422 Invalid
+            return self.increments(conn, test_and_replace, refusal=(422, "Invalid"))
 
         self.check_increments("JSON patch test + replace", *self.race(worker))
 
@@ -225,26 +218,8 @@ class LostUpdatesTest(ServerTestCase):
         """32 managers take the shared counter with force, each apply
         conditional on the resourceVersion it read (409 Conflict when stale)."""
         def worker(i, conn):
-            wins, retries, cur = [], 0, None
-            while len(wins) < INCREMENTS:
-                if cur is None:
-                    r = self.server.request("GET", self.path, conn=conn)
-                    self.assertEqual(r.status, 200, r)
-                    cur = r.json()
-                n = int(cur["metadata"]["annotations"][COUNTER]) + 1
-                r = self.apply(conn, f"manager-{i}", {COUNTER: str(n)}, force=True,
-                               rv=cur["metadata"]["resourceVersion"])
-                if r.status == 409:
-                    self.assertStatus(r, 409, "Conflict")
-                    retries += 1
-                    backoff(retries)
-                    cur = None
-                    continue
-                self.assertEqual(r.status, 200, r)
-                cur = r.json()
-                self.assertEqual(cur["metadata"]["annotations"][COUNTER], str(n))
-                wins.append((n, int(cur["metadata"]["resourceVersion"])))
-            return wins, retries
+            return self.increments(conn, lambda cur, n: self.apply(
+                conn, f"manager-{i}", {COUNTER: str(n)}, force=True, rv=cur["metadata"]["resourceVersion"]))
 
         results, elapsed = self.race(worker)
         self.check_increments("server-side apply of one field, forced, resourceVersion-conditional",
